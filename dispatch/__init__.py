@@ -1,0 +1,1 @@
+"""Outage-repair dispatch engine: the write side and the product's entry points."""

@@ -1,0 +1,47 @@
+"""The ``dispatch`` command: one entry point, a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from dispatch.cli import demo, incident, ingest, report
+from dispatch.cli.common import UserError
+
+SUBCOMMANDS = (demo, ingest, report, incident)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="dispatch",
+        description="Event-sourced outage-repair dispatch engine: folds fault calls, crew "
+                    "dispatch and restoration events into six-fast stage durations, average "
+                    "restoration time and 24-hour duty-period accountability.",
+        epilog="Start with `dispatch demo`. Settings also come from DISPATCH_* environment "
+               "variables and the TOML file named by DISPATCH_CONFIG.")
+    subparsers = top.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module in SUBCOMMANDS:
+        module.register(subparsers)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except UserError as exc:
+        print(f"dispatch {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"dispatch {args.command}: interrupted; committed batches are kept",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

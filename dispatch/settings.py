@@ -1,0 +1,85 @@
+"""One typed settings object, built once at the entry point.
+
+Sources, strongest first: command-line options (applied by the CLI), environment
+variables ``DISPATCH_*``, the TOML file named by ``DISPATCH_CONFIG`` (optional),
+then the defaults below. Secrets are ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import time
+from pathlib import Path
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from projections.duty import DutyCalendar, load_zone, parse_duty_start
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DISPATCH_", extra="ignore")
+
+    store: str = "sqlite:///dispatch.db"
+    """Where read models live: sqlite:///PATH (default: dispatch.db here) or postgresql://."""
+    duty_timezone: str = "Asia/Shanghai"
+    duty_start: str = "08:30"
+    batch_size: int = 10_000
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_events: str = "outage.events"
+    topic_dlq: str = "outage.events.dlq"
+    topic_alerts: str = "outage.sla-alerts"
+    partitions: int = 6
+    consumer_group: str = "dispatch-projector"
+    pg_dsn: SecretStr = SecretStr("postgresql://dispatch:dispatch@127.0.0.1:5432/dispatch")
+    metrics_port: int = 9108
+
+    @field_validator("duty_timezone")
+    @classmethod
+    def _zone_exists(cls, value: str) -> str:
+        load_zone(value)
+        return value
+
+    @field_validator("duty_start")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        parse_duty_start(value)
+        return value
+
+    @field_validator("batch_size", "partitions")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @property
+    def calendar(self) -> DutyCalendar:
+        return DutyCalendar(self.duty_timezone, self.duty_start_time)
+
+    @property
+    def duty_start_time(self) -> time:
+        return parse_duty_start(self.duty_start)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = os.environ.get("DISPATCH_CONFIG")
+        if config:
+            if not Path(config).is_file():
+                raise ValueError(f"DISPATCH_CONFIG names {config!r}, which is not a file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
+        return tuple(sources)

@@ -1,0 +1,155 @@
+"""The incident timeline: a pure, order-independent fold of events.
+
+Contract:
+- ``apply(incident, fact)`` changes only ``incident``; it does no I/O;
+- the resulting state depends only on the *set* of facts applied, never on
+  their order: every field is a minimum over the facts (checkpoint times are
+  the earliest ``occurred_at``; attributes come from the fact with the smallest
+  ``(time, values...)`` tuple, so ties break on the values themselves);
+- duplicates must be filtered before ``apply`` (by event id): applying the same
+  fact twice leaves the state unchanged anyway, but counters elsewhere would not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from projections.duty import to_micros
+from schemas.events import Envelope
+
+CHECKPOINTS: tuple[str, ...] = (
+    "call", "verify", "depart", "arrive", "diagnose", "repair", "restore",
+)
+STAGES: tuple[str, ...] = CHECKPOINTS[1:]
+"""Stage k lasts from checkpoint k-1 to checkpoint k."""
+
+CHECKPOINT_OF_TYPE: dict[str, int] = {
+    "call.received": 0,
+    "call.verified": 1,
+    "crew.departed": 2,
+    "crew.arrived": 3,
+    "fault.diagnosed": 4,
+    "repair.completed": 5,
+    "power.restored": 6,
+}
+
+
+class Fact(NamedTuple):
+    """What the fold needs from one event, with time as µs since the epoch."""
+
+    event_id: str
+    type: str
+    incident_id: str
+    at: int
+    grid: str | None = None
+    area: str | None = None
+    priority: str | None = None
+    customers: int | None = None
+    crew: str | None = None
+    into: str | None = None
+
+
+def fact_of(event: Envelope) -> Fact:
+    """Extract the fold's view of a validated event."""
+    data = getattr(event, "data", None)
+    kind: str = event.type  # type: ignore[attr-defined]
+    return Fact(
+        event.event_id,
+        kind,
+        event.incident_id,
+        to_micros(event.occurred_at),
+        getattr(data, "grid", None),
+        getattr(data, "area", None),
+        getattr(data, "priority", None),
+        getattr(data, "customers_affected", None),
+        getattr(data, "crew", None),
+        getattr(data, "into_incident_id", None),
+    )
+
+
+def _earliest(current: int | None, at: int) -> int:
+    return at if current is None or at < current else current
+
+
+@dataclass(slots=True)
+class Incident:
+    """Read model of one incident: earliest checkpoints plus attributes."""
+
+    incident_id: str
+    times: list[int | None] = field(default_factory=lambda: [None] * len(CHECKPOINTS))
+    grid: str | None = None
+    area: str | None = None
+    priority: str | None = None
+    customers: int | None = None
+    dispatched_at: int | None = None
+    dispatched_crew: str | None = None
+    arrived_crew: str | None = None
+    rejected_at: int | None = None
+    merged_at: int | None = None
+    merged_into: str | None = None
+    closed_at: int | None = None
+
+    @property
+    def is_outage(self) -> bool:
+        """False once a ``call.rejected`` or ``call.merged`` event was seen."""
+        return self.rejected_at is None and self.merged_at is None
+
+    @property
+    def crew(self) -> str | None:
+        """The crew that arrived first, else the crew dispatched first."""
+        return self.arrived_crew if self.arrived_crew is not None else self.dispatched_crew
+
+    def copy(self) -> Incident:
+        return Incident(
+            self.incident_id, list(self.times), self.grid, self.area, self.priority,
+            self.customers, self.dispatched_at, self.dispatched_crew, self.arrived_crew,
+            self.rejected_at, self.merged_at, self.merged_into, self.closed_at,
+        )
+
+
+def apply(incident: Incident, fact: Fact) -> None:
+    """Fold one (non-duplicate) fact into ``incident`` (see module contract)."""
+    at = fact.at
+    checkpoint = CHECKPOINT_OF_TYPE.get(fact.type)
+    if checkpoint is not None:
+        times = incident.times
+        previous = times[checkpoint]
+        if checkpoint == 0:
+            _take_call_attributes(incident, fact, previous)
+        elif checkpoint == 3 and fact.crew is not None:
+            if previous is None or (at, fact.crew) < (previous, incident.arrived_crew or ""):
+                incident.arrived_crew = fact.crew
+        if previous is None or at < previous:
+            times[checkpoint] = at
+    elif fact.type == "crew.dispatched":
+        current = incident.dispatched_at
+        if current is None or (at, fact.crew or "") < (current, incident.dispatched_crew or ""):
+            incident.dispatched_at = at
+            incident.dispatched_crew = fact.crew
+    elif fact.type == "call.rejected":
+        incident.rejected_at = _earliest(incident.rejected_at, at)
+    elif fact.type == "call.merged":
+        current = incident.merged_at
+        if current is None or (at, fact.into or "") < (current, incident.merged_into or ""):
+            incident.merged_at = at
+            incident.merged_into = fact.into
+    elif fact.type == "incident.closed":
+        incident.closed_at = _earliest(incident.closed_at, at)
+
+
+def _call_key(at: int, grid: str | None, area: str | None, priority: str | None,
+              customers: int | None) -> tuple[int, str, str, str, int]:
+    return (at, grid or "", area or "", priority or "", -1 if customers is None else customers)
+
+
+def _take_call_attributes(incident: Incident, fact: Fact, t0: int | None) -> None:
+    new = _call_key(fact.at, fact.grid, fact.area, fact.priority, fact.customers)
+    if t0 is not None:
+        old = _call_key(t0, incident.grid, incident.area, incident.priority, incident.customers)
+        if new >= old:
+            return
+    incident.grid = fact.grid
+    incident.area = fact.area
+    incident.priority = fact.priority
+    incident.customers = fact.customers

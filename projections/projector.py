@@ -1,0 +1,142 @@
+"""The projection step shared by every runner (embedded ingest, Faust worker, replay).
+
+``fold_batch`` is the pure part: given the stored states of the incidents a batch
+touches and the batch's new facts, it returns the new states and the exact
+totals deltas. ``Projector`` wraps it with the store port: parse and reject,
+drop duplicates, load, fold, and hand the runner a ``Commit`` that it writes in
+one transaction together with the consumer positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from projections.duty import DutyCalendar
+from projections.incident import Fact, Incident, apply, fact_of
+from projections.ports import Commit, LoggedEvent, PositionKey, ProjectionStore
+from projections.totals import (
+    CALLS,
+    Bucket,
+    Totals,
+    accumulate,
+    call_buckets,
+    contributions,
+    zeros,
+)
+from schemas.parsing import InvalidEvent, parse_event
+
+
+def fold_batch(
+    stored: Mapping[str, Incident], facts: Sequence[Fact], calendar: DutyCalendar
+) -> tuple[dict[str, Incident], dict[Bucket, Totals]]:
+    """Apply ``facts`` (already free of duplicates) to the ``stored`` incidents.
+
+    Returns the new state of every touched incident and the totals delta
+    (new contributions minus old ones, plus one call per ``call.received``).
+    Pure: ``stored`` is not modified.
+    """
+    touched: dict[str, Incident] = {}
+    deltas: dict[Bucket, Totals] = {}
+    for fact in facts:
+        incident = touched.get(fact.incident_id)
+        if incident is None:
+            previous = stored.get(fact.incident_id)
+            if previous is None:
+                incident = Incident(fact.incident_id)
+            else:
+                accumulate(deltas, contributions(previous, calendar), -1)
+                incident = previous.copy()
+            touched[fact.incident_id] = incident
+        apply(incident, fact)
+        if fact.type == "call.received":
+            for bucket in call_buckets(fact, calendar):
+                vector = deltas.get(bucket)
+                if vector is None:
+                    vector = deltas[bucket] = zeros()
+                vector[CALLS] += 1
+    for incident in touched.values():
+        accumulate(deltas, contributions(incident, calendar))
+    return touched, {bucket: v for bucket, v in deltas.items() if any(v)}
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One raw input message and where the consumer resumes after it."""
+
+    source: str
+    partition: int
+    next_position: int
+    raw: bytes
+    label: str = ""
+    """Where it came from, for people: ``file.jsonl:42`` or ``topic[3]@1200``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    record: Record
+    reason: str
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A batch folded and ready to commit; ``rejected`` must reach the dead-letter
+    place before ``commit`` is written (so none is lost if the runner dies)."""
+
+    commit: Commit
+    accepted: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+class Projector:
+    """Parses, deduplicates and folds batches against a store (see module doc)."""
+
+    def __init__(self, store: ProjectionStore, consumer: str) -> None:
+        self.store = store
+        self.consumer = consumer
+
+    async def prepare(self, records: Sequence[Record],
+                      expected: Mapping[PositionKey, int] | None = None) -> PreparedBatch:
+        """Fold ``records``. ``expected`` are the positions this consumer believes
+        are stored; the commit fails if another consumer moved them meanwhile."""
+        calendar = self.store.calendar
+        rejected: list[Rejected] = []
+        facts: list[Fact] = []
+        logged: list[LoggedEvent] = []
+        positions: dict[PositionKey, int] = {}
+        seen_in_batch: set[str] = set()
+        duplicates = 0
+        for record in records:
+            positions[(record.source, record.partition)] = record.next_position
+            try:
+                event = parse_event(record.raw)
+            except InvalidEvent as exc:
+                rejected.append(Rejected(record, exc.reason))
+                continue
+            fact = fact_of(event)
+            if fact.event_id in seen_in_batch:
+                duplicates += 1
+                continue
+            seen_in_batch.add(fact.event_id)
+            facts.append(fact)
+            logged.append(LoggedEvent(fact.event_id, fact.incident_id, fact.type, fact.at,
+                                      record.raw))
+        known = await self.store.known_event_ids([f.event_id for f in facts]) if facts else set()
+        if known:
+            duplicates += sum(1 for f in facts if f.event_id in known)
+            logged = [e for e in logged if e.event_id not in known]
+            facts = [f for f in facts if f.event_id not in known]
+        stored = await self.store.load_incidents({f.incident_id for f in facts})
+        incidents, deltas = fold_batch(stored, facts, calendar)
+        commit = Commit(
+            consumer=self.consumer,
+            positions=positions,
+            expected={k: v for k, v in (expected or {}).items() if k in positions},
+            events=logged,
+            incidents=list(incidents.values()),
+            calls=[f for f in facts if f.type == "call.received"],
+            deltas=deltas,
+            rejected=len(rejected),
+            duplicates=duplicates,
+        )
+        return PreparedBatch(commit, accepted=len(facts), rejected=rejected)

@@ -1,0 +1,116 @@
+"""The duty report of DESIGN section 5, built from totals (pure).
+
+Contract: ``build_report`` output has exactly the contract keys of section 5, in
+that order, plus extra keys (``closed``, ``restoration_anomalies``, ``arrival``,
+``restore_after_arrival``, ``breakdowns``) that extend it. Means are exact:
+integer microsecond sums divided once, so every backend prints the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import date
+from typing import Any
+
+from projections.duty import MICROS_PER_MINUTE, DutyCalendar
+from projections.incident import STAGES, Fact, Incident
+from projections.totals import (
+    DIMENSIONS,
+    INDEX,
+    UNATTRIBUTED,
+    Bucket,
+    Totals,
+    accumulate,
+    add_into,
+    call_buckets,
+    contributions,
+    zeros,
+)
+
+Report = dict[str, Any]
+
+
+def _mean(count: int, sum_us: int) -> float | None:
+    return sum_us / (count * MICROS_PER_MINUTE) if count else None
+
+
+def _stat(vector: Totals, name: str) -> dict[str, Any]:
+    count = vector[INDEX[f"{name}_count"]]
+    return {"count": count, "mean_minutes": _mean(count, vector[INDEX[f"{name}_sum_us"]])}
+
+
+def statistics(vector: Totals) -> dict[str, Any]:
+    """The per-period fields of section 5 (plus extensions) for one totals vector."""
+    return {
+        "calls": vector[INDEX["calls"]],
+        "incidents": vector[INDEX["incidents"]],
+        "restored": vector[INDEX["restored"]],
+        "open_at_handover": vector[INDEX["open_at_handover"]],
+        "stages": {stage: _stat(vector, stage) for stage in STAGES},
+        "avg_restoration_minutes": _mean(vector[INDEX["restoration_count"]],
+                                         vector[INDEX["restoration_sum_us"]]),
+        "anomalies": vector[INDEX["anomalies"]],
+        "closed": vector[INDEX["closed"]],
+        "restoration_anomalies": vector[INDEX["restoration_anomalies"]],
+        "arrival": _stat(vector, "arrival"),
+        "restore_after_arrival": _stat(vector, "after_arrival"),
+    }
+
+
+def build_report(totals: Mapping[Bucket, Totals], counters: Mapping[str, int],
+                 calendar: DutyCalendar) -> Report:
+    """Assemble the report from bucket totals (see module contract)."""
+    periods: list[tuple[str, Totals]] = sorted(
+        (day, vector) for (dimension, _, day), vector in totals.items()
+        if dimension == "" and day != UNATTRIBUTED
+        and (vector[INDEX["calls"]] or vector[INDEX["incidents"]])
+    )
+    overall = zeros()
+    for _, vector in periods:
+        add_into(overall, vector)
+    duty_periods = []
+    for day, vector in periods:
+        start, end = calendar.bounds(date.fromisoformat(day))
+        duty_periods.append({
+            "duty_date": day,
+            "start": calendar.format_instant(start),
+            "end": calendar.format_instant(end),
+            **statistics(vector),
+        })
+    breakdowns: dict[str, dict[str, Any]] = {}
+    for dimension in DIMENSIONS:
+        sums: dict[Bucket, Totals] = {}
+        accumulate(sums, (((dimension, member, ""), v) for (d, member, day), v in totals.items()
+                          if d == dimension and day != UNATTRIBUTED))
+        breakdowns[dimension] = {member: statistics(v) for (_, member, _), v in sorted(sums.items())
+                                 if any(v)}
+    unattributed = totals.get(("", "", UNATTRIBUTED))
+    return {
+        "duty_timezone": calendar.timezone,
+        "duty_start": calendar.start_text,
+        "duty_periods": duty_periods,
+        "overall": statistics(overall),
+        "unattributed": unattributed[INDEX["incidents"]] if unattributed else 0,
+        "rejected_events": counters.get("rejected_events", 0),
+        "duplicate_events": counters.get("duplicate_events", 0),
+        "breakdowns": breakdowns,
+    }
+
+
+def recut(incidents: Iterable[Incident], calls: Iterable[Fact],
+          calendar: DutyCalendar) -> dict[Bucket, Totals]:
+    """Totals of the given read-model rows under another ``calendar``."""
+    totals: dict[Bucket, Totals] = {}
+    for incident in incidents:
+        accumulate(totals, contributions(incident, calendar))
+    for call in calls:
+        for bucket in call_buckets(call, calendar):
+            vector = totals.get(bucket)
+            if vector is None:
+                vector = totals[bucket] = zeros()
+            vector[INDEX["calls"]] += 1
+    return totals
+
+
+async def collect(items: AsyncIterator[Any]) -> list[Any]:
+    return [item async for item in items]

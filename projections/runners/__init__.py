@@ -1,0 +1,1 @@
+"""Runners feed records to the shared ``Projector``: files (embedded), Kafka (worker)."""

@@ -1,0 +1,30 @@
+"""Read-model store adapters and ``open_store(url)``, the one place that picks one."""
+
+from __future__ import annotations
+
+from projections.duty import DutyCalendar
+from projections.ports import ProjectionStore
+
+
+def open_store(url: str, calendar: DutyCalendar | None = None) -> ProjectionStore:
+    """A store for ``url``: ``memory://``, ``sqlite:///PATH`` or ``postgresql://...``.
+
+    ``calendar`` is used only if the store is new; an existing store keeps its own.
+    Raises ValueError for an unsupported URL.
+    """
+    calendar = calendar or DutyCalendar()
+    if url == "memory://":
+        from projections.stores.memory import MemoryStore
+
+        return MemoryStore(calendar)
+    if url.startswith("sqlite:///"):
+        from projections.stores.sqlite import SqliteStore
+
+        return SqliteStore(url.removeprefix("sqlite:///"), calendar)
+    if url.startswith(("postgresql://", "postgres://")):
+        from projections.stores.postgres import PostgresStore
+
+        return PostgresStore(url, calendar)
+    raise ValueError(
+        f"unsupported store URL {url!r}: use sqlite:///PATH, postgresql://... or memory://"
+    )

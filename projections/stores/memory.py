@@ -1,0 +1,72 @@
+"""In-memory store: the fake for unit tests and the engine behind ``--input``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Sequence
+
+from projections.duty import DutyCalendar
+from projections.incident import Fact, Incident
+from projections.ports import Commit, LoggedEvent, PositionKey, ProjectionStore, StalePosition
+from projections.totals import Bucket, Totals, accumulate
+
+
+class MemoryStore(ProjectionStore):
+    def __init__(self, calendar: DutyCalendar | None = None) -> None:
+        self.calendar = calendar or DutyCalendar()
+        self._events: dict[str, LoggedEvent] = {}
+        self._incidents: dict[str, Incident] = {}
+        self._calls: list[Fact] = []
+        self._totals: dict[Bucket, Totals] = {}
+        self._counters = {"rejected_events": 0, "duplicate_events": 0}
+        self._positions: dict[tuple[str, str, int], int] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def positions(self, consumer: str) -> dict[PositionKey, int]:
+        return {(s, p): v for (c, s, p), v in self._positions.items() if c == consumer}
+
+    async def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        return {i for i in event_ids if i in self._events}
+
+    async def load_incidents(self, incident_ids: Collection[str]) -> dict[str, Incident]:
+        return {i: self._incidents[i].copy() for i in incident_ids if i in self._incidents}
+
+    async def commit(self, commit: Commit) -> None:
+        for (source, partition), expected in commit.expected.items():
+            if self._positions.get((commit.consumer, source, partition)) != expected:
+                raise StalePosition(f"{source}[{partition}] moved")
+        for event in commit.events:
+            self._events[event.event_id] = event
+        for incident in commit.incidents:
+            self._incidents[incident.incident_id] = incident.copy()
+        self._calls.extend(commit.calls)
+        accumulate(self._totals, commit.deltas.items())
+        self._counters["rejected_events"] += commit.rejected
+        self._counters["duplicate_events"] += commit.duplicates
+        for (source, partition), position in commit.positions.items():
+            self._positions[(commit.consumer, source, partition)] = position
+
+    async def totals(self) -> dict[Bucket, Totals]:
+        return {b: list(v) for b, v in self._totals.items() if any(v)}
+
+    async def counters(self) -> dict[str, int]:
+        return dict(self._counters)
+
+    async def all_incidents(self) -> AsyncIterator[Incident]:  # type: ignore[override]
+        for incident in list(self._incidents.values()):
+            yield incident.copy()
+
+    async def all_calls(self) -> AsyncIterator[Fact]:  # type: ignore[override]
+        for fact in list(self._calls):
+            yield fact
+
+    async def incident_events(self, incident_id: str) -> list[LoggedEvent]:
+        found = [e for e in self._events.values() if e.incident_id == incident_id]
+        return sorted(found, key=lambda e: (e.at, e.event_id))
+
+    async def event_count(self) -> int:
+        return len(self._events)

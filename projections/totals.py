@@ -1,0 +1,144 @@
+"""Duty-period totals: integer vectors that add up, so updates are exact deltas.
+
+Contract:
+- every statistic of DESIGN section 4 is derived from a ``Totals`` vector of
+  integers (counts and sums of microseconds); vectors add and subtract exactly,
+  so the read model can be maintained by retracting an incident's old
+  contribution and adding its new one, in any order, on any backend, and give
+  bit-identical means;
+- a *bucket* is ``(dimension, member, duty_date)``: dimension ``""`` (member
+  ``""``) is the whole service; ``grid``, ``area`` and ``crew`` are breakdowns;
+  duty date ``""`` holds outage incidents that have no call yet (unattributed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import date
+
+from projections.duty import DutyCalendar
+from projections.incident import STAGES, Fact, Incident
+
+FIELDS: tuple[str, ...] = (
+    "calls",
+    "incidents",
+    "restored",
+    "open_at_handover",
+    "closed",
+    "anomalies",
+    "restoration_count",
+    "restoration_sum_us",
+    "restoration_anomalies",
+    "arrival_count",
+    "arrival_sum_us",
+    "after_arrival_count",
+    "after_arrival_sum_us",
+    *(f"{stage}_{part}" for stage in STAGES for part in ("count", "sum_us")),
+)
+INDEX: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
+WIDTH = len(FIELDS)
+STAGE_BASE = INDEX[f"{STAGES[0]}_count"]
+
+Bucket = tuple[str, str, str]
+Totals = list[int]
+DIMENSIONS: tuple[str, ...] = ("grid", "area", "crew")
+NO_MEMBER = "(none)"
+UNATTRIBUTED = ""
+
+(CALLS, INCIDENTS, RESTORED, OPEN, CLOSED, ANOMALIES, REST_N, REST_SUM, REST_ANOM,
+ ARR_N, ARR_SUM, AFTER_N, AFTER_SUM) = range(13)
+
+
+def zeros() -> Totals:
+    return [0] * WIDTH
+
+
+def _add_duration(vector: Totals, start: int | None, end: int | None, count_at: int) -> bool:
+    """Add ``end - start`` to (count, sum) at ``count_at`` if both exist and it is not
+    negative; returns True when it was negative (an anomaly)."""
+    if start is None or end is None:
+        return False
+    span = end - start
+    if span < 0:
+        return True
+    vector[count_at] += 1
+    vector[count_at + 1] += span
+    return False
+
+
+def incident_totals(incident: Incident, period_end: int | None) -> Totals:
+    """The contribution of one outage incident to its period's totals."""
+    vector = zeros()
+    times = incident.times
+    t0, t3, t6 = times[0], times[3], times[6]
+    vector[INCIDENTS] = 1
+    if t6 is not None:
+        vector[RESTORED] = 1
+    if period_end is not None and (t6 is None or t6 >= period_end):
+        vector[OPEN] = 1
+    if incident.closed_at is not None:
+        vector[CLOSED] = 1
+    anomalies = 0
+    for k in range(1, len(times)):
+        if _add_duration(vector, times[k - 1], times[k], STAGE_BASE + 2 * (k - 1)):
+            anomalies += 1
+    vector[ANOMALIES] = anomalies
+    if _add_duration(vector, t0, t6, REST_N):
+        vector[REST_ANOM] = 1
+    _add_duration(vector, t0, t3, ARR_N)
+    _add_duration(vector, t3, t6, AFTER_N)
+    return vector
+
+
+def members(incident: Incident) -> tuple[tuple[str, str], ...]:
+    """The ``(dimension, member)`` pairs an incident counts in, the whole first."""
+    return (
+        ("", ""),
+        ("grid", incident.grid or NO_MEMBER),
+        ("area", incident.area or NO_MEMBER),
+        ("crew", incident.crew or NO_MEMBER),
+    )
+
+
+def contributions(incident: Incident, calendar: DutyCalendar) -> Iterator[tuple[Bucket, Totals]]:
+    """Every bucket an incident adds to, with the vector it adds (nothing if it is
+    not an outage incident)."""
+    if not incident.is_outage:
+        return
+    t0 = incident.times[0]
+    if t0 is None:
+        yield ("", "", UNATTRIBUTED), incident_totals(incident, None)
+        return
+    duty = calendar.duty_date(t0)
+    vector = incident_totals(incident, calendar.bounds(duty)[1])
+    key = duty.isoformat()
+    for dimension, member in members(incident):
+        yield (dimension, member, key), vector
+
+
+def call_buckets(fact: Fact, calendar: DutyCalendar) -> tuple[Bucket, ...]:
+    """Buckets whose ``calls`` a ``call.received`` fact increments."""
+    key = calendar.duty_date(fact.at).isoformat()
+    return (("", "", key), ("grid", fact.grid or NO_MEMBER, key),
+            ("area", fact.area or NO_MEMBER, key))
+
+
+def add_into(target: Totals, vector: Totals, sign: int = 1) -> None:
+    """``target += sign * vector``, in place."""
+    for i, value in enumerate(vector):
+        if value:
+            target[i] += sign * value
+
+
+def accumulate(target: dict[Bucket, Totals], items: Iterable[tuple[Bucket, Totals]],
+               sign: int = 1) -> None:
+    """``target[bucket] += sign * vector`` for each item."""
+    for bucket, vector in items:
+        current = target.get(bucket)
+        if current is None:
+            current = target[bucket] = zeros()
+        add_into(current, vector, sign)
+
+
+def duty_date_of(bucket: Bucket) -> date | None:
+    return date.fromisoformat(bucket[2]) if bucket[2] else None

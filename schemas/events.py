@@ -1,0 +1,180 @@
+"""The event contract (DESIGN.md sections 2-3) as pydantic v2 models.
+
+Contract:
+- every event is an envelope with a ``type`` discriminator and a typed ``data``;
+- ``occurred_at`` / ``recorded_at`` are RFC 3339 strings that carry a UTC offset:
+  a naive timestamp (or a bare number) is invalid;
+- unknown extra fields, in the envelope and in ``data``, are kept, not rejected;
+- models are frozen: an event is an immutable fact.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, TypeAdapter
+
+CURRENT_SCHEMA_VERSION = 1
+"""The envelope version this engine validates; older versions are upcast first."""
+
+Timestamp = Annotated[AwareDatetime, Strict()]
+"""An instant written as an RFC 3339 string with an offset (strict: no numbers)."""
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+Area = Literal["urban", "rural", "remote"]
+Priority = Literal["normal", "vulnerable", "important"]
+
+
+class EventData(BaseModel):
+    """Type-specific payload; extra fields are preserved."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class CallReceivedData(EventData):
+    grid: NonEmpty
+    area: Area
+    priority: Priority = "normal"
+    customers_affected: Annotated[int, Field(ge=0)] | None = None
+    agent: str | None = None
+    description: str | None = None
+
+
+class CallVerifiedData(EventData):
+    verified_by: str | None = None
+
+
+class CallRejectedData(EventData):
+    reason: NonEmpty
+
+
+class CallMergedData(EventData):
+    into_incident_id: NonEmpty
+
+
+class CrewDispatchedData(EventData):
+    crew: NonEmpty
+    dispatcher: str | None = None
+    eta_minutes: Annotated[float, Field(ge=0)] | None = None
+
+
+class CrewData(EventData):
+    crew: NonEmpty
+
+
+class FaultDiagnosedData(EventData):
+    cause: str | None = None
+    equipment: str | None = None
+
+
+class PowerRestoredData(EventData):
+    customers_restored: Annotated[int, Field(ge=0)] | None = None
+
+
+class IncidentClosedData(EventData):
+    satisfied: bool | None = None
+
+
+class Envelope(BaseModel):
+    """Fields common to every event type."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    event_id: NonEmpty
+    incident_id: NonEmpty
+    occurred_at: Timestamp
+    recorded_at: Timestamp | None = None
+    schema_version: Literal[1] = 1
+    source: str | None = None
+    actor: str | None = None
+
+
+class CallReceived(Envelope):
+    type: Literal["call.received"]
+    data: CallReceivedData
+
+
+class CallVerified(Envelope):
+    type: Literal["call.verified"]
+    data: CallVerifiedData = CallVerifiedData()
+
+
+class CallRejected(Envelope):
+    type: Literal["call.rejected"]
+    data: CallRejectedData
+
+
+class CallMerged(Envelope):
+    type: Literal["call.merged"]
+    data: CallMergedData
+
+
+class CrewDispatched(Envelope):
+    type: Literal["crew.dispatched"]
+    data: CrewDispatchedData
+
+
+class CrewDeparted(Envelope):
+    type: Literal["crew.departed"]
+    data: CrewData
+
+
+class CrewArrived(Envelope):
+    type: Literal["crew.arrived"]
+    data: CrewData
+
+
+class FaultDiagnosed(Envelope):
+    type: Literal["fault.diagnosed"]
+    data: FaultDiagnosedData = FaultDiagnosedData()
+
+
+class RepairCompleted(Envelope):
+    type: Literal["repair.completed"]
+    data: EventData = EventData()
+
+
+class PowerRestored(Envelope):
+    type: Literal["power.restored"]
+    data: PowerRestoredData = PowerRestoredData()
+
+
+class IncidentClosed(Envelope):
+    type: Literal["incident.closed"]
+    data: IncidentClosedData = IncidentClosedData()
+
+
+Event = Annotated[
+    CallReceived
+    | CallVerified
+    | CallRejected
+    | CallMerged
+    | CrewDispatched
+    | CrewDeparted
+    | CrewArrived
+    | FaultDiagnosed
+    | RepairCompleted
+    | PowerRestored
+    | IncidentClosed,
+    Field(discriminator="type"),
+]
+
+EVENT_MODELS: tuple[type[Envelope], ...] = (
+    CallReceived,
+    CallVerified,
+    CallRejected,
+    CallMerged,
+    CrewDispatched,
+    CrewDeparted,
+    CrewArrived,
+    FaultDiagnosed,
+    RepairCompleted,
+    PowerRestored,
+    IncidentClosed,
+)
+EVENT_TYPES: frozenset[str] = frozenset(
+    m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    for m in EVENT_MODELS
+)
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -1,0 +1,183 @@
+"""PostgreSQL store (asyncpg): the production read models.
+
+One ``commit`` is one transaction: COPY for the append-only rows (event log,
+calls), ``unnest`` upserts for incidents and additive totals, and the consumer
+positions, checked against the expected ones under ``FOR UPDATE`` so a zombie
+worker that lost its partitions cannot commit over the new owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Sequence
+from datetime import time
+from typing import Any
+
+import asyncpg
+
+from projections.duty import DutyCalendar
+from projections.incident import Fact, Incident
+from projections.ports import Commit, LoggedEvent, PositionKey, ProjectionStore, StalePosition
+from projections.stores.migrations import migrations
+from projections.stores.rows import (
+    COUNTERS,
+    INCIDENT_COLUMNS,
+    TOTALS_COLUMNS,
+    TOTALS_KEY,
+    incident_from_row,
+    incident_row,
+)
+from projections.totals import FIELDS, Bucket, Totals
+
+_INCIDENT_TYPES = ("text", *["bigint"] * 7, "text", "text", "text", "bigint", "bigint", "text",
+                   "text", "bigint", "bigint", "text", "bigint")
+_INCIDENT_UPSERT = (
+    f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_INCIDENT_TYPES, start=1))
+    + ") ON CONFLICT (incident_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_COLUMNS[1:])
+)
+_TOTALS_TYPES = ("text", "text", "text", *["bigint"] * len(FIELDS))
+_TOTALS_UPSERT = (
+    f"INSERT INTO totals AS t ({', '.join(TOTALS_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_TOTALS_TYPES, start=1))
+    + f") ON CONFLICT ({', '.join(TOTALS_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{c} = t.{c} + excluded.{c}" for c in FIELDS)
+)
+_MIGRATION_LOCK = 7_343_001  # advisory lock id: one migrator at a time
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+class PostgresStore(ProjectionStore):
+    def __init__(self, dsn: str, calendar: DutyCalendar | None = None) -> None:
+        self.dsn = dsn
+        self.calendar = calendar or DutyCalendar()
+        self._conn: Any = None
+
+    @property
+    def conn(self) -> Any:
+        if self._conn is None:
+            raise RuntimeError("store is not open")
+        return self._conn
+
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        self._conn = await asyncpg.connect(self.dsn)
+        async with self.conn.transaction():
+            await self.conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+                "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+            applied = {r[0] for r in await self.conn.fetch("SELECT version FROM schema_migrations")}
+            for version, name, sql in migrations("postgres"):
+                if version not in applied:
+                    await self.conn.execute(sql)
+                    await self.conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        version, name)
+            meta = dict(await self.conn.fetch("SELECT key, value FROM meta"))
+            if "duty_timezone" in meta:
+                hours, minutes = meta["duty_start"].split(":")
+                self.calendar = DutyCalendar(meta["duty_timezone"],
+                                             time(int(hours), int(minutes)))
+            else:
+                await self.conn.executemany("INSERT INTO meta VALUES ($1, $2)", [
+                    ("duty_timezone", self.calendar.timezone),
+                    ("duty_start", self.calendar.start_text)])
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def positions(self, consumer: str) -> dict[PositionKey, int]:
+        rows = await self.conn.fetch(
+            "SELECT source, partition, next_position FROM positions WHERE consumer = $1",
+            consumer)
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    async def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        rows = await self.conn.fetch(
+            "SELECT event_id FROM event_log WHERE event_id = ANY($1::text[])", list(event_ids))
+        return {r[0] for r in rows}
+
+    async def load_incidents(self, incident_ids: Collection[str]) -> dict[str, Incident]:
+        if not incident_ids:
+            return {}
+        rows = await self.conn.fetch(
+            f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents "
+            "WHERE incident_id = ANY($1::text[])", list(incident_ids))
+        return {r[0]: incident_from_row(tuple(r)) for r in rows}
+
+    async def commit(self, commit: Commit) -> None:
+        conn = self.conn
+        async with conn.transaction():
+            if commit.expected:
+                rows = await conn.fetch(
+                    "SELECT source, partition, next_position FROM positions "
+                    "WHERE consumer = $1 AND source = ANY($2::text[]) FOR UPDATE",
+                    commit.consumer, sorted({s for s, _ in commit.expected}))
+                stored = {(r[0], r[1]): r[2] for r in rows}
+                for key, expected in commit.expected.items():
+                    if stored.get(key) != expected:
+                        raise StalePosition(f"{key[0]}[{key[1]}] is at {stored.get(key)}, "
+                                            f"expected {expected}")
+            if commit.events:
+                await conn.copy_records_to_table(
+                    "event_log", records=commit.events,
+                    columns=("event_id", "incident_id", "type", "occurred_us", "raw"))
+            if commit.incidents:
+                rows = [incident_row(i) for i in commit.incidents]
+                await conn.execute(_INCIDENT_UPSERT, *_columns(rows, len(INCIDENT_COLUMNS)))
+            if commit.calls:
+                await conn.copy_records_to_table(
+                    "calls", records=[(c.event_id, c.incident_id, c.at, c.grid, c.area)
+                                      for c in commit.calls],
+                    columns=("event_id", "incident_id", "occurred_us", "grid", "area"))
+            if commit.deltas:
+                # Sorted so concurrent workers lock shared total rows in one order (no deadlock).
+                rows = [(*b, *v) for b, v in sorted(commit.deltas.items())]
+                await conn.execute(_TOTALS_UPSERT, *_columns(rows, len(TOTALS_COLUMNS)))
+            if commit.rejected or commit.duplicates:
+                await conn.executemany(
+                    "INSERT INTO counters AS c VALUES ($1, $2) "
+                    "ON CONFLICT (name) DO UPDATE SET value = c.value + excluded.value",
+                    [("rejected_events", commit.rejected),
+                     ("duplicate_events", commit.duplicates)])
+            await conn.executemany(
+                "INSERT INTO positions VALUES ($1, $2, $3, $4) ON CONFLICT "
+                "(consumer, source, partition) DO UPDATE SET next_position = excluded.next_position",
+                [(commit.consumer, s, p, v) for (s, p), v in sorted(commit.positions.items())])
+
+    async def totals(self) -> dict[Bucket, Totals]:
+        rows = await self.conn.fetch(f"SELECT {', '.join(TOTALS_COLUMNS)} FROM totals")
+        return {(r[0], r[1], r[2]): list(r[3:]) for r in rows if any(r[3:])}
+
+    async def counters(self) -> dict[str, int]:
+        stored = dict(await self.conn.fetch("SELECT name, value FROM counters"))
+        return {name: int(stored.get(name, 0)) for name in COUNTERS}
+
+    async def all_incidents(self) -> AsyncIterator[Incident]:  # type: ignore[override]
+        async with self.conn.transaction():
+            async for row in self.conn.cursor(
+                    f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents", prefetch=5000):
+                yield incident_from_row(tuple(row))
+
+    async def all_calls(self) -> AsyncIterator[Fact]:  # type: ignore[override]
+        async with self.conn.transaction():
+            async for r in self.conn.cursor(
+                    "SELECT event_id, incident_id, occurred_us, grid, area FROM calls",
+                    prefetch=5000):
+                yield Fact(r[0], "call.received", r[1], r[2], r[3], r[4])
+
+    async def incident_events(self, incident_id: str) -> list[LoggedEvent]:
+        rows = await self.conn.fetch(
+            "SELECT event_id, incident_id, type, occurred_us, raw FROM event_log "
+            "WHERE incident_id = $1 ORDER BY occurred_us, event_id", incident_id)
+        return [LoggedEvent(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+
+    async def event_count(self) -> int:
+        return int(await self.conn.fetchval("SELECT count(*) FROM event_log"))

@@ -5,8 +5,9 @@ Contract of ``ProjectionStore`` (checked by ``tests/contract``):
   the incident rows, the call rows, the totals deltas, the counters and the
   consumer's next positions are all written, or none is;
 - ``commit`` refuses (``StalePosition``, nothing written) when, for a position
-  key in ``c.expected``, the stored position differs from the expected one:
-  another consumer has moved it (a rebalance or a zombie worker);
+  key in ``c.expected``, the stored position (0 if none was stored) differs
+  from the expected one: another consumer has moved it (a rebalance or a
+  zombie worker);
 - ``known_event_ids`` returns exactly those ids already committed;
 - ``load_incidents`` returns the committed state of the ids that exist;
 - ``totals`` returns the running sum of every committed delta, per bucket,

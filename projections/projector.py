@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident, apply, fact_of
@@ -60,8 +61,7 @@ def fold_batch(
     return touched, {bucket: v for bucket, v in deltas.items() if any(v)}
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One raw input message and where the consumer resumes after it."""
 
     source: str
@@ -72,8 +72,7 @@ class Record:
     """Where it came from, for people: ``file.jsonl:42`` or ``topic[3]@1200``."""
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(NamedTuple):
     record: Record
     reason: str
 
@@ -86,6 +85,8 @@ class PreparedBatch:
     commit: Commit
     accepted: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    previous: dict[str, Incident] = field(default_factory=dict)
+    """Stored state of the touched incidents before this batch."""
 
 
 class Projector:
@@ -139,4 +140,4 @@ class Projector:
             rejected=len(rejected),
             duplicates=duplicates,
         )
-        return PreparedBatch(commit, accepted=len(facts), rejected=rejected)
+        return PreparedBatch(commit, accepted=len(facts), rejected=rejected, previous=stored)

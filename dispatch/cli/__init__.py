@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dispatch.cli import demo, incident, ingest, report
+from dispatch.cli import demo, incident, ingest, produce, report, simulate
 from dispatch.cli.common import UserError
 
-SUBCOMMANDS = (demo, ingest, report, incident)
+SUBCOMMANDS = (demo, ingest, report, incident, simulate, produce)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -37,7 +37,7 @@ class MemoryStore(ProjectionStore):
 
     async def commit(self, commit: Commit) -> None:
         for (source, partition), expected in commit.expected.items():
-            if self._positions.get((commit.consumer, source, partition)) != expected:
+            if self._positions.get((commit.consumer, source, partition), 0) != expected:
                 raise StalePosition(f"{source}[{partition}] moved")
         for event in commit.events:
             self._events[event.event_id] = event

@@ -116,13 +116,18 @@ class PostgresStore(ProjectionStore):
         conn = self.conn
         async with conn.transaction():
             if commit.expected:
+                # Rows must exist before FOR UPDATE can lock them: two workers that both
+                # believe they own a fresh partition then serialise here.
+                await conn.executemany(
+                    "INSERT INTO positions VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+                    [(commit.consumer, s, p) for s, p in sorted(commit.expected)])
                 rows = await conn.fetch(
                     "SELECT source, partition, next_position FROM positions "
                     "WHERE consumer = $1 AND source = ANY($2::text[]) FOR UPDATE",
                     commit.consumer, sorted({s for s, _ in commit.expected}))
                 stored = {(r[0], r[1]): r[2] for r in rows}
                 for key, expected in commit.expected.items():
-                    if stored.get(key) != expected:
+                    if stored.get(key, 0) != expected:
                         raise StalePosition(f"{key[0]}[{key[1]}] is at {stored.get(key)}, "
                                             f"expected {expected}")
             if commit.events:

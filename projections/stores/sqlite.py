@@ -77,12 +77,9 @@ class SqliteStore(ProjectionStore):
         current = self.db.execute("PRAGMA user_version").fetchone()[0]
         for version, _name, sql in migrations("sqlite"):
             if version > current:
-                self.db.execute("BEGIN IMMEDIATE")
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {version}")
-                self.db.execute("COMMIT")
+                # One script, one transaction: the schema and its version move together.
+                self.db.executescript(
+                    f"BEGIN IMMEDIATE;\n{sql}\n;PRAGMA user_version = {version};\nCOMMIT;")
 
     def _load_or_save_calendar(self) -> None:
         meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -135,7 +132,7 @@ class SqliteStore(ProjectionStore):
                     "SELECT next_position FROM positions "
                     "WHERE consumer = ? AND source = ? AND partition = ?",
                     (commit.consumer, source, partition)).fetchone()
-                if (row[0] if row else None) != expected:
+                if (row[0] if row else 0) != expected:
                     raise StalePosition(f"{source}[{partition}] moved to {row}")
             db.executemany(
                 "INSERT INTO event_log (event_id, incident_id, type, occurred_us, raw) "

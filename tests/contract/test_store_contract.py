@@ -120,6 +120,12 @@ class StoreContract:
         await store.commit(commit(2, expected={("src", 0): 10}))
         assert await store.positions("c") == {("src", 0): 20}
 
+    async def test_unstored_position_counts_as_zero(self, store: ProjectionStore) -> None:
+        await store.commit(commit(1, expected={("src", 0): 0}))
+        with pytest.raises(StalePosition):
+            await store.commit(commit(2, expected={("src", 0): 0}))
+        assert await store.positions("c") == {("src", 0): 10}
+
     async def test_incident_events_in_event_time_order(self, store: ProjectionStore) -> None:
         events = [LoggedEvent("b", "i1", "crew.arrived", 30, b"{}"),
                   LoggedEvent("a", "i1", "call.received", 10, b"{}"),

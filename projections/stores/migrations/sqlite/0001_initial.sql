@@ -9,7 +9,8 @@ CREATE TABLE event_log (
     occurred_us INTEGER NOT NULL,
     raw BLOB NOT NULL
 );
-CREATE INDEX event_log_incident ON event_log (incident_id);
+-- No index on incident_id: it cut ingest throughput by two thirds; `dispatch incident`
+-- scans the log instead (see README, Performance).
 
 CREATE TABLE incidents (
     incident_id TEXT PRIMARY KEY,

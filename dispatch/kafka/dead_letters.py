@@ -1,0 +1,36 @@
+"""Dead letters on Kafka: the original bytes, with the reason and origin as headers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+
+from projections.projector import Rejected
+
+
+class KafkaDeadLetters:
+    """``DeadLetters`` port on a topic; ``send`` returns once every message is acked."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                          enable_idempotence=True)
+        self.sent = 0
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def send(self, rejected: Sequence[Rejected]) -> None:
+        futures = [
+            await self._producer.send(
+                self.topic, value=r.record.raw,
+                headers=[("reason", r.reason.encode()), ("source", r.record.label.encode())])
+            for r in rejected
+        ]
+        for future in futures:
+            await future
+        self.sent += len(futures)

@@ -1,0 +1,40 @@
+"""Create the engine's topics if missing (kafka-python admin client)."""
+
+from __future__ import annotations
+
+import logging
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from dispatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+UNLIMITED = {"retention.ms": "-1", "retention.bytes": "-1"}
+"""The events topic is the source of truth: never expire it."""
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create ``outage.events`` (settings.partitions, unlimited retention), the DLQ and
+    the SLA alerts topic when they do not exist. Returns the names it created."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                             client_id="dispatch-admin", request_timeout_ms=30_000)
+    try:
+        existing = set(admin.list_topics())
+        wanted = [
+            NewTopic(settings.topic_events, settings.partitions, 1, topic_configs=UNLIMITED),
+            NewTopic(settings.topic_dlq, 1, 1, topic_configs=UNLIMITED),
+            NewTopic(settings.topic_alerts, settings.partitions, 1),
+        ]
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process created it between list and create
+            for topic in missing:
+                log.info("created topic %s (%d partitions)", topic.name, topic.num_partitions)
+        return [t.name for t in missing]
+    finally:
+        admin.close()

@@ -1,0 +1,143 @@
+"""Exactly-once projection of a partitioned log (Kafka) into a store.
+
+Consumer-library agnostic: the Faust worker (and the benchmark's plain aiokafka
+consumer) feed ``PartitionProjector`` the messages they fetch and seek where it
+says. Contract:
+- ``assign(partitions)`` returns the offset to seek each partition to: the next
+  position stored in the read-model database, never Kafka's committed offset;
+- ``handle(messages)`` projects one batch and commits it in one store
+  transaction together with the next offsets; messages below the stored
+  position (re-deliveries) are skipped; a gap above it (the client started
+  somewhere else) is refused with a seek back to the stored position;
+- invalid messages reach the dead-letter port before the commit that skips them;
+- ``StalePosition`` (another worker moved a partition) drops the batch and asks
+  for a seek to what is stored now.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+from projections.incident import STAGES, Incident
+from projections.ports import ProjectionStore, StalePosition
+from projections.projector import Projector, Record, Rejected
+
+
+class Message(NamedTuple):
+    partition: int
+    offset: int
+    value: bytes
+
+
+class DeadLetters(Protocol):
+    async def send(self, rejected: Sequence[Rejected]) -> None:
+        """Deliver every rejected message (with its reason) durably, or raise."""
+
+
+class Observer(Protocol):
+    """Receives what a batch did (metrics); every method must be cheap."""
+
+    def batch_committed(self, size: int, accepted: int, rejected: int, duplicates: int,
+                        seconds: float, new_stages: Sequence[tuple[str, float]]) -> None: ...
+
+
+@dataclass(slots=True)
+class Outcome:
+    committed: int = 0
+    skipped: int = 0
+    seek: dict[int, int] = field(default_factory=dict)
+    """Partitions the client must seek to these offsets before fetching more."""
+
+
+class PartitionProjector:
+    def __init__(self, store: ProjectionStore, topic: str, consumer: str,
+                 dead_letters: DeadLetters, observer: Observer | None = None) -> None:
+        self.store = store
+        self.topic = topic
+        self.projector = Projector(store, consumer)
+        self.dead_letters = dead_letters
+        self.observer = observer
+        self.owned: dict[int, int] = {}
+        """partition -> next offset committed in the store (what we resume from)."""
+        self._sought: dict[int, int] = {}
+
+    async def assign(self, partitions: Iterable[int]) -> dict[int, int]:
+        stored = await self.store.positions(self.projector.consumer)
+        seeks = {}
+        for partition in partitions:
+            self.owned[partition] = seeks[partition] = stored.get((self.topic, partition), 0)
+            self._sought[partition] = seeks[partition]
+        return seeks
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            self.owned.pop(partition, None)
+            self._sought.pop(partition, None)
+
+    async def handle(self, messages: Sequence[Message]) -> Outcome:
+        outcome = Outcome()
+        fresh: list[Message] = []
+        first: dict[int, int] = {}
+        for message in messages:
+            position = self.owned.get(message.partition)
+            if position is None or message.offset < position:
+                outcome.skipped += 1
+                continue
+            if message.partition not in first:
+                first[message.partition] = message.offset
+                if message.offset > position and self._sought.get(message.partition) != position:
+                    outcome.seek[message.partition] = self._sought[message.partition] = position
+            if message.partition in outcome.seek:
+                outcome.skipped += 1
+                continue
+            fresh.append(message)
+        if not fresh:
+            return outcome
+        started = time.perf_counter()
+        records = [Record(self.topic, m.partition, m.offset + 1, m.value,
+                          f"{self.topic}[{m.partition}]@{m.offset}") for m in fresh]
+        expected = {(self.topic, p): self.owned[p] for p in first if p not in outcome.seek}
+        prepared = await self.projector.prepare(records, expected)
+        if prepared.rejected:
+            await self.dead_letters.send(prepared.rejected)
+        try:
+            await self.store.commit(prepared.commit)
+        except StalePosition:
+            stored = await self.store.positions(self.projector.consumer)
+            for partition in first:
+                if partition in self.owned:
+                    self.owned[partition] = stored.get((self.topic, partition), 0)
+                    outcome.seek[partition] = self._sought[partition] = self.owned[partition]
+            return outcome
+        for (_, partition), position in prepared.commit.positions.items():
+            self.owned[partition] = position
+            self._sought.pop(partition, None)
+        outcome.committed = len(fresh)
+        if self.observer is not None:
+            stored_before = prepared.previous
+            self.observer.batch_committed(
+                len(fresh), prepared.accepted, len(prepared.rejected),
+                prepared.commit.duplicates, time.perf_counter() - started,
+                new_stage_durations(stored_before, prepared.commit.incidents))
+        return outcome
+
+
+def new_stage_durations(before: dict[str, Incident],
+                        after: Sequence[Incident]) -> list[tuple[str, float]]:
+    """Stage durations (minutes) that a batch defined for the first time."""
+    found = []
+    for incident in after:
+        if not incident.is_outage:
+            continue
+        old = before.get(incident.incident_id)
+        for k, stage in enumerate(STAGES, start=1):
+            start, end = incident.times[k - 1], incident.times[k]
+            if start is None or end is None or end < start:
+                continue
+            if old is not None and old.times[k - 1] is not None and old.times[k] is not None:
+                continue
+            found.append((stage, (end - start) / 60_000_000))
+    return found

@@ -121,9 +121,9 @@ def apply(incident: Incident, fact: Fact) -> None:
         previous = times[checkpoint]
         if checkpoint == 0:
             _take_call_attributes(incident, fact, previous)
-        elif checkpoint == 3 and fact.crew is not None:
-            if previous is None or (at, fact.crew) < (previous, incident.arrived_crew or ""):
-                incident.arrived_crew = fact.crew
+        elif checkpoint == 3 and fact.crew is not None and (
+                previous is None or (at, fact.crew) < (previous, incident.arrived_crew or "")):
+            incident.arrived_crew = fact.crew
         if previous is None or at < previous:
             times[checkpoint] = at
     elif fact.type == "crew.dispatched":

@@ -61,6 +61,18 @@ def fold_batch(
     return touched, {bucket: v for bucket, v in deltas.items() if any(v)}
 
 
+def facts_of(raws: Sequence[bytes]) -> list[Fact | str]:
+    """Each message's fact, or the one-line reason it is rejected. Pure, and its
+    result pickles cheaply, so it can run in a worker process."""
+    out: list[Fact | str] = []
+    for raw in raws:
+        try:
+            out.append(fact_of(parse_event(raw)))
+        except InvalidEvent as exc:
+            out.append(exc.reason)
+    return out
+
+
 class Record(NamedTuple):
     """One raw input message and where the consumer resumes after it."""
 
@@ -97,9 +109,14 @@ class Projector:
         self.consumer = consumer
 
     async def prepare(self, records: Sequence[Record],
-                      expected: Mapping[PositionKey, int] | None = None) -> PreparedBatch:
+                      expected: Mapping[PositionKey, int] | None = None,
+                      parsed: Sequence[Fact | str] | None = None) -> PreparedBatch:
         """Fold ``records``. ``expected`` are the positions this consumer believes
-        are stored; the commit fails if another consumer moved them meanwhile."""
+        are stored; the commit fails if another consumer moved them meanwhile.
+        ``parsed`` is ``facts_of`` of the records' bytes, if already computed
+        (e.g. in a worker process)."""
+        if parsed is None:
+            parsed = facts_of([record.raw for record in records])
         calendar = self.store.calendar
         rejected: list[Rejected] = []
         facts: list[Fact] = []
@@ -107,14 +124,11 @@ class Projector:
         positions: dict[PositionKey, int] = {}
         seen_in_batch: set[str] = set()
         duplicates = 0
-        for record in records:
+        for record, fact in zip(records, parsed, strict=True):
             positions[(record.source, record.partition)] = record.next_position
-            try:
-                event = parse_event(record.raw)
-            except InvalidEvent as exc:
-                rejected.append(Rejected(record, exc.reason))
+            if isinstance(fact, str):
+                rejected.append(Rejected(record, fact))
                 continue
-            fact = fact_of(event)
             if fact.event_id in seen_in_batch:
                 duplicates += 1
                 continue

@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dispatch.cli import demo, incident, ingest, produce, report, simulate
+from dispatch.cli import demo, incident, ingest, produce, report, simulate, worker
 from dispatch.cli.common import UserError
 
-SUBCOMMANDS = (demo, ingest, report, incident, simulate, produce)
+SUBCOMMANDS = (demo, ingest, report, incident, simulate, produce, worker)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -70,12 +70,13 @@ def run(args: argparse.Namespace) -> int:
             print_summary(summary, "read")
         return render(await duty_report(store), args.format)
 
+    if not args.input and settings.store.startswith("sqlite:///"):
+        path = Path(settings.store.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise UserError(f"no store at {path}: run `dispatch ingest FILE` first, "
+                            "or pass --input FILE or --store URL")
+
     async def from_store() -> str:
-        if settings.store.startswith("sqlite:///"):
-            path = Path(settings.store.removeprefix("sqlite:///"))
-            if not path.is_file():
-                raise UserError(f"no store at {path}: run `dispatch ingest FILE` first, "
-                                "or pass --input FILE or --store URL")
         store = open_store(settings.store, settings.calendar)
         async with store:
             report = await duty_report(store, settings.calendar if calendar_given else None)

@@ -13,18 +13,25 @@ class KafkaDeadLetters:
     """``DeadLetters`` port on a topic; ``send`` returns once every message is acked."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
         self.topic = topic
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                          enable_idempotence=True)
+        self._producer: AIOKafkaProducer | None = None
         self.sent = 0
 
     async def start(self) -> None:
+        # aiokafka binds to the running loop, so the producer is made here, not in __init__.
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
+                                          enable_idempotence=True)
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
 
     async def send(self, rejected: Sequence[Rejected]) -> None:
+        if self._producer is None:
+            raise RuntimeError("dead-letter producer not started")
         futures = [
             await self._producer.send(
                 self.topic, value=r.record.raw,

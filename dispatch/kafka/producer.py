@@ -67,7 +67,8 @@ def produce_files(
                     if on_rejected is not None:
                         on_rejected(Rejected(record, exc.reason))
                     _send(producer, dlq_topic, None, record.raw, delivered,
-                          [("reason", exc.reason.encode()), ("source", record.label.encode())])
+                          [("reason", exc.reason.encode()),
+                           ("source", record.label.encode())])
                     continue
                 _send(producer, topic, event.incident_id.encode(), record.raw, delivered, None)
                 summary.published += 1
@@ -85,7 +86,7 @@ def produce_files(
 
 def _send(producer: Producer, topic: str, key: bytes | None, value: bytes,
           callback: Callable[[object, object], None],
-          headers: list[tuple[str, bytes]] | None) -> None:
+          headers: list[tuple[str, str | bytes | None]] | None) -> None:
     while True:
         try:
             producer.produce(topic, value=value, key=key, headers=headers, on_delivery=callback)

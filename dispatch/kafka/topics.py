@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -29,10 +30,9 @@ def ensure_topics(settings: Settings) -> list[str]:
         ]
         missing = [t for t in wanted if t.name not in existing]
         if missing:
-            try:
+            # Another process may create one between list and create.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created it between list and create
             for topic in missing:
                 log.info("created topic %s (%d partitions)", topic.name, topic.num_partitions)
         return [t.name for t in missing]

@@ -56,11 +56,11 @@ class MemoryStore(ProjectionStore):
     async def counters(self) -> dict[str, int]:
         return dict(self._counters)
 
-    async def all_incidents(self) -> AsyncIterator[Incident]:  # type: ignore[override]
+    async def all_incidents(self) -> AsyncIterator[Incident]:
         for incident in list(self._incidents.values()):
             yield incident.copy()
 
-    async def all_calls(self) -> AsyncIterator[Fact]:  # type: ignore[override]
+    async def all_calls(self) -> AsyncIterator[Fact]:
         for fact in list(self._calls):
             yield fact
 

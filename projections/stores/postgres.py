@@ -17,7 +17,7 @@ import asyncpg
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
 from projections.ports import Commit, LoggedEvent, PositionKey, ProjectionStore, StalePosition
-from projections.stores.migrations import migrations
+from projections.stores.migrate import migrations
 from projections.stores.rows import (
     COUNTERS,
     INCIDENT_COLUMNS,
@@ -154,7 +154,8 @@ class PostgresStore(ProjectionStore):
                      ("duplicate_events", commit.duplicates)])
             await conn.executemany(
                 "INSERT INTO positions VALUES ($1, $2, $3, $4) ON CONFLICT "
-                "(consumer, source, partition) DO UPDATE SET next_position = excluded.next_position",
+                "(consumer, source, partition) DO UPDATE "
+                "SET next_position = excluded.next_position",
                 [(commit.consumer, s, p, v) for (s, p), v in sorted(commit.positions.items())])
 
     async def totals(self) -> dict[Bucket, Totals]:
@@ -165,13 +166,13 @@ class PostgresStore(ProjectionStore):
         stored = dict(await self.conn.fetch("SELECT name, value FROM counters"))
         return {name: int(stored.get(name, 0)) for name in COUNTERS}
 
-    async def all_incidents(self) -> AsyncIterator[Incident]:  # type: ignore[override]
+    async def all_incidents(self) -> AsyncIterator[Incident]:
         async with self.conn.transaction():
             async for row in self.conn.cursor(
                     f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents", prefetch=5000):
                 yield incident_from_row(tuple(row))
 
-    async def all_calls(self) -> AsyncIterator[Fact]:  # type: ignore[override]
+    async def all_calls(self) -> AsyncIterator[Fact]:
         async with self.conn.transaction():
             async for r in self.conn.cursor(
                     "SELECT event_id, incident_id, occurred_us, grid, area FROM calls",

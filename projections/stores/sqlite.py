@@ -16,7 +16,7 @@ from typing import Any
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
 from projections.ports import Commit, LoggedEvent, PositionKey, ProjectionStore, StalePosition
-from projections.stores.migrations import migrations
+from projections.stores.migrate import migrations
 from projections.stores.rows import (
     COUNTERS,
     INCIDENT_COLUMNS,
@@ -148,7 +148,8 @@ class SqliteStore(ProjectionStore):
                 [("rejected_events", commit.rejected), ("duplicate_events", commit.duplicates)])
             db.executemany(
                 "INSERT INTO positions VALUES (?, ?, ?, ?) ON CONFLICT "
-                "(consumer, source, partition) DO UPDATE SET next_position = excluded.next_position",
+                "(consumer, source, partition) DO UPDATE "
+                "SET next_position = excluded.next_position",
                 [(commit.consumer, s, p, v) for (s, p), v in commit.positions.items()])
         except BaseException:
             db.execute("ROLLBACK")
@@ -163,11 +164,11 @@ class SqliteStore(ProjectionStore):
         stored = dict(self.db.execute("SELECT name, value FROM counters").fetchall())
         return {name: int(stored.get(name, 0)) for name in COUNTERS}
 
-    async def all_incidents(self) -> AsyncIterator[Incident]:  # type: ignore[override]
+    async def all_incidents(self) -> AsyncIterator[Incident]:
         for row in self.db.execute("SELECT * FROM incidents"):
             yield incident_from_row(row)
 
-    async def all_calls(self) -> AsyncIterator[Fact]:  # type: ignore[override]
+    async def all_calls(self) -> AsyncIterator[Fact]:
         for event_id, incident_id, at, grid, area in self.db.execute("SELECT * FROM calls"):
             yield Fact(event_id, "call.received", incident_id, at, grid, area)
 

@@ -1,0 +1,1 @@
+"""The projection worker: a Faust app running the shared projector against PostgreSQL."""

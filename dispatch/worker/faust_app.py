@@ -1,0 +1,174 @@
+"""The Faust (faust-streaming) app behind ``dispatch worker``.
+
+Faust brings the consumer group, rebalancing, batching and the worker
+lifecycle; exactness comes from ``PartitionProjector``: each batch is committed
+to PostgreSQL together with the next offset of every partition it covers, and
+partitions are (re)positioned from those stored offsets, never from Kafka's.
+Faust still commits offsets to Kafka after each batch (events are acked once the
+batch body returned), so Kafka's committed offset trails the stored one, which
+only means a few re-deliveries after a crash, and those are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any, cast
+
+import asyncpg
+import faust
+from aiokafka.errors import KafkaError
+
+from dispatch.kafka.dead_letters import KafkaDeadLetters
+from dispatch.kafka.metrics import WorkerMetrics
+from dispatch.settings import Settings
+from projections.runners.stream import Message, PartitionProjector
+from projections.stores.postgres import PostgresStore
+
+log = logging.getLogger("dispatch.worker")
+
+
+class WorkerRuntime:
+    """The worker's resources, opened once, on first need."""
+
+    def __init__(self, app: faust.App, settings: Settings, batch_max: int,
+                 metrics: WorkerMetrics) -> None:
+        self.app = app
+        self.settings = settings
+        self.batch_max = batch_max
+        self.metrics = metrics
+        self.store = PostgresStore(settings.pg_dsn.get_secret_value(), settings.calendar)
+        self.dead_letters = KafkaDeadLetters(settings.kafka_bootstrap, settings.topic_dlq)
+        self.projector = PartitionProjector(self.store, settings.topic_events,
+                                            settings.consumer_group, self.dead_letters,
+                                            metrics)
+        self._opened: asyncio.Task[None] | None = None
+
+    async def ready(self) -> None:
+        if self._opened is None:
+            self._opened = asyncio.ensure_future(self._open())
+        await self._opened
+
+    async def _open(self) -> None:
+        await self.store.open()
+        await self.dead_letters.start()
+        log.info("read models in PostgreSQL ready; duty calendar %s %s",
+                 self.store.calendar.timezone, self.store.calendar.start_text)
+
+    async def close(self) -> None:
+        if self._opened is not None:
+            await self.dead_letters.stop()
+            await self.store.close()
+
+    async def assigned(self, partitions: Iterable[int]) -> None:
+        await self.ready()
+        seeks = await self.projector.assign(partitions)
+        for partition, offset in seeks.items():
+            await self.seek(partition, offset)
+        log.info("assigned partitions %s, resuming at %s", sorted(seeks), seeks)
+
+    def revoked(self, partitions: Iterable[int]) -> None:
+        partitions = list(partitions)
+        self.projector.revoke(partitions)
+        log.info("revoked partitions %s", sorted(partitions))
+
+    def _tp(self, partition: int) -> Any:
+        # The aiokafka driver seeks with its own TopicPartition type, made by this hook.
+        consumer: Any = self.app.consumer
+        return consumer._new_topicpartition(self.settings.topic_events, partition)
+
+    async def seek(self, partition: int, offset: int) -> None:
+        await self.app.consumer.seek(self._tp(partition), offset)
+
+    async def handle(self, events: list[Any]) -> None:
+        messages = [Message(e.message.partition, e.message.offset, e.message.value)
+                    for e in events]
+        try:
+            outcome = await self.projector.handle(messages)
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                KafkaError) as exc:
+            # Nothing of this batch was committed. Faust has already fetched past it,
+            # so once PostgreSQL (or the DLQ) answers again, every owned partition
+            # goes back to its stored offset and the batch is fetched anew.
+            log.warning("batch not committed (%s); reconnecting and rewinding", exc)
+            await self._recover()
+            return
+        for partition, offset in outcome.seek.items():
+            log.warning("partition %d: repositioning to stored offset %d", partition, offset)
+            await self.seek(partition, offset)
+        self._update_lag()
+
+    async def _recover(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self.store.close()
+                await self.store.open()
+                break
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("PostgreSQL not answering (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        seeks = await self.projector.assign(list(self.projector.owned))
+        for partition, offset in seeks.items():
+            await self.seek(partition, offset)
+
+    def _update_lag(self) -> None:
+        for partition, position in self.projector.owned.items():
+            try:
+                high = self.app.consumer.highwater(self._tp(partition))
+            except Exception:  # no fetch yet for this partition: lag unknown
+                continue
+            if high is not None:
+                self.metrics.set_lag(partition, max(0, high - position))
+
+
+def build_app(settings: Settings, *, batch_max: int = 5000, batch_within: float = 0.05,
+              metrics: WorkerMetrics | None = None) -> tuple[faust.App, WorkerRuntime]:
+    app = faust.App(
+        settings.consumer_group,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        value_serializer="raw",
+        key_serializer="raw",
+        stream_buffer_maxsize=max(4 * batch_max, 4096),
+        broker_max_poll_records=batch_max,
+        broker_commit_every=batch_max,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+    )
+    runtime = WorkerRuntime(app, settings, batch_max, metrics or WorkerMetrics())
+    topic = app.topic(settings.topic_events, key_type=bytes, value_type=bytes,
+                      partitions=settings.partitions)
+
+    def ours(tps: Iterable[Any]) -> list[int]:
+        return [tp.partition for tp in tps if tp.topic == settings.topic_events]
+
+    async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
+        runtime.revoked(ours(revoked))
+
+    async def on_assigned(app: faust.App, assigned: set[Any], **_: Any) -> None:
+        mine = set(ours(assigned))
+        runtime.revoked([p for p in runtime.projector.owned if p not in mine])
+        await runtime.assigned([p for p in mine if p not in runtime.projector.owned])
+
+    @app.agent(topic)
+    async def project(stream: Any) -> None:
+        await runtime.ready()
+        async for events in stream.take_events(batch_max, within=batch_within):
+            await runtime.handle(events)
+
+    async def on_shutdown(app: faust.App, **_: Any) -> None:
+        await runtime.close()
+
+    # Faust's signal typing wants a positional sender and a ``signal`` keyword.
+    app.on_partitions_revoked.connect(cast(Any, on_revoked))
+    app.on_partitions_assigned.connect(cast(Any, on_assigned))
+    app.on_before_shutdown.connect(cast(Any, on_shutdown))
+    del project
+    return app, runtime

@@ -6,10 +6,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dispatch.cli import demo, incident, ingest, produce, report, simulate, worker
+from dispatch.cli import (
+    demo,
+    incident,
+    ingest,
+    produce,
+    report,
+    simulate,
+    topics,
+    worker,
+)
 from dispatch.cli.common import UserError
 
-SUBCOMMANDS = (demo, ingest, report, incident, simulate, produce, worker)
+SUBCOMMANDS = (demo, ingest, report, incident, simulate, topics, produce, worker)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -86,8 +86,7 @@ class WorkerRuntime:
                     for e in events]
         try:
             outcome = await self.projector.handle(messages)
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                KafkaError) as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as exc:
             # Nothing of this batch was committed. Faust has already fetched past it,
             # so once PostgreSQL (or the DLQ) answers again, every owned partition
             # goes back to its stored offset and the batch is fetched anew.
@@ -110,7 +109,7 @@ class WorkerRuntime:
                 log.warning("PostgreSQL not answering (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        seeks = await self.projector.assign(list(self.projector.owned))
+        seeks = await self.projector.rewind()
         for partition, offset in seeks.items():
             await self.seek(partition, offset)
 

@@ -6,9 +6,10 @@ says. Contract:
 - ``assign(partitions)`` returns the offset to seek each partition to: the next
   position stored in the read-model database, never Kafka's committed offset;
 - ``handle(messages)`` projects one batch and commits it in one store
-  transaction together with the next offsets; messages below the stored
-  position (re-deliveries) are skipped; a gap above it (the client started
-  somewhere else) is refused with a seek back to the stored position;
+  transaction together with the next offsets; only messages that continue a
+  partition exactly where the store left it are applied: re-deliveries are
+  skipped, and a gap (the client reads from somewhere else) is refused with a
+  seek back to the stored position;
 - invalid messages reach the dead-letter port before the commit that skips them;
 - ``StalePosition`` (another worker moved a partition) drops the batch and asks
   for a seek to what is stored now.
@@ -62,44 +63,63 @@ class PartitionProjector:
         self.observer = observer
         self.owned: dict[int, int] = {}
         """partition -> next offset committed in the store (what we resume from)."""
-        self._sought: dict[int, int] = {}
+        self._seeking: dict[int, int] = {}
+        """partition -> offset we asked the client to seek to and have not seen yet."""
 
     async def assign(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Take ``partitions`` over; returns where the client must seek each."""
         stored = await self.store.positions(self.projector.consumer)
         seeks = {}
         for partition in partitions:
             self.owned[partition] = seeks[partition] = stored.get((self.topic, partition), 0)
-            self._sought[partition] = seeks[partition]
+            self._seeking[partition] = seeks[partition]
         return seeks
 
     def revoke(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             self.owned.pop(partition, None)
-            self._sought.pop(partition, None)
+            self._seeking.pop(partition, None)
+
+    def _admit(self, messages: Sequence[Message], outcome: Outcome) -> list[Message]:
+        """The messages that continue each owned partition without a gap.
+
+        Offsets below a partition's cursor were applied already. A partition that
+        is being repositioned is skipped until the sought offset shows up; an
+        offset above the cursor means the client is reading from somewhere else,
+        so it is asked (again, once per batch) to seek back to the cursor. Our
+        topics are never written transactionally, so offsets have no holes.
+        """
+        cursor: dict[int, int] = {}
+        fresh: list[Message] = []
+        for message in messages:
+            partition, offset = message.partition, message.offset
+            if partition not in self.owned:
+                outcome.skipped += 1
+                continue
+            expected = cursor.get(partition, self.owned[partition])
+            sought = self._seeking.get(partition)
+            if sought is not None and offset == sought == expected:
+                del self._seeking[partition]
+            if offset == expected and partition not in self._seeking:
+                fresh.append(message)
+                cursor[partition] = offset + 1
+                continue
+            outcome.skipped += 1
+            if offset > expected:
+                self._seeking[partition] = outcome.seek[partition] = expected
+        return fresh
 
     async def handle(self, messages: Sequence[Message]) -> Outcome:
+        """Project one fetched batch (see module contract)."""
         outcome = Outcome()
-        fresh: list[Message] = []
-        first: dict[int, int] = {}
-        for message in messages:
-            position = self.owned.get(message.partition)
-            if position is None or message.offset < position:
-                outcome.skipped += 1
-                continue
-            if message.partition not in first:
-                first[message.partition] = message.offset
-                if message.offset > position and self._sought.get(message.partition) != position:
-                    outcome.seek[message.partition] = self._sought[message.partition] = position
-            if message.partition in outcome.seek:
-                outcome.skipped += 1
-                continue
-            fresh.append(message)
+        fresh = self._admit(messages, outcome)
         if not fresh:
             return outcome
         started = time.perf_counter()
         records = [Record(self.topic, m.partition, m.offset + 1, m.value,
                           f"{self.topic}[{m.partition}]@{m.offset}") for m in fresh]
-        expected = {(self.topic, p): self.owned[p] for p in first if p not in outcome.seek}
+        partitions = {m.partition for m in fresh}
+        expected = {(self.topic, p): self.owned[p] for p in partitions}
         prepared = await self.projector.prepare(records, expected)
         if prepared.rejected:
             await self.dead_letters.send(prepared.rejected)
@@ -107,22 +127,23 @@ class PartitionProjector:
             await self.store.commit(prepared.commit)
         except StalePosition:
             stored = await self.store.positions(self.projector.consumer)
-            for partition in first:
-                if partition in self.owned:
-                    self.owned[partition] = stored.get((self.topic, partition), 0)
-                    outcome.seek[partition] = self._sought[partition] = self.owned[partition]
+            for partition in partitions:
+                self.owned[partition] = stored.get((self.topic, partition), 0)
+                self._seeking[partition] = outcome.seek[partition] = self.owned[partition]
             return outcome
         for (_, partition), position in prepared.commit.positions.items():
             self.owned[partition] = position
-            self._sought.pop(partition, None)
         outcome.committed = len(fresh)
         if self.observer is not None:
-            stored_before = prepared.previous
             self.observer.batch_committed(
                 len(fresh), prepared.accepted, len(prepared.rejected),
                 prepared.commit.duplicates, time.perf_counter() - started,
-                new_stage_durations(stored_before, prepared.commit.incidents))
+                new_stage_durations(prepared.previous, prepared.commit.incidents))
         return outcome
+
+    async def rewind(self) -> dict[int, int]:
+        """After a failed batch: every owned partition back to its stored offset."""
+        return await self.assign(list(self.owned))
 
 
 def new_stage_durations(before: dict[str, Incident],

@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     pg_dsn: SecretStr = SecretStr("postgresql://dispatch:dispatch@127.0.0.1:5432/dispatch")
     metrics_port: int = 9108
 
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if value != "memory://" and not value.startswith(
+                ("sqlite:///", "postgresql://", "postgres://")):
+            scheme = value.split("://", 1)[0] if "://" in value else value
+            raise ValueError(f"unsupported store URL scheme {scheme!r}: use sqlite:///PATH or "
+                             "postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+        return value
+
     @field_validator("duty_timezone")
     @classmethod
     def _zone_exists(cls, value: str) -> str:

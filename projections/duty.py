@@ -12,6 +12,7 @@ Contract:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -36,6 +37,8 @@ def from_micros(micros: int, zone: ZoneInfo | None = None) -> datetime:
 def parse_duty_start(text: str) -> time:
     """``HH:MM`` -> time; ValueError with a readable message otherwise."""
     try:
+        if not re.fullmatch(r"\d{1,2}:\d{2}", text):
+            raise ValueError(text)
         hours, minutes = text.split(":")
         return time(int(hours), int(minutes))
     except ValueError:

@@ -10,15 +10,38 @@ Contract:
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
+from pydantic_core import core_schema
 
 CURRENT_SCHEMA_VERSION = 1
 """The envelope version this engine validates; older versions are upcast first."""
 
-Timestamp = Annotated[AwareDatetime, Strict()]
-"""An instant written as an RFC 3339 string with an offset (strict: no numbers)."""
+RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+
+
+class _Rfc3339:
+    """Core schema: a string matching RFC 3339 (seconds and offset required), then
+    parsed as an aware datetime. Both steps run inside pydantic-core (no Python
+    call per event); pydantic alone would also take "1782865800" as Unix time."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any,
+                                     handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.chain_schema([
+            core_schema.str_schema(pattern=RFC3339),
+            core_schema.datetime_schema(tz_constraint="aware"),
+        ], metadata={"pydantic_js_functions": [_json_schema]})
+
+
+def _json_schema(schema: Any, handler: Any) -> dict[str, Any]:
+    return {"type": "string", "format": "date-time", "pattern": RFC3339}
+
+
+Timestamp = Annotated[datetime, _Rfc3339]
+"""An instant written as an RFC 3339 string with seconds and a UTC offset."""
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 Area = Literal["urban", "rural", "remote"]
@@ -96,7 +119,7 @@ class CallReceived(Envelope):
 
 class CallVerified(Envelope):
     type: Literal["call.verified"]
-    data: CallVerifiedData = CallVerifiedData()
+    data: CallVerifiedData
 
 
 class CallRejected(Envelope):
@@ -126,22 +149,22 @@ class CrewArrived(Envelope):
 
 class FaultDiagnosed(Envelope):
     type: Literal["fault.diagnosed"]
-    data: FaultDiagnosedData = FaultDiagnosedData()
+    data: FaultDiagnosedData
 
 
 class RepairCompleted(Envelope):
     type: Literal["repair.completed"]
-    data: EventData = EventData()
+    data: EventData
 
 
 class PowerRestored(Envelope):
     type: Literal["power.restored"]
-    data: PowerRestoredData = PowerRestoredData()
+    data: PowerRestoredData
 
 
 class IncidentClosed(Envelope):
     type: Literal["incident.closed"]
-    data: IncidentClosedData = IncidentClosedData()
+    data: IncidentClosedData
 
 
 Event = Annotated[

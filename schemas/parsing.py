@@ -7,6 +7,7 @@ raises anything else for bad input.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -14,6 +15,8 @@ from pydantic import ValidationError
 
 from schemas.events import CURRENT_SCHEMA_VERSION, EVENT_ADAPTER, Event
 from schemas.upcasting import upcast
+
+_NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 
 
 class InvalidEvent(ValueError):
@@ -61,8 +64,13 @@ def describe(error: ValidationError, obj: dict[str, Any]) -> str:
     if loc and loc[0] == obj.get("type"):
         loc = loc[1:]  # drop the discriminator pydantic puts first
     where = ".".join(loc) or "event"
-    if kind == "timezone_aware":
+    if kind == "timezone_aware" or (
+            kind == "string_pattern_mismatch" and loc and loc[-1].endswith("_at")
+            and _NAIVE.match(str(first.get("input", "")))):
         return f"{where}: timestamp has no UTC offset"
+    if kind == "string_pattern_mismatch" and loc and loc[-1].endswith("_at"):
+        return f"{where}: expected an RFC 3339 timestamp with seconds and offset, " \
+               f"got {first.get('input')!r}"
     if kind in ("datetime_type", "datetime_parsing", "datetime_from_date_parsing"):
         return f"{where}: expected an RFC 3339 timestamp with offset ({first['msg']})"
     more = error.error_count() - 1

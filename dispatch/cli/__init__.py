@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
@@ -19,6 +20,14 @@ from dispatch.cli import (
 from dispatch.cli.common import UserError
 
 SUBCOMMANDS = (demo, ingest, report, incident, simulate, topics, produce, worker)
+
+
+_SERVER_CLIENTS = frozenset({"asyncpg", "kafka", "aiokafka", "confluent_kafka"})
+
+
+def redact(text: str) -> str:
+    """Hide passwords in URLs (``scheme://user:secret@host``)."""
+    return re.sub(r"(://[^:/@\s]+):[^@\s]+@", r"\1:***@", text)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,6 +53,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"dispatch {args.command}: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # missing folders, unreachable servers, permissions
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"dispatch {args.command}: {redact(str(exc.strerror or exc))}{where}",
+              file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] in _SERVER_CLIENTS:
+            print(f"dispatch {args.command}: {type(exc).__name__}: {redact(str(exc))}",
+                  file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         print(f"dispatch {args.command}: interrupted; committed batches are kept",
               file=sys.stderr)

@@ -48,7 +48,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"])
-        raise UserError(f"bad setting {field}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise UserError(f"bad setting {field}: {message}") from None
     except ValueError as exc:
         raise UserError(str(exc)) from None
 

@@ -79,7 +79,9 @@ class WorkerRuntime:
         return consumer._new_topicpartition(self.settings.topic_events, partition)
 
     async def seek(self, partition: int, offset: int) -> None:
-        await self.app.consumer.seek(self._tp(partition), offset)
+        # seek_wait runs on the consumer's own thread (aiokafka is not thread-safe) and
+        # resets Faust's read offset, without which re-fetched messages would be dropped.
+        await self.app.consumer.seek_wait({self._tp(partition): offset})
 
     async def handle(self, events: list[Any]) -> None:
         messages = [Message(e.message.partition, e.message.offset, e.message.value)

@@ -1,7 +1,7 @@
 """JSON Lines files as a positioned source: each record knows where to resume.
 
 Contract: ``file_source(path)`` names a file by its resolved path and the hash of
-its first bytes, so a file that is appended to keeps its position, while a
+its first line, so a file that is appended to keeps its position, while a
 different file written to the same path starts again from the top.
 ``read_records`` yields batches of non-blank lines from byte ``offset`` on, with
 1-based line numbers in their labels.
@@ -20,8 +20,8 @@ HEAD_BYTES = 4096
 
 def file_source(path: Path) -> str:
     with path.open("rb") as stream:
-        head = stream.read(HEAD_BYTES)
-    return f"file:{path.resolve()}#{hashlib.sha1(head).hexdigest()[:12]}"
+        first_line = stream.readline(HEAD_BYTES)
+    return f"file:{path.resolve()}#{hashlib.sha1(first_line).hexdigest()[:12]}"
 
 
 def read_records(path: Path, source: str, offset: int = 0,

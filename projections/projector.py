@@ -9,6 +9,7 @@ one transaction together with the consumer positions.
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -20,7 +21,6 @@ from projections.totals import (
     CALLS,
     Bucket,
     Totals,
-    accumulate,
     call_buckets,
     contributions,
     zeros,
@@ -38,7 +38,9 @@ def fold_batch(
     Pure: ``stored`` is not modified.
     """
     touched: dict[str, Incident] = {}
-    deltas: dict[Bucket, Totals] = {}
+    added: dict[Bucket, list[Totals]] = defaultdict(list)
+    retracted: dict[Bucket, list[Totals]] = defaultdict(list)
+    calls: Counter[Bucket] = Counter()
     for fact in facts:
         incident = touched.get(fact.incident_id)
         if incident is None:
@@ -46,19 +48,27 @@ def fold_batch(
             if previous is None:
                 incident = Incident(fact.incident_id)
             else:
-                accumulate(deltas, contributions(previous, calendar), -1)
+                for bucket, vector in contributions(previous, calendar):
+                    retracted[bucket].append(vector)
                 incident = previous.copy()
             touched[fact.incident_id] = incident
         apply(incident, fact)
         if fact.type == "call.received":
-            for bucket in call_buckets(fact, calendar):
-                vector = deltas.get(bucket)
-                if vector is None:
-                    vector = deltas[bucket] = zeros()
-                vector[CALLS] += 1
+            calls.update(call_buckets(fact, calendar))
     for incident in touched.values():
-        accumulate(deltas, contributions(incident, calendar))
-    return touched, {bucket: v for bucket, v in deltas.items() if any(v)}
+        for bucket, vector in contributions(incident, calendar):
+            added[bucket].append(vector)
+    deltas: dict[Bucket, Totals] = {}
+    # Column sums over many vectors at once: zip and sum run in C.
+    for bucket in added.keys() | retracted.keys() | calls.keys():
+        delta = [sum(column) for column in zip(*added.get(bucket, ()), strict=True)] or zeros()
+        for column, value in enumerate(
+                sum(c) for c in zip(*retracted.get(bucket, ()), strict=True)):
+            delta[column] -= value
+        delta[CALLS] += calls.get(bucket, 0)
+        if any(delta):
+            deltas[bucket] = delta
+    return touched, deltas
 
 
 def facts_of(raws: Sequence[bytes]) -> list[Fact | str]:
@@ -80,8 +90,16 @@ class Record(NamedTuple):
     partition: int
     next_position: int
     raw: bytes
-    label: str = ""
-    """Where it came from, for people: ``file.jsonl:42`` or ``topic[3]@1200``."""
+    line: int = 0
+    """1-based line number for file records; 0 for log messages."""
+
+    @property
+    def label(self) -> str:
+        """Where it came from, for people: ``file.jsonl:42`` or ``topic[3]@1200``."""
+        if self.line:
+            name = self.source.split("#", 1)[0].rsplit("/", 1)[-1]
+            return f"{name}:{self.line}"
+        return f"{self.source}[{self.partition}]@{self.next_position - 1}"
 
 
 class Rejected(NamedTuple):

@@ -27,7 +27,6 @@ def file_source(path: Path) -> str:
 def read_records(path: Path, source: str, offset: int = 0,
                  batch_size: int = 10_000) -> Iterator[list[Record]]:
     """Batches of records from ``offset`` (a line start) to the end of the file."""
-    name = path.name
     with path.open("rb") as stream:
         line_no = stream.read(offset).count(b"\n") if offset else 0
         position = offset
@@ -38,7 +37,7 @@ def read_records(path: Path, source: str, offset: int = 0,
             text = line.strip()
             if not text:
                 continue
-            batch.append(Record(source, 0, position, text, f"{name}:{line_no}"))
+            batch.append(Record(source, 0, position, text, line_no))
             if len(batch) >= batch_size:
                 yield batch
                 batch = []

@@ -116,8 +116,7 @@ class PartitionProjector:
         if not fresh:
             return outcome
         started = time.perf_counter()
-        records = [Record(self.topic, m.partition, m.offset + 1, m.value,
-                          f"{self.topic}[{m.partition}]@{m.offset}") for m in fresh]
+        records = [Record(self.topic, m.partition, m.offset + 1, m.value) for m in fresh]
         partitions = {m.partition for m in fresh}
         expected = {(self.topic, p): self.owned[p] for p in partitions}
         prepared = await self.projector.prepare(records, expected)

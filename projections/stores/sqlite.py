@@ -8,10 +8,12 @@ and positions) or none of it.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import time
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
@@ -27,8 +29,6 @@ from projections.stores.rows import (
 )
 from projections.totals import FIELDS, Bucket, Totals
 
-CHUNK = 900  # stays under SQLite's historical limit of 999 bound parameters
-
 _INCIDENT_UPSERT = (
     f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))}) ON CONFLICT (incident_id) DO UPDATE SET "
@@ -40,11 +40,6 @@ _TOTALS_UPSERT = (
     f"ON CONFLICT ({', '.join(TOTALS_KEY)}) DO UPDATE SET "
     + ", ".join(f"{c} = {c} + excluded.{c}" for c in FIELDS)
 )
-
-
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), CHUNK):
-        yield items[i:i + CHUNK]
 
 
 class SqliteStore(ProjectionStore):
@@ -104,24 +99,17 @@ class SqliteStore(ProjectionStore):
         return {(source, partition): position for source, partition, position in rows}
 
     async def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in _chunks(event_ids):
-            rows = self.db.execute(
-                f"SELECT event_id FROM event_log WHERE event_id IN ({','.join('?' * len(chunk))})",
-                tuple(chunk))
-            found.update(row[0] for row in rows)
-        return found
+        # One statement per batch: the ids travel as one JSON array parameter.
+        rows = self.db.execute(
+            "SELECT event_id FROM event_log WHERE event_id IN (SELECT value FROM json_each(?))",
+            (orjson.dumps(list(event_ids)),))
+        return {row[0] for row in rows}
 
     async def load_incidents(self, incident_ids: Collection[str]) -> dict[str, Incident]:
-        ids = list(incident_ids)
-        loaded: dict[str, Incident] = {}
-        for chunk in _chunks(ids):
-            rows = self.db.execute(
-                f"SELECT * FROM incidents WHERE incident_id IN ({','.join('?' * len(chunk))})",
-                tuple(chunk))
-            for row in rows:
-                loaded[row[0]] = incident_from_row(row)
-        return loaded
+        rows = self.db.execute(
+            "SELECT * FROM incidents WHERE incident_id IN (SELECT value FROM json_each(?))",
+            (orjson.dumps(list(incident_ids)),))
+        return {row[0]: incident_from_row(row) for row in rows}
 
     async def commit(self, commit: Commit) -> None:
         db = self.db

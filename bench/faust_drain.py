@@ -29,10 +29,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import faust  # noqa: E402
+import faust
 
-from dispatch.settings import Settings  # noqa: E402
-from dispatch.worker.faust_app import build_app  # noqa: E402
+from dispatch.settings import Settings
+from dispatch.worker.faust_app import build_app
 
 TARGET = int(os.environ["DRAIN_TARGET"])
 BATCH = int(os.environ.get("DRAIN_BATCH", "5000"))

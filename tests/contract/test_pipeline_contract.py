@@ -1,0 +1,131 @@
+"""The pipeline contract: every way of getting events into read models gives the
+report of ``dispatch report --input`` byte for byte, also when the process doing
+it is SIGKILLed mid-stream and started again.
+
+One class per path: embedded ingest into SQLite, embedded ingest into
+PostgreSQL, and Kafka + Faust worker + PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
+from tests.integration.harness import REPO, Stack, dispatch_cmd, embedded_report
+
+
+def history(folder: Path, days: int, seed: int) -> Path:
+    path = folder / "events.jsonl"
+    plan = SimulationPlan(seed=seed, start=date(2026, 3, 27), days=days, storm_days=(1,),
+                          duplicate_rate=0.03, shuffle=True, late_rate=0.02, skew_rate=0.02,
+                          malformed_rate=0.002)
+    write_jsonl(simulate_lines(plan), path)
+    return path
+
+
+class PipelineContract:
+    days = 6
+
+    def load(self, events: Path, tmp_path: Path) -> str:
+        """Run the pipeline to completion; return the report it stores."""
+        raise NotImplementedError
+
+    def load_with_kills(self, events: Path, tmp_path: Path, kills: int) -> str:
+        raise NotImplementedError
+
+    def test_report_equals_report_from_input(self, tmp_path: Path) -> None:
+        events = history(tmp_path, self.days, seed=3)
+        assert self.load(events, tmp_path) == embedded_report(events)
+
+    def test_sigkill_and_restart_lose_and_duplicate_nothing(self, tmp_path: Path) -> None:
+        events = history(tmp_path, self.days, seed=4)
+        assert self.load_with_kills(events, tmp_path, kills=3) == embedded_report(events)
+
+
+class EmbeddedPipeline(PipelineContract):
+    days = 30
+
+    def store_url(self, tmp_path: Path) -> str:
+        raise NotImplementedError
+
+    def ingest(self, events: Path, url: str, *extra: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(dispatch_cmd("ingest", str(events), "--store", url, *extra),
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def report(self, url: str) -> str:
+        done = subprocess.run(dispatch_cmd("report", "--store", url), cwd=REPO,
+                              capture_output=True, text=True, check=True)
+        return done.stdout
+
+    def load(self, events: Path, tmp_path: Path) -> str:
+        url = self.store_url(tmp_path)
+        assert self.ingest(events, url).wait(120) == 0
+        return self.report(url)
+
+    def load_with_kills(self, events: Path, tmp_path: Path, kills: int) -> str:
+        url = self.store_url(tmp_path)
+        rng = random.Random(9)
+        for _ in range(kills):
+            process = self.ingest(events, url, "--batch-size", "50")
+            time.sleep(rng.uniform(0.8, 2.0))
+            assert process.poll() is None, "ingest ended before the kill: lengthen the history"
+            process.send_signal(signal.SIGKILL)
+            process.wait(30)
+        assert self.ingest(events, url).wait(120) == 0
+        return self.report(url)
+
+
+class TestEmbeddedSqlite(EmbeddedPipeline):
+    def store_url(self, tmp_path: Path) -> str:
+        return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.mark.servers
+class TestEmbeddedPostgres(EmbeddedPipeline):
+    @pytest.fixture(autouse=True)
+    def _dsn(self, pg_dsn: str) -> None:
+        self.dsn = pg_dsn
+
+    def store_url(self, tmp_path: Path) -> str:
+        return self.dsn
+
+
+@pytest.mark.servers
+@pytest.mark.slow
+class TestKafkaWorkerPostgres(PipelineContract):
+    @pytest.fixture(autouse=True)
+    def _stack(self, kafka_bootstrap: str, pg_dsn: str) -> Iterator[None]:
+        self.stack = Stack(kafka_bootstrap, pg_dsn)
+        self.stack.create_topics()
+        yield
+        self.stack.stop_all()
+
+    def publish(self, events: Path) -> None:
+        # As they are, malformed lines included: the worker's dead-letter path counts them.
+        self.stack.produce_raw(line for line in events.read_bytes().splitlines()
+                               if line.strip())
+
+    def load(self, events: Path, tmp_path: Path) -> str:
+        self.publish(events)
+        self.stack.start_worker(log=tmp_path / "worker.log")
+        self.stack.wait_caught_up()
+        return self.stack.report_from_store()
+
+    def load_with_kills(self, events: Path, tmp_path: Path, kills: int) -> str:
+        self.publish(events)
+        rng = random.Random(5)
+        for _ in range(kills):
+            worker = self.stack.start_worker("--batch-size", "50", log=tmp_path / "worker.log")
+            time.sleep(rng.uniform(5.0, 8.0))
+            self.stack.stop_worker(worker, signal.SIGKILL)
+        self.stack.start_worker(log=tmp_path / "worker.log")
+        self.stack.wait_caught_up()
+        return self.stack.report_from_store()

@@ -255,39 +255,46 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
 
 
 def delete_topics_and_groups(bootstrap: str, topics: list[str], groups: list[str]) -> str:
-    from kafka.admin import KafkaAdminClient
+    from confluent_kafka.admin import AdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-admin")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
     notes = []
-    try:
-        existing = set(admin.list_topics())
-        doomed = [t for t in topics if t in existing]
-        if doomed:
-            admin.delete_topics(doomed)
-        notes.append(f"deleted {len(doomed)} topics")
-        known = {g[0] if isinstance(g, tuple) else g.group for g in admin.list_consumer_groups()}
-        mine = [g for g in groups if g in known]
-        if mine:
-            try:
-                admin.delete_consumer_groups(mine)
-                notes.append(f"deleted {len(mine)} consumer groups")
-            except Exception as exc:  # a group still closing: harmless leftovers
-                notes.append(f"consumer groups not all deleted: {exc!r}")
-    finally:
-        admin.close()
+    existing = set(admin.list_topics(timeout=15).topics)
+    doomed = [t for t in topics if t in existing]
+    failed = []
+    for name, future in (admin.delete_topics(doomed, request_timeout=30).items()
+                         if doomed else []):
+        try:
+            future.result()
+        except Exception as exc:
+            failed.append(f"{name}: {exc}")
+    notes.append(f"deleted {len(doomed) - len(failed)}/{len(doomed)} topics")
+    known = {g.group_id for g in admin.list_consumer_groups(request_timeout=15).result().valid}
+    mine = [g for g in groups if g in known]
+    gone = 0
+    for name, future in (admin.delete_consumer_groups(mine, request_timeout=30).items()
+                         if mine else []):
+        try:
+            future.result()
+            gone += 1
+        except Exception as exc:
+            failed.append(f"{name}: {exc}")
+    notes.append(f"deleted {gone}/{len(mine)} consumer groups")
+    if failed:
+        notes.append(f"failures: {failed}")
     return ", ".join(notes)
 
 
 # --------------------------------------------------------------------------- step 1: ceilings
 
 
-def ceiling_child(client: str, parser: str, topic: str, n: int, bootstrap: str) -> dict[str, Any]:
+def ceiling_child(client: str, parser: str, topic: str, n: int, bootstrap: str,
+                  group: str) -> dict[str, Any]:
     """Read ``n`` messages of ``topic`` from the start in a fresh group; runs in a child."""
     import orjson
 
     parse: Callable[[bytes], Any] | None = {"orjson": orjson.loads, "json": json.loads,
                                              "none": None}[parser]
-    group = f"bench-ceiling-{client}-{parser}-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
     first_at = None
     first_n = 0
@@ -304,7 +311,8 @@ def ceiling_child(client: str, parser: str, topic: str, n: int, bootstrap: str) 
         })
         consumer.subscribe([topic])
         while count < n:
-            batch = consumer.consume(num_messages=10_000, timeout=1.0)
+            # Never ask for more than is left: consume() waits for num_messages or the timeout.
+            batch = consumer.consume(num_messages=min(10_000, n - count), timeout=1.0)
             if not batch:
                 continue
             for message in batch:
@@ -501,7 +509,8 @@ class Bench:
                 before = machine_cpu()
                 done = subprocess.run(
                     [PY, str(Path(__file__).resolve()), "--ceiling-child", client, parser,
-                     self.topic, str(self.n), self.bootstrap],
+                     self.topic, str(self.n), self.bootstrap,
+                     self.group(f"ceiling-{client}-{parser}")],
                     capture_output=True, text=True, env=child_env, timeout=1800)
                 if done.returncode != 0:
                     raise RuntimeError(f"ceiling {client}/{parser} failed:\n{done.stderr}")
@@ -510,7 +519,6 @@ class Bench:
                 result["load"] = os.getloadavg()
                 final = {int(k): v for k, v in result["final_positions"].items()}
                 result["reached_end_offsets"] = final == self.offsets
-                self.groups.append(result["group"])
                 out.append(result)
                 say(f"  {result['rate']:,.0f} ev/s after first batch, "
                     f"{result['rate_wall']:,.0f} ev/s wall, peak RSS "
@@ -753,10 +761,12 @@ class Bench:
                     break
         if len(messages) < wanted:
             raise RuntimeError(f"need {wanted} events for the latency step, file has fewer")
-        warm = make_producer(self.bootstrap)
+        # One producer for warm-up and the measured phase: connection set-up and the
+        # idempotent producer id are not in the measured latencies.
+        producer: Producer = make_producer(self.bootstrap)
         for key, value in messages[:warmup]:
-            warm.produce(topic, value=value, key=key)
-        warm.flush(30)
+            producer.produce(topic, value=value, key=key)
+        producer.flush(30)
         self.pg.reset()
         group = self.group("latency")
         log = self.workdir / "latency-worker.log"
@@ -782,7 +792,6 @@ class Bench:
         timing: dict[str, float] = {}
 
         def producer_thread() -> None:
-            producer: Producer = make_producer(self.bootstrap)
             bucket, burst = 0.0, max(1.0, rate * 0.01)
             start = last = time.perf_counter()
             i = 0
@@ -1069,8 +1078,8 @@ def table(results: dict[str, Any]) -> str:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--ceiling-child":
-        client, parser, topic, n, bootstrap = sys.argv[2:7]
-        print(json.dumps(ceiling_child(client, parser, topic, int(n), bootstrap)))
+        client, parser, topic, n, bootstrap, group = sys.argv[2:8]
+        print(json.dumps(ceiling_child(client, parser, topic, int(n), bootstrap, group)))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--events", type=int, default=1_000_000)

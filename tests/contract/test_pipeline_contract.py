@@ -74,8 +74,9 @@ class EmbeddedPipeline(PipelineContract):
         url = self.store_url(tmp_path)
         rng = random.Random(9)
         for _ in range(kills):
-            process = self.ingest(events, url, "--batch-size", "50")
-            time.sleep(rng.uniform(0.8, 2.0))
+            # Tiny batches: many commits, so the kill lands between and inside them.
+            process = self.ingest(events, url, "--batch-size", "5")
+            time.sleep(rng.uniform(0.5, 1.0))
             assert process.poll() is None, "ingest ended before the kill: lengthen the history"
             process.send_signal(signal.SIGKILL)
             process.wait(30)

@@ -12,7 +12,7 @@ partitions), plus:
   DRAIN_TARGET   stop counting at this many events (required)
   DRAIN_BATCH    batch_max (default 5000)
   DRAIN_RESULT   path of a JSON file rewritten every ~0.25 s with
-                 {"n", "first_at", "n_first", "last_at", "done_at"} (time.time())
+                 {"n", "batches", "first_at", "n_first", "last_at", "done_at"} (time.time())
 Run (from a scratch directory: Faust writes ``<group>-data/`` into the cwd):
   .venv/bin/python bench/faust_drain.py
 The benchmark stops it with SIGTERM once ``done_at`` is set.
@@ -38,7 +38,7 @@ TARGET = int(os.environ["DRAIN_TARGET"])
 BATCH = int(os.environ.get("DRAIN_BATCH", "5000"))
 RESULT = Path(os.environ["DRAIN_RESULT"])
 
-state: dict[str, Any] = {"n": 0, "first_at": None, "n_first": 0, "last_at": None,
+state: dict[str, Any] = {"n": 0, "batches": 0, "first_at": None, "n_first": 0, "last_at": None,
                          "done_at": None}
 last_write = [0.0]
 
@@ -55,6 +55,7 @@ def save(force: bool = False) -> None:
 async def count(events: list[Any]) -> None:
     now = time.time()
     state["n"] += len(events)
+    state["batches"] += 1
     state["last_at"] = now
     if state["first_at"] is None:
         state["first_at"], state["n_first"] = now, len(events)

@@ -190,11 +190,14 @@ class Pg:
         import asyncpg
 
         self.asyncpg = asyncpg
+        self.queries = 0
+        """Statements sent on our connection (each one transaction), see ``transactions``."""
         self.loop = asyncio.new_event_loop()
         self.loop.run_until_complete(self._ensure_database(admin_dsn))
         self.conn = self.run(asyncpg.connect(dsn))
 
     def run(self, coroutine: Any) -> Any:
+        self.queries += 1
         return self.loop.run_until_complete(coroutine)
 
     async def _ensure_database(self, admin_dsn: str) -> None:
@@ -222,6 +225,13 @@ class Pg:
                 "SELECT coalesce(sum(events), 0) FROM naive_incidents")))
         except self.asyncpg.UndefinedTableError:
             return 0
+
+    def transactions(self) -> int:
+        """Committed + rolled back transactions of the bench database (pg_stat_database;
+        a live backend reports at most ~1 s late), including ours."""
+        return int(self.run(self.conn.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1",
+            BENCH_DB)))
 
     def backend_pids(self) -> list[int]:
         """Client backends of the bench database other than ours (the worker's)."""
@@ -541,6 +551,8 @@ class Bench:
                 proc = subprocess.Popen([PY, str(REPO / "bench" / "faust_drain.py")], env=env,
                                         cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT)
             state: dict[str, Any] = {}
+            cpu_at_first: float | None = None
+            threads_at_first: dict[int, float] = {}
             deadline = time.monotonic() + self.args.timeout
             shown = time.monotonic()
             while time.monotonic() < deadline:
@@ -549,6 +561,9 @@ class Bench:
                     state = json.loads(result_file.read_text())
                 if state.get("done_at"):
                     break
+                if cpu_at_first is None and state.get("first_at"):
+                    cpu_at_first, before = cpu_of(proc.pid), machine_cpu()
+                    threads_at_first = thread_cpu(proc.pid)
                 if proc.poll() is not None:
                     raise RuntimeError(f"faust_drain exited {proc.returncode}:\n{tail(log)}")
                 if time.monotonic() - shown > 10:
@@ -556,6 +571,7 @@ class Bench:
                     say(f"  drained {state.get('n', 0):,}")
             hwm = status_kb(proc.pid, "VmHWM")
             cpu = cpu_of(proc.pid)
+            threads = thread_cpu(proc.pid)
             stop(proc)
             if not state.get("done_at"):
                 raise RuntimeError(f"faust_drain timed out at {state}:\n{tail(log)}")
@@ -565,13 +581,17 @@ class Bench:
                 "rate": (state["n"] - state["n_first"]) / steady,
                 "rate_wall": state["n"] / (state["done_at"] - spawned),
                 "startup_seconds": state["first_at"] - spawned, "seconds": steady,
-                "peak_rss_mb": (hwm or 0) / 1024, "cpu_seconds": cpu,
+                "peak_rss_mb": (hwm or 0) / 1024,
+                "cpu_seconds_after_first_batch": (cpu or 0.0) - (cpu_at_first or 0.0),
+                "cpu_main_thread_s": threads.get(proc.pid, 0.0)
+                - threads_at_first.get(proc.pid, 0.0),
+                "batches": state["batches"], "mean_batch": state["n"] / state["batches"],
                 "machine_busy": busy_share(before, machine_cpu()), "load": os.getloadavg(),
             }
             self.results.setdefault("faust_drain", []).append(result)
             say(f"  {result['rate']:,.0f} ev/s after first batch ({result['rate_wall']:,.0f} "
                 f"incl. {result['startup_seconds']:.1f}s startup); process CPU "
-                f"{cpu or 0:.1f}s over {steady:.1f}s")
+                f"{result['cpu_seconds_after_first_batch']:.1f}s over {steady:.1f}s")
 
     # ---- step 2
 
@@ -664,7 +684,7 @@ class Bench:
                "--metrics-port", "0"]
         log = self.workdir / f"{label}.log"
         before_machine = machine_cpu()
-        broker_before = cpu_of(self.broker) if self.broker else None
+        xacts_before, queries_before = self.pg.transactions(), self.pg.queries
         spawned = time.perf_counter()
         with open(log, "wb") as out:
             proc = subprocess.Popen(cmd, env=self.env(topic, group), cwd=self.workdir,
@@ -681,8 +701,12 @@ class Bench:
             now = time.perf_counter()
             committed = sum(stored.values())
             if first_at is None and committed:
+                # CPU figures below cover the catch-up after the first commit only.
                 first_at, n_first = now, committed
                 before_machine = machine_cpu()
+                threads_before = thread_cpu(proc.pid)
+                backends_before = {pid: cpu_of(pid) or 0.0 for pid in self.pg.backend_pids()}
+                broker_before = cpu_of(self.broker) if self.broker else None
             if committed >= target and (stop_at is not None or all(
                     stored.get(p, 0) >= o for p, o in offsets.items())):
                 done_at = now
@@ -697,9 +721,17 @@ class Bench:
         busy = busy_share(before_machine, machine_cpu())
         hwm, rss = status_kb(proc.pid, "VmHWM"), status_kb(proc.pid, "VmRSS")
         threads = thread_cpu(proc.pid)
-        backends = {pid: cpu_of(pid) for pid in self.pg.backend_pids()}
+        main_cpu = threads.get(proc.pid, 0.0) - threads_before.get(proc.pid, 0.0)
+        other_cpu = sum(c - threads_before.get(t, 0.0) for t, c in threads.items()
+                        if t != proc.pid)
+        pg_cpu = sum((cpu_of(pid) or 0.0) - backends_before.get(pid, 0.0)
+                     for pid in self.pg.backend_pids())
         broker_cpu = (cpu_of(self.broker) or 0) - broker_before if broker_before else None
         code = stop(proc, signal.SIGINT if profile else signal.SIGTERM)
+        time.sleep(0.5)  # the worker's backend reports its counters when it exits
+        # Each batch is one transaction; ours (the polls) are subtracted; a few belong to
+        # the worker's start (migrations, position look-ups).
+        xacts = self.pg.transactions() - xacts_before - (self.pg.queries - queries_before)
         steady = done_at - first_at
         result = {
             "batch_size": batch, "events": committed, "first_commit_events": n_first,
@@ -708,12 +740,12 @@ class Bench:
             "rate": (committed - n_first) / steady if steady > 0 else float("nan"),
             "rate_incl_startup": committed / (done_at - spawned),
             "peak_rss_mb": (hwm or 0) / 1024, "rss_at_end_mb": (rss or 0) / 1024,
-            "cpu_main_thread_s": threads.get(proc.pid, 0.0),
-            "cpu_other_threads_s": sum(c for t, c in threads.items() if t != proc.pid),
-            "threads": len(threads),
-            "cpu_pg_backends_s": sum(c or 0 for c in backends.values()),
+            "cpu_main_thread_s": main_cpu, "cpu_other_threads_s": other_cpu,
+            "cpu_worker_total_since_spawn_s": sum(threads.values()), "threads": len(threads),
+            "cpu_pg_backends_s": pg_cpu,
             "cpu_broker_s": broker_cpu, "machine_busy": busy, "load": os.getloadavg(),
-            "exit_code": code,
+            "exit_code": code, "transactions": xacts,
+            "mean_batch_approx": committed / max(1, xacts),
         }
         return result
 
@@ -1009,8 +1041,10 @@ def table(results: dict[str, Any]) -> str:
                 best = c
     for d in results.get("faust_drain", []):
         row(f"Faust drain (build_app, no-op), batch {d['batch_size']}", f"{d['rate']:,.0f} ev/s",
-            f"incl. startup {d['rate_wall']:,.0f} ev/s, CPU {d['cpu_seconds'] or 0:.0f}s / "
-            f"{d['seconds']:.0f}s wall, {ld(d['load'])}")
+            f"incl. startup {d['rate_wall']:,.0f} ev/s, CPU "
+            f"{d['cpu_seconds_after_first_batch'] / d['seconds']:.0%} of a core (main thread "
+            f"{d['cpu_main_thread_s'] / d['seconds']:.0%}), mean batch {d['mean_batch']:,.0f}, "
+            f"{ld(d['load'])}")
     naive = results.get("naive")
     if naive:
         lines.append("\n2. (b) naive Faust peer (one event, one upsert)")
@@ -1027,10 +1061,15 @@ def table(results: dict[str, Any]) -> str:
             row(f"batch {w['batch_size']}: incl. startup", f"{w['rate_incl_startup']:,.0f} ev/s",
                 f"{w['seconds_total']:.1f}s from spawn")
             row(f"batch {w['batch_size']}: peak RSS (VmHWM)", f"{w['peak_rss_mb']:.0f} MB")
-            row(f"batch {w['batch_size']}: CPU s main/other/PG/broker",
-                f"{w['cpu_main_thread_s']:.0f}/{w['cpu_other_threads_s']:.0f}/"
-                f"{w['cpu_pg_backends_s']:.0f}/{w['cpu_broker_s'] or 0:.0f}",
-                f"machine busy {w['machine_busy']:.0%}")
+            row(f"batch {w['batch_size']}: PG transactions, mean batch",
+                f"{w['transactions']:,}, {w['mean_batch_approx']:,.0f}",
+                "approx.: transactions in dispatch_bench minus ours")
+            steady = w["seconds_after_first_commit"]
+            row(f"batch {w['batch_size']}: CPU, share of one core",
+                f"{w['cpu_main_thread_s'] / steady:.0%}/{w['cpu_other_threads_s'] / steady:.0%}/"
+                f"{w['cpu_pg_backends_s'] / steady:.0%}/{(w['cpu_broker_s'] or 0) / steady:.0%}",
+                "worker main thread / other worker threads / its PG backend / broker, after "
+                f"first commit; machine busy {w['machine_busy']:.0%} of 2 cores")
             if "report_identical" in w:
                 row(f"batch {w['batch_size']}: report store == file", str(w["report_identical"]))
     if workers:

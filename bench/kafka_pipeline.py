@@ -38,6 +38,10 @@ Steps and what each one measures
    of the worker's main thread, its other threads, its PostgreSQL backend and
    the broker are read from /proc. Correctness: ``dispatch report --store``
    must equal ``dispatch report --input FILE`` byte for byte.
+3b. **No-Faust counterfactual.** The same ``PartitionProjector`` +
+   ``PostgresStore`` fed by a plain aiokafka ``getmany`` loop (manual
+   assignment, seeks to the stored positions), in a child process; rate after
+   its first commit, and the same report check.
 4. **Ratios** (c)/(a best, orjson) and (c)/(b).
 5. **Latency.** Fresh topic and read models, worker running and idle (after a
    small warm-up batch), then ``--latency-rate`` events/s for
@@ -410,6 +414,65 @@ def ceiling_child(client: str, parser: str, topic: str, n: int, bootstrap: str,
     }
 
 
+def plain_child(topic: str, n: int, bootstrap: str, group: str, dsn: str,
+                batch: int) -> dict[str, Any]:
+    """The worker's projection (``PartitionProjector`` + ``PostgresStore`` + Kafka DLQ)
+    fed by a plain aiokafka ``getmany`` loop instead of Faust; runs in a child."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from dispatch.kafka.dead_letters import KafkaDeadLetters
+    from projections.runners.stream import Message, PartitionProjector
+    from projections.stores.postgres import PostgresStore
+
+    async def run() -> dict[str, Any]:
+        store = PostgresStore(dsn)
+        await store.open()
+        backend = int(await store.conn.fetchval("SELECT pg_backend_pid()"))
+        dead_letters = KafkaDeadLetters(bootstrap, f"{topic}.dlq")
+        await dead_letters.start()
+        projector = PartitionProjector(store, topic, group, dead_letters)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    fetch_max_bytes=64 << 20, max_partition_fetch_bytes=16 << 20)
+        await consumer.start()
+        tps = {p: TopicPartition(topic, p) for p in range(6)}
+        consumer.assign(list(tps.values()))
+        for partition, offset in (await projector.assign(tps)).items():
+            consumer.seek(tps[partition], offset)
+        committed, batches, first = 0, 0, None
+        cpu0 = pg0 = 0.0
+        try:
+            while committed < n:
+                fetched = await consumer.getmany(timeout_ms=100, max_records=batch)
+                messages = [Message(m.partition, m.offset, m.value)
+                            for ms in fetched.values() for m in ms]
+                if not messages:
+                    continue
+                outcome = await projector.handle(messages)
+                committed += outcome.committed
+                batches += 1
+                for partition, offset in outcome.seek.items():
+                    consumer.seek(tps[partition], offset)
+                if first is None:
+                    first, n_first = time.perf_counter(), committed
+                    cpu0, pg0 = cpu_of(os.getpid()) or 0.0, cpu_of(backend) or 0.0
+            end = time.perf_counter()
+        finally:
+            await consumer.stop()
+            await dead_letters.stop()
+        cpu, pg = (cpu_of(os.getpid()) or 0.0) - cpu0, (cpu_of(backend) or 0.0) - pg0
+        await store.close()
+        assert first is not None
+        return {"batch_size": batch, "events": committed, "batches": batches,
+                "mean_batch": committed / batches, "seconds": end - first,
+                "rate": (committed - n_first) / (end - first),
+                "cpu_process_share": cpu / (end - first),
+                "cpu_pg_backend_share": pg / (end - first),
+                "peak_rss_mb": (status_kb(os.getpid(), "VmHWM") or 0) / 1024}
+
+    return asyncio.run(run())
+
+
 # --------------------------------------------------------------------------- the runner
 
 
@@ -771,6 +834,31 @@ class Bench:
                     (self.workdir / "report-file.json").write_text(reference)
             self.results.setdefault("worker", []).append(result)
 
+    def plain(self) -> None:
+        batch = self.args.batch_sizes[0]
+        say(f"step 3b: same projection fed by plain aiokafka getmany(max_records={batch}), "
+            "no Faust, empty read models")
+        self.pg.reset()
+        group = self.group("plain")
+        before = machine_cpu()
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        done = subprocess.run(
+            [PY, str(Path(__file__).resolve()), "--plain-child", self.topic, str(self.n),
+             self.bootstrap, group, self.dsn, str(batch)],
+            capture_output=True, text=True, env=env, timeout=self.args.timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"plain aiokafka projector failed:\n{done.stderr}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result["machine_busy"] = busy_share(before, machine_cpu())
+        result["load"] = os.getloadavg()
+        result["caught_up"] = self.pg.positions(self.topic) == self.offsets
+        if not self.args.skip_report_check:
+            result["report_identical"] = self.store_report() == self.embedded_report()
+        self.results["plain"] = result
+        say(f"  {result['rate']:,.0f} ev/s after first commit, mean batch "
+            f"{result['mean_batch']:,.0f}, process CPU {result['cpu_process_share']:.0%}, "
+            f"report identical: {result.get('report_identical')}")
+
     # ---- step 5
 
     def latency(self) -> None:
@@ -982,6 +1070,8 @@ class Bench:
                 self.naive()
             if "worker" in steps:
                 self.workers()
+            if "plain" in steps:
+                self.plain()
             if "latency" in steps:
                 self.latency()
             if "profile" in steps:
@@ -1072,6 +1162,13 @@ def table(results: dict[str, Any]) -> str:
                 f"first commit; machine busy {w['machine_busy']:.0%} of 2 cores")
             if "report_identical" in w:
                 row(f"batch {w['batch_size']}: report store == file", str(w["report_identical"]))
+    plain = results.get("plain")
+    if plain:
+        row(f"3b. same projection, plain aiokafka (batch {plain['batch_size']})",
+            f"{plain['rate']:,.0f} ev/s",
+            f"no Faust; mean batch {plain['mean_batch']:,.0f}, process CPU "
+            f"{plain['cpu_process_share']:.0%}, PG backend {plain['cpu_pg_backend_share']:.0%}, "
+            f"report identical {plain.get('report_identical')}, {ld(plain['load'])}")
     if workers:
         lines.append("\n4. ratios")
         for w in workers:
@@ -1081,6 +1178,9 @@ def table(results: dict[str, Any]) -> str:
             if naive:
                 row(f"(c, batch {w['batch_size']}) / (b naive)",
                     f"{w['rate'] / naive['rate']:,.1f}x")
+            if plain:
+                row(f"(c, batch {w['batch_size']}) / plain aiokafka projector",
+                    f"{w['rate'] / plain['rate']:.3f}")
             for d in results.get("faust_drain", []):
                 if d["batch_size"] == w["batch_size"]:
                     row(f"(c, batch {w['batch_size']}) / Faust drain",
@@ -1120,14 +1220,18 @@ def main() -> int:
         client, parser, topic, n, bootstrap, group = sys.argv[2:8]
         print(json.dumps(ceiling_child(client, parser, topic, int(n), bootstrap, group)))
         return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--plain-child":
+        topic, n, bootstrap, group, dsn, batch = sys.argv[2:8]
+        print(json.dumps(plain_child(topic, int(n), bootstrap, group, dsn, int(batch))))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--json", metavar="PATH", help="save all figures here")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--pg-root", default="postgresql://dispatch:dispatch@127.0.0.1:5432",
                         help="PostgreSQL URL without database; uses database dispatch_bench")
-    parser.add_argument("--steps", nargs="+",
-                        default=["ceiling", "drain", "naive", "worker", "latency", "profile"])
+    parser.add_argument("--steps", nargs="+", default=[
+        "ceiling", "drain", "naive", "worker", "plain", "latency", "profile"])
     parser.add_argument("--clients", nargs="+",
                         default=["confluent", "aiokafka", "kafka-python"])
     parser.add_argument("--parsers", nargs="+", default=["none", "orjson", "json"])

@@ -53,8 +53,10 @@ Steps and what each one measures
    offset. Latency = seen - sent (and broker ack - sent, for the producer part).
 6. **Profile.** ``python -m cProfile -o ... -m dispatch.cli worker`` on the
    main topic with fresh read models, SIGINT after ``--profile-events``
-   committed events; top functions by total and cumulative time (cProfile
-   sees the main thread only: Faust's aiokafka consumer runs in its own thread).
+   committed events; own time summed by package, and the top functions by
+   total and cumulative time (cProfile sees the main thread only: Faust's
+   aiokafka consumer runs in its own thread; for coroutines ``ncalls`` counts
+   resumptions, not invocations).
 
 Usage::
 
@@ -1048,6 +1050,26 @@ class Bench:
             return [{"function": where(k), "ncalls": v[1], "tottime": v[2], "cumtime": v[3]}
                     for k, v in rows]
 
+        def package(key: tuple[str, int, str]) -> str:
+            path, _, name = key
+            if path == "~":
+                if "epoll" in name:
+                    return "epoll wait (idle: Kafka/PostgreSQL I/O)"
+                if "pydantic_core" in name:
+                    return "pydantic-core (event validation, C)"
+                return "other C built-ins"
+            if "site-packages/" in path:
+                return path.split("site-packages/", 1)[1].split("/", 1)[0]
+            if path.startswith(str(REPO)):
+                return path[len(str(REPO)) + 1:].split("/", 1)[0]
+            if "python3.11/" in path:
+                return "stdlib " + path.split("python3.11/", 1)[1].split("/", 1)[0]
+            return path
+
+        packages: dict[str, float] = {}
+        for key, value in raw.items():
+            packages[package(key)] = packages.get(package(key), 0.0) + value[2]
+        result["tottime_by_package"] = dict(sorted(packages.items(), key=lambda kv: -kv[1]))
         result["profile_total_tottime_s"] = total_tt
         result["top_tottime"] = top(2)
         result["top_cumtime"] = top(3)
@@ -1205,6 +1227,10 @@ def table(results: dict[str, Any]) -> str:
     if prof and "top_tottime" in prof:
         lines.append(f"\n6. cProfile, main thread only ({prof['events']:,} events at "
                      f"{prof['rate']:,.0f} ev/s under the profiler)")
+        lines.append("  own time by package (share of all attributed main-thread time):")
+        total = prof["profile_total_tottime_s"]
+        for name, seconds in list(prof["tottime_by_package"].items())[:14]:
+            lines.append(f"    {seconds:8.2f} s {seconds / total:6.1%}  {name}")
         for key, title in (("top_tottime", "by total (own) time"),
                            ("top_cumtime", "by cumulative time")):
             lines.append(f"  {title}:")

@@ -8,7 +8,7 @@ integer microsecond sums divided once, so every backend prints the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -111,6 +111,3 @@ def recut(incidents: Iterable[Incident], calls: Iterable[Fact],
             vector[INDEX["calls"]] += 1
     return totals
 
-
-async def collect(items: AsyncIterator[Any]) -> list[Any]:
-    return [item async for item in items]

@@ -54,6 +54,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise UserError(str(exc)) from None
 
 
+def require_store(settings: Settings) -> None:
+    """Refuse to read an SQLite store that does not exist (opening would create it)."""
+    if settings.store.startswith("sqlite:///"):
+        path = Path(settings.store.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise UserError(f"no store at {path}: run `dispatch ingest FILE` first, "
+                            "or pass --input FILE or --store URL")
+
+
 def existing_files(names: list[str]) -> list[Path]:
     paths = [Path(n) for n in names]
     for path in paths:

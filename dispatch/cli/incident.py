@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from pathlib import Path
 
-from dispatch.cli.common import UserError, add_store_option, settings_from
+from dispatch.cli.common import UserError, add_store_option, require_store, settings_from
 from projections.queries import Timeline, incident_timeline
 from projections.stores import open_store
 
@@ -26,10 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    if settings.store.startswith("sqlite:///"):
-        path = Path(settings.store.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise UserError(f"no store at {path}: run `dispatch ingest FILE` first")
+    require_store(settings)
 
     async def look_up() -> Timeline | None:
         async with open_store(settings.store, settings.calendar) as store:

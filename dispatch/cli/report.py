@@ -15,6 +15,7 @@ from dispatch.cli.common import (
     add_store_option,
     existing_files,
     print_summary,
+    require_store,
     settings_from,
 )
 from dispatch.cli.render import FORMATS, render
@@ -70,11 +71,8 @@ def run(args: argparse.Namespace) -> int:
             print_summary(summary, "read")
         return render(await duty_report(store), args.format)
 
-    if not args.input and settings.store.startswith("sqlite:///"):
-        path = Path(settings.store.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise UserError(f"no store at {path}: run `dispatch ingest FILE` first, "
-                            "or pass --input FILE or --store URL")
+    if not args.input:
+        require_store(settings)
 
     async def from_store() -> str:
         store = open_store(settings.store, settings.calendar)

@@ -9,7 +9,6 @@ worker that lost its partitions cannot commit over the new owner.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Sequence
-from datetime import time
 from typing import Any
 
 import asyncpg
@@ -23,6 +22,8 @@ from projections.stores.rows import (
     INCIDENT_COLUMNS,
     TOTALS_COLUMNS,
     TOTALS_KEY,
+    calendar_from_meta,
+    calendar_meta,
     incident_from_row,
     incident_row,
 )
@@ -78,15 +79,12 @@ class PostgresStore(ProjectionStore):
                     await self.conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                         version, name)
-            meta = dict(await self.conn.fetch("SELECT key, value FROM meta"))
-            if "duty_timezone" in meta:
-                hours, minutes = meta["duty_start"].split(":")
-                self.calendar = DutyCalendar(meta["duty_timezone"],
-                                             time(int(hours), int(minutes)))
+            stored = calendar_from_meta(dict(await self.conn.fetch("SELECT key, value FROM meta")))
+            if stored is not None:
+                self.calendar = stored
             else:
-                await self.conn.executemany("INSERT INTO meta VALUES ($1, $2)", [
-                    ("duty_timezone", self.calendar.timezone),
-                    ("duty_start", self.calendar.start_text)])
+                await self.conn.executemany("INSERT INTO meta VALUES ($1, $2)",
+                                            calendar_meta(self.calendar))
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from projections.duty import DutyCalendar, parse_duty_start
 from projections.incident import Incident
 from projections.totals import FIELDS
 
@@ -16,6 +17,18 @@ INCIDENT_COLUMNS: tuple[str, ...] = (
 TOTALS_KEY: tuple[str, ...] = ("dimension", "member", "duty_date")
 TOTALS_COLUMNS: tuple[str, ...] = TOTALS_KEY + FIELDS
 COUNTERS: tuple[str, ...] = ("rejected_events", "duplicate_events")
+
+
+def calendar_meta(calendar: DutyCalendar) -> list[tuple[str, str]]:
+    """The ``meta`` rows that fix a store's duty calendar at creation."""
+    return [("duty_timezone", calendar.timezone), ("duty_start", calendar.start_text)]
+
+
+def calendar_from_meta(meta: Mapping[str, str]) -> DutyCalendar | None:
+    """The calendar recorded in ``meta``, or None for a store not yet stamped."""
+    if "duty_timezone" not in meta:
+        return None
+    return DutyCalendar(meta["duty_timezone"], parse_duty_start(meta["duty_start"]))
 
 
 def incident_row(incident: Incident) -> tuple[Any, ...]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Sequence
-from datetime import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from projections.stores.rows import (
     INCIDENT_COLUMNS,
     TOTALS_COLUMNS,
     TOTALS_KEY,
+    calendar_from_meta,
+    calendar_meta,
     incident_from_row,
     incident_row,
 )
@@ -77,14 +78,12 @@ class SqliteStore(ProjectionStore):
                     f"BEGIN IMMEDIATE;\n{sql}\n;PRAGMA user_version = {version};\nCOMMIT;")
 
     def _load_or_save_calendar(self) -> None:
-        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
-        if "duty_timezone" in meta:
-            hours, minutes = meta["duty_start"].split(":")
-            self.calendar = DutyCalendar(meta["duty_timezone"], time(int(hours), int(minutes)))
+        stored = calendar_from_meta(dict(self.db.execute("SELECT key, value FROM meta")))
+        if stored is not None:
+            self.calendar = stored
             return
         self.db.execute("BEGIN IMMEDIATE")
-        self.db.executemany("INSERT INTO meta VALUES (?, ?)", [
-            ("duty_timezone", self.calendar.timezone), ("duty_start", self.calendar.start_text)])
+        self.db.executemany("INSERT INTO meta VALUES (?, ?)", calendar_meta(self.calendar))
         self.db.execute("COMMIT")
 
     async def close(self) -> None:

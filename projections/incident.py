@@ -48,6 +48,8 @@ class Fact(NamedTuple):
     customers: int | None = None
     crew: str | None = None
     into: str | None = None
+    recorded: int | None = None
+    """``recorded_at`` in µs, when the event carries one (for known-at questions)."""
 
 
 def fact_of(event: Envelope) -> Fact:
@@ -59,14 +61,18 @@ def fact_of(event: Envelope) -> Fact:
     kind: str = event.type  # type: ignore[attr-defined]
     at = to_micros(event.occurred_at)
     data: Any = event.data  # type: ignore[attr-defined]
+    recorded_at = event.recorded_at
+    recorded = None if recorded_at is None else to_micros(recorded_at)
     if kind == "call.received":
         return Fact(event.event_id, kind, event.incident_id, at, data.grid, data.area,
-                    data.priority, data.customers_affected)
+                    data.priority, data.customers_affected, recorded=recorded)
     if kind in _CREW_TYPES:
-        return Fact(event.event_id, kind, event.incident_id, at, crew=data.crew)
+        return Fact(event.event_id, kind, event.incident_id, at, crew=data.crew,
+                    recorded=recorded)
     if kind == "call.merged":
-        return Fact(event.event_id, kind, event.incident_id, at, into=data.into_incident_id)
-    return Fact(event.event_id, kind, event.incident_id, at)
+        return Fact(event.event_id, kind, event.incident_id, at, into=data.into_incident_id,
+                    recorded=recorded)
+    return Fact(event.event_id, kind, event.incident_id, at, recorded=recorded)
 
 
 _CREW_TYPES = frozenset({"crew.dispatched", "crew.departed", "crew.arrived"})

@@ -38,6 +38,10 @@ class LoggedEvent(NamedTuple):
     type: str
     at: int
     raw: bytes
+    recorded: int | None = None
+    """When the event was recorded (µs): the earliest ``recorded_at`` among its copies,
+    or the time it was ingested when it carries none. None only in rows written
+    before stores kept it."""
 
 
 class StalePosition(RuntimeError):
@@ -55,6 +59,9 @@ class Commit:
     deltas: dict[Bucket, Totals] = field(default_factory=dict)
     rejected: int = 0
     duplicates: int = 0
+    recorded_updates: dict[str, int] = field(default_factory=dict)
+    """Stored event id -> the recorded time (µs) of a copy seen again; the store keeps
+    the earlier of it and the stored one (what the control room knew, and when)."""
 
 
 class ProjectionStore(ABC):
@@ -100,6 +107,11 @@ class ProjectionStore(ABC):
     @abstractmethod
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:
         """The logged events of one incident, in event-time order."""
+
+    def history_events(self) -> AsyncIterator[LoggedEvent]:
+        """Every logged event with its recorded time, in the order it was accepted
+        (for as-of and known-at reports, which re-fold the log)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no event history")
 
     @abstractmethod
     async def event_count(self) -> int: ...

@@ -9,8 +9,9 @@ one transaction together with the consumer positions.
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -122,9 +123,12 @@ class PreparedBatch:
 class Projector:
     """Parses, deduplicates and folds batches against a store (see module doc)."""
 
-    def __init__(self, store: ProjectionStore, consumer: str) -> None:
+    def __init__(self, store: ProjectionStore, consumer: str,
+                 clock: Callable[[], int] | None = None) -> None:
         self.store = store
         self.consumer = consumer
+        self.clock = clock or _now_micros
+        """Ingestion time (µs): the recorded time of events that carry none."""
 
     async def prepare(self, records: Sequence[Record],
                       expected: Mapping[PositionKey, int] | None = None,
@@ -140,8 +144,11 @@ class Projector:
         facts: list[Fact] = []
         logged: list[LoggedEvent] = []
         positions: dict[PositionKey, int] = {}
-        seen_in_batch: set[str] = set()
+        seen_in_batch: dict[str, int] = {}
+        earlier: dict[str, int] = {}
+        """event id -> earliest explicit ``recorded_at`` of its repeated copies"""
         duplicates = 0
+        ingested = self.clock()
         for record, fact in zip(records, parsed, strict=True):
             positions[(record.source, record.partition)] = record.next_position
             if isinstance(fact, str):
@@ -149,14 +156,30 @@ class Projector:
                 continue
             if fact.event_id in seen_in_batch:
                 duplicates += 1
+                if fact.recorded is not None and fact.recorded < earlier.get(
+                        fact.event_id, fact.recorded + 1):
+                    earlier[fact.event_id] = fact.recorded
                 continue
-            seen_in_batch.add(fact.event_id)
+            seen_in_batch[fact.event_id] = len(logged)
             facts.append(fact)
             logged.append(LoggedEvent(fact.event_id, fact.incident_id, fact.type, fact.at,
-                                      record.raw))
+                                      record.raw,
+                                      ingested if fact.recorded is None else fact.recorded))
+        for event_id, at in earlier.items():
+            first = logged[seen_in_batch[event_id]]
+            if first.recorded is None or at < first.recorded:
+                logged[seen_in_batch[event_id]] = first._replace(recorded=at)
         known = await self.store.known_event_ids([f.event_id for f in facts]) if facts else set()
+        updates: dict[str, int] = {}
         if known:
             duplicates += sum(1 for f in facts if f.event_id in known)
+            # A copy of a stored event may carry an earlier recorded_at than the stored one.
+            explicit = {f.event_id: f.recorded for f in facts
+                        if f.event_id in known and f.recorded is not None}
+            for event_id, at in earlier.items():
+                if event_id in known:
+                    explicit[event_id] = min(at, explicit.get(event_id, at))
+            updates = {i: at for i, at in explicit.items() if at is not None}
             logged = [e for e in logged if e.event_id not in known]
             facts = [f for f in facts if f.event_id not in known]
         stored = await self.store.load_incidents({f.incident_id for f in facts})
@@ -171,5 +194,10 @@ class Projector:
             deltas=deltas,
             rejected=len(rejected),
             duplicates=duplicates,
+            recorded_updates=updates,
         )
         return PreparedBatch(commit, accepted=len(facts), rejected=rejected, previous=stored)
+
+
+def _now_micros() -> int:
+    return time.time_ns() // 1000

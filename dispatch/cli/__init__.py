@@ -8,18 +8,21 @@ import sys
 from collections.abc import Sequence
 
 from dispatch.cli import (
+    compare,
     demo,
     incident,
     ingest,
     produce,
+    reliability,
     report,
     simulate,
     topics,
     worker,
 )
-from dispatch.cli.common import UserError
+from dispatch.cli.common import BadUsage, UserError
 
-SUBCOMMANDS = (demo, ingest, report, incident, simulate, topics, produce, worker)
+SUBCOMMANDS = (demo, ingest, report, compare, reliability, incident, simulate, topics, produce,
+               worker)
 
 
 _SERVER_CLIENTS = frozenset({"asyncpg", "kafka", "aiokafka", "confluent_kafka"})
@@ -50,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
         return code
+    except BadUsage as exc:
+        print(f"dispatch {args.command}: {exc}", file=sys.stderr)
+        return 2
     except UserError as exc:
         print(f"dispatch {args.command}: {exc}", file=sys.stderr)
         return 1

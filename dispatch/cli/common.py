@@ -21,6 +21,10 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line, exit code 1."""
 
 
+class BadUsage(UserError):
+    """Options that make no sense together or cannot be parsed; exit code 2."""
+
+
 def add_calendar_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duty-timezone", metavar="TZ",
                         help="IANA zone of the duty periods (default Asia/Shanghai, "

@@ -41,6 +41,10 @@ class MemoryStore(ProjectionStore):
                 raise StalePosition(f"{source}[{partition}] moved")
         for event in commit.events:
             self._events[event.event_id] = event
+        for event_id, at in commit.recorded_updates.items():
+            stored = self._events[event_id]
+            if stored.recorded is None or at < stored.recorded:
+                self._events[event_id] = stored._replace(recorded=at)
         for incident in commit.incidents:
             self._incidents[incident.incident_id] = incident.copy()
         self._calls.extend(commit.calls)
@@ -67,6 +71,10 @@ class MemoryStore(ProjectionStore):
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:
         found = [e for e in self._events.values() if e.incident_id == incident_id]
         return sorted(found, key=lambda e: (e.at, e.event_id))
+
+    async def history_events(self) -> AsyncIterator[LoggedEvent]:
+        for event in list(self._events.values()):
+            yield event
 
     async def event_count(self) -> int:
         return len(self._events)

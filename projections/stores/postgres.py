@@ -131,7 +131,14 @@ class PostgresStore(ProjectionStore):
             if commit.events:
                 await conn.copy_records_to_table(
                     "event_log", records=commit.events,
-                    columns=("event_id", "incident_id", "type", "occurred_us", "raw"))
+                    columns=("event_id", "incident_id", "type", "occurred_us", "raw",
+                             "recorded_us"))
+            if commit.recorded_updates:
+                await conn.execute(
+                    "UPDATE event_log AS e SET recorded_us = LEAST(e.recorded_us, u.at) "
+                    "FROM unnest($1::text[], $2::bigint[]) AS u(event_id, at) "
+                    "WHERE e.event_id = u.event_id",
+                    list(commit.recorded_updates), list(commit.recorded_updates.values()))
             if commit.incidents:
                 rows = [incident_row(i) for i in commit.incidents]
                 await conn.execute(_INCIDENT_UPSERT, *_columns(rows, len(INCIDENT_COLUMNS)))
@@ -179,9 +186,16 @@ class PostgresStore(ProjectionStore):
 
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:
         rows = await self.conn.fetch(
-            "SELECT event_id, incident_id, type, occurred_us, raw FROM event_log "
+            "SELECT event_id, incident_id, type, occurred_us, raw, recorded_us FROM event_log "
             "WHERE incident_id = $1 ORDER BY occurred_us, event_id", incident_id)
-        return [LoggedEvent(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+        return [LoggedEvent(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in rows]
+
+    async def history_events(self) -> AsyncIterator[LoggedEvent]:
+        async with self.conn.transaction():
+            async for r in self.conn.cursor(
+                    "SELECT event_id, incident_id, type, occurred_us, raw, recorded_us "
+                    "FROM event_log ORDER BY seq", prefetch=10_000):
+                yield LoggedEvent(r[0], r[1], r[2], r[3], bytes(r[4]), r[5])
 
     async def event_count(self) -> int:
         return int(await self.conn.fetchval("SELECT count(*) FROM event_log"))

@@ -122,8 +122,12 @@ class SqliteStore(ProjectionStore):
                 if (row[0] if row else 0) != expected:
                     raise StalePosition(f"{source}[{partition}] moved to {row}")
             db.executemany(
-                "INSERT INTO event_log (event_id, incident_id, type, occurred_us, raw) "
-                "VALUES (?, ?, ?, ?, ?)", commit.events)
+                "INSERT INTO event_log (event_id, incident_id, type, occurred_us, raw, "
+                "recorded_us) VALUES (?, ?, ?, ?, ?, ?)", commit.events)
+            if commit.recorded_updates:
+                db.executemany(
+                    "UPDATE event_log SET recorded_us = min(coalesce(recorded_us, ?2), ?2) "
+                    "WHERE event_id = ?1", list(commit.recorded_updates.items()))
             db.executemany(_INCIDENT_UPSERT, map(incident_row, commit.incidents))
             db.executemany(
                 "INSERT INTO calls VALUES (?, ?, ?, ?, ?)",
@@ -161,9 +165,17 @@ class SqliteStore(ProjectionStore):
 
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:
         rows: Any = self.db.execute(
-            "SELECT event_id, incident_id, type, occurred_us, raw FROM event_log "
+            "SELECT event_id, incident_id, type, occurred_us, raw, recorded_us FROM event_log "
             "WHERE incident_id = ? ORDER BY occurred_us, event_id", (incident_id,))
         return [LoggedEvent(*row) for row in rows]
+
+    async def history_events(self) -> AsyncIterator[LoggedEvent]:
+        rows = self.db.execute(
+            "SELECT event_id, incident_id, type, occurred_us, raw, recorded_us FROM event_log "
+            "ORDER BY seq")
+        while chunk := rows.fetchmany(10_000):
+            for row in chunk:
+                yield LoggedEvent(*row)
 
     async def event_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM event_log").fetchone()[0])

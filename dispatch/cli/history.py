@@ -1,0 +1,131 @@
+"""What ``report``, ``compare`` and ``reliability`` share: where the events come from,
+which of them count (the window), and one fold over them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dispatch.cli.common import (
+    BadUsage,
+    ProgressLine,
+    RejectsFile,
+    UserError,
+    existing_files,
+    print_summary,
+    require_store,
+)
+from dispatch.settings import Settings
+from projections.duty import DutyCalendar
+from projections.history import Window, parse_duty_date, parse_instant
+from projections.incident import Incident
+from projections.report import recut
+from projections.runners.batch import fold_history, load_files, load_store
+from projections.runners.embedded import IngestSummary
+from projections.stores import open_store
+from projections.totals import Bucket, Totals
+
+
+def add_source_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", nargs="+", metavar="FILE",
+                        help="JSON Lines event files to fold in memory instead of a store")
+    parser.add_argument("--rejects", metavar="PATH",
+                        help="with --input: write rejected lines and reasons here (JSON Lines)")
+    parser.add_argument("--strict", action="store_true",
+                        help="with --input: exit 1 at the first rejected line")
+
+
+def add_window_options(parser: argparse.ArgumentParser, dates: bool = True) -> None:
+    if dates:
+        parser.add_argument("--from", dest="first", metavar="DUTY_DATE",
+                            help="first duty date reported (YYYY-MM-DD, inclusive)")
+        parser.add_argument("--to", dest="last", metavar="DUTY_DATE",
+                            help="last duty date reported (YYYY-MM-DD, inclusive)")
+    parser.add_argument("--as-of", metavar="T",
+                        help="only events that occurred at or before T (RFC 3339 with offset)")
+    parser.add_argument("--known-at", metavar="T",
+                        help="only events recorded at or before T: what the control room "
+                             "knew then (RFC 3339 with offset)")
+
+
+def window_from(args: argparse.Namespace) -> Window:
+    """The window the options ask for; BadUsage (exit 2) naming the bad option."""
+    def parsed(option: str, value: str | None, parse: Callable[[str], Any]) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise BadUsage(f"{option}: {exc}") from None
+
+    first = parsed("--from", getattr(args, "first", None), parse_duty_date)
+    last = parsed("--to", getattr(args, "last", None), parse_duty_date)
+    if first is not None and last is not None and first > last:
+        raise BadUsage(f"--from {first} is after --to {last}")
+    return Window(first, last, parsed("--as-of", args.as_of, parse_instant),
+                  parsed("--known-at", args.known_at, parse_instant))
+
+
+@dataclass(slots=True)
+class Folded:
+    """One fold's results, under one duty calendar."""
+
+    calendar: DutyCalendar
+    totals: dict[Bucket, Totals]
+    counters: dict[str, int]
+    incidents: list[Incident] = field(default_factory=list)
+
+
+async def fold_source(args: argparse.Namespace, settings: Settings, window: Window,
+                      calendar_given: bool, need_incidents: bool = False) -> Folded:
+    """Fold ``--input`` files or the ``--store`` for ``window`` (one fold either way)."""
+    if args.input and args.store:
+        raise UserError("give either --input FILE or --store URL, not both")
+    if args.input:
+        return _fold_files(args, settings, window)
+    require_store(settings)
+    store = open_store(settings.store, settings.calendar)
+    async with store:
+        calendar = settings.calendar if calendar_given else store.calendar
+        if window.filters_events:
+            events = await load_store(store)
+            incidents, totals = fold_history(events, calendar, window)
+            return Folded(calendar, totals, events.counters(), list(incidents.values()))
+        counters = await store.counters()
+        rows = ([i async for i in store.all_incidents()]
+                if need_incidents or calendar != store.calendar else [])
+        if calendar == store.calendar:
+            return Folded(calendar, await store.totals(), counters, rows)
+        calls = [c async for c in store.all_calls()]
+        return Folded(calendar, recut(rows, calls, calendar), counters, rows)
+
+
+def _fold_files(args: argparse.Namespace, settings: Settings, window: Window) -> Folded:
+    paths = existing_files(args.input)
+    started = time.perf_counter()
+    rejects = RejectsFile(args.rejects)
+    progress = ProgressLine()
+    try:
+        events = load_files(paths, strict=args.strict, on_rejected=rejects, progress=progress,
+                            batch_size=settings.batch_size)
+    finally:
+        rejects.close()
+    progress.finish()
+    if events.stopped_at is not None:
+        raise UserError(f"--strict: stopped at {events.stopped_at.record.label}: "
+                        f"{events.stopped_at.reason}")
+    if events.rejected:
+        print_summary(IngestSummary(lines=events.lines, accepted=len(events.facts),
+                                    duplicates=events.duplicates, rejected=events.rejected,
+                                    seconds=time.perf_counter() - started),
+                      "read")
+    incidents, totals = fold_history(events, settings.calendar, window)
+    return Folded(settings.calendar, totals, events.counters(), list(incidents.values()))
+
+
+def say_empty(what: str) -> None:
+    print(f"no data: {what} (the report below is empty)", file=sys.stderr)

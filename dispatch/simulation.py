@@ -1,7 +1,7 @@
 """Seed-deterministic simulator of "six-fast" outage-repair histories.
 
 It produces the event stream a utility's repair service would put on the
-``outage.events`` topic (DESIGN.md sections 2-3): hotline calls, verification,
+``outage.events`` topic (docs/events.md): hotline calls, verification,
 crew dispatch, depart, arrive, diagnose, repair, power restored, callback and
 closure, plus the awkward cases real streams contain (repeat calls, merged
 tickets, rejected calls, reinforcement crews, incidents still open at the end,
@@ -119,7 +119,7 @@ __all__ = [
 Area = Literal["urban", "rural", "remote"]
 AREAS: Final[tuple[Area, ...]] = ("urban", "rural", "remote")
 Event = dict[str, object]
-"""One event as a JSON-ready dict (DESIGN section 2 envelope)."""
+"""One event as a JSON-ready dict (the envelope of docs/events.md)."""
 
 EVENT_TYPES: Final[tuple[str, ...]] = (
     "call.received",
@@ -134,7 +134,7 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "power.restored",
     "incident.closed",
 )
-"""Every type the simulator emits (exactly DESIGN section 3)."""
+"""Every type the simulator emits (exactly the types of docs/events.md)."""
 
 _MIN: Final = 60.0
 _HOUR: Final = 3600.0
@@ -201,7 +201,7 @@ class SimulationPlan:
     - ``storm_days``: indexes (0 = ``start``) of storm days; a tuple is accepted
       and normalised to a frozenset. Must be ``< days`` unless ``target_events``
       is set.
-    - ``duty_timezone`` / ``duty_start``: the duty period (DESIGN section 4);
+    - ``duty_timezone`` / ``duty_start``: the duty period (docs/kpis.md);
       timestamps are written with this zone's offset.
     - ``grids``: the service territory (see :data:`DEFAULT_GRIDS`).
     - ``target_events``: if set, simulate as many days as needed to produce at

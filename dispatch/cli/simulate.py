@@ -30,7 +30,7 @@ from dispatch.simulation import (
 
 DESCRIPTION: Final = """\
 Write a realistic, seed-deterministic history of outage-repair incidents as
-JSON Lines events (DESIGN.md sections 2-3): customer calls, verification,
+JSON Lines events (docs/events.md): customer calls, verification,
 crew dispatch/depart/arrive, diagnosis, repair, power restored and closure,
 with repeat calls, merged and rejected tickets, reinforcement crews and
 incidents still open at the end. The same options and seed always give a

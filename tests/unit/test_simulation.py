@@ -1,6 +1,6 @@
 """The outage-history simulator (dispatch.simulation) and ``dispatch simulate``.
 
-These tests check the simulator against DESIGN.md sections 2-4 directly (types,
+These tests check the simulator against docs/events.md and docs/kpis.md directly (types,
 envelope, offsets, checkpoints), not against its own constants, so that a
 change in the model that breaks the contract fails here.
 """
@@ -32,7 +32,7 @@ from dispatch.simulation import (
     write_jsonl,
 )
 
-# DESIGN section 3, written out here on purpose (not imported from the module).
+# docs/events.md, written out here on purpose (not imported from the module).
 DESIGN_TYPES = {
     "call.received",
     "call.verified",
@@ -107,7 +107,7 @@ class Incident:
 
 
 def incidents_of(events: list[dict[str, Any]]) -> dict[str, Incident]:
-    """Fold per DESIGN section 4: earliest occurred_at per checkpoint, ids deduplicated."""
+    """Fold per docs/kpis.md: earliest occurred_at per checkpoint, ids deduplicated."""
     seen: set[str] = set()
     out: dict[str, Incident] = defaultdict(Incident)
     for e in events:

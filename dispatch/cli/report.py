@@ -1,4 +1,5 @@
-"""``dispatch report``: the duty report from a store or from files, for any window."""
+"""``dispatch report``: the duty report (docs/report.md) from a store or from files, for
+any window of duty dates, occurrence time or knowledge time (docs/history.md)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from projections.report import build_report
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "report", help="print the duty report (per-stage durations, restoration, duty periods)",
-        description="Print the duty report: per duty period the calls, incidents, restored, "
+        description="Print the duty report (docs/report.md): per duty period the calls, incidents, restored, "
                     "open at handover, mean minutes of each six-fast stage and the average "
                     "restoration time. Reads the store (--store) or, with --input, folds "
                     "event files in memory without touching any store. Other "

@@ -24,13 +24,14 @@ from projections.report import build_report
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "report", help="print the duty report (per-stage durations, restoration, duty periods)",
-        description="Print the duty report (docs/report.md): per duty period the calls, incidents, restored, "
-                    "open at handover, mean minutes of each six-fast stage and the average "
-                    "restoration time. Reads the store (--store) or, with --input, folds "
-                    "event files in memory without touching any store. Other "
-                    "--duty-timezone/--duty-start values re-cut the stored incidents. "
+        description="Print the duty report (docs/report.md): per duty period the calls, "
+                    "incidents, restored, open at handover, mean minutes of each six-fast "
+                    "stage and the average restoration time. Reads the store (--store) or, "
+                    "with --input, folds event files in memory without touching any store. "
+                    "Other --duty-timezone/--duty-start values re-cut the stored incidents. "
                     "--from/--to report a range of duty dates; --as-of and --known-at fold "
-                    "only the events that had occurred, or had been recorded, by then.")
+                    "only the events that had occurred, or had been recorded, by then "
+                    "(docs/history.md).")
     add_source_options(parser)
     add_store_option(parser)
     add_calendar_options(parser)

@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     sla_clock: Literal["wall", "event"] = "wall"
     """What "now" is for SLA deadlines: the wall clock, or the largest occurred_at seen."""
 
+    change_retention_days: float = 7.0
+    """How long the change log keeps changes for live subscribers (``dispatch serve``)."""
+    api_tokens: SecretStr = SecretStr("")
+    """Comma-separated bearer tokens of the HTTP API; an entry may later carry a role
+    (``TOKEN:ROLE``). Never printed."""
+
     @field_validator("store")
     @classmethod
     def _known_store(cls, value: str) -> str:
@@ -128,6 +134,13 @@ class Settings(BaseSettings):
     @classmethod
     def _hh_mm(cls, value: str) -> str:
         parse_duty_start(value)
+        return value
+
+    @field_validator("change_retention_days")
+    @classmethod
+    def _positive_days(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be more than 0")
         return value
 
     @field_validator("batch_size", "partitions")

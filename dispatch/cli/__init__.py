@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from dispatch.cli import (
+    alerts,
     compare,
     demo,
     incident,
@@ -21,8 +22,8 @@ from dispatch.cli import (
 )
 from dispatch.cli.common import BadUsage, UserError
 
-SUBCOMMANDS = (demo, ingest, report, compare, reliability, incident, simulate, topics, produce,
-               worker)
+SUBCOMMANDS = (demo, ingest, report, compare, reliability, incident, alerts, simulate, topics,
+               produce, worker)
 
 
 _SERVER_CLIENTS = frozenset({"asyncpg", "kafka", "aiokafka", "confluent_kafka"})

@@ -30,8 +30,8 @@ import pyarrow as pa
 
 from projections.duty import DutyCalendar, from_micros
 from projections.history import Window
-from projections.incident import Fact, Incident
-from projections.projector import Record, Rejected
+from projections.incident import STAGES, Fact, Incident
+from projections.ports import Record, Rejected
 from projections.runners.files import file_source
 from projections.totals import FIELDS, NO_MEMBER, UNATTRIBUTED, Bucket, Totals
 from schemas.parsing import InvalidEvent, parse_event
@@ -195,7 +195,8 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
     row_base = 0
     for file_index, path in enumerate(paths):
         quoted = str(path).replace("'", "''")
-        db.execute(f"CREATE OR REPLACE TEMP TABLE scan AS {_scan_sql(quoted, file_index, row_base)}")
+        scan = _scan_sql(quoted, file_index, row_base)
+        db.execute(f"CREATE OR REPLACE TEMP TABLE scan AS {scan}")
         rows, flagged_rows = db.execute(
             "SELECT count(*), count(*) FILTER (WHERE NOT ok) FROM scan").fetchone() or (0, 0)
         db.execute(f"INSERT INTO facts SELECT {', '.join(FACT_COLUMNS)} FROM scan WHERE ok")
@@ -340,15 +341,6 @@ def _periods(db: duckdb.DuckDBPyConnection, calendar: DutyCalendar, low: int,
     db.unregister("period_rows")
 
 
-def _stage_sql() -> list[str]:
-    out = []
-    for k in range(1, 7):
-        d = f"({_STAGE_TIMES[k]} - {_STAGE_TIMES[k - 1]})"
-        out.append(f"sum(CASE WHEN {d} >= 0 THEN 1 ELSE 0 END)")
-        out.append(f"sum(CASE WHEN {d} >= 0 THEN {d} ELSE 0 END)")
-    return out
-
-
 def _incident_totals(db: duckdb.DuckDBPyConnection, totals: dict[Bucket, Totals]) -> None:
     anomalies = " + ".join(
         f"CASE WHEN {_STAGE_TIMES[k]} - {_STAGE_TIMES[k - 1]} < 0 THEN 1 ELSE 0 END"
@@ -357,20 +349,21 @@ def _incident_totals(db: duckdb.DuckDBPyConnection, totals: dict[Bucket, Totals]
         d = f"({end} - {start})"
         return [f"sum(CASE WHEN {d} >= 0 THEN 1 ELSE 0 END)",
                 f"sum(CASE WHEN {d} >= 0 THEN {d} ELSE 0 END)"]
-    sums = [
-        "0",  # calls come from the call rows
-        "count(*)",
-        "sum(CASE WHEN t6 IS NOT NULL THEN 1 ELSE 0 END)",
-        "sum(CASE WHEN t6 IS NULL OR t6 >= end_us THEN 1 ELSE 0 END)",
-        "sum(CASE WHEN closed_at IS NOT NULL THEN 1 ELSE 0 END)",
-        f"sum({anomalies})",
-        *pair("t0", "t6"),
-        "sum(CASE WHEN t6 - t0 < 0 THEN 1 ELSE 0 END)",
-        *pair("t0", "t3"),
-        *pair("t3", "t6"),
-        *_stage_sql(),
-    ]
-    assert len(sums) == len(FIELDS)
+    by_name = {
+        "calls": "0",  # calls come from the call rows
+        "incidents": "count(*)",
+        "restored": "sum(CASE WHEN t6 IS NOT NULL THEN 1 ELSE 0 END)",
+        "open_at_handover": "sum(CASE WHEN t6 IS NULL OR t6 >= end_us THEN 1 ELSE 0 END)",
+        "closed": "sum(CASE WHEN closed_at IS NOT NULL THEN 1 ELSE 0 END)",
+        "anomalies": f"sum({anomalies})",
+        "restoration_anomalies": "sum(CASE WHEN t6 - t0 < 0 THEN 1 ELSE 0 END)",
+    }
+    for name, (start, end) in (("restoration", ("t0", "t6")), ("arrival", ("t0", "t3")),
+                               ("after_arrival", ("t3", "t6")),
+                               *((stage, (_STAGE_TIMES[k], _STAGE_TIMES[k + 1]))
+                                 for k, stage in enumerate(STAGES))):
+        by_name[f"{name}_count"], by_name[f"{name}_sum_us"] = pair(start, end)
+    sums = [by_name[name] for name in FIELDS]
     rows = db.execute(f"""
         WITH outage AS (
             SELECT i.*, p.day, p.end_us,

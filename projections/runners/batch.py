@@ -21,8 +21,8 @@ from pathlib import Path
 from projections.duty import DutyCalendar
 from projections.history import Window, select
 from projections.incident import Fact, Incident
-from projections.ports import ProjectionStore
-from projections.projector import Rejected, facts_of, fold_batch
+from projections.ports import ProjectionStore, Rejected
+from projections.projector import facts_of, fold_batch
 from projections.runners.embedded import IngestSummary, Progress, _parsed, default_parse_workers
 from projections.runners.files import file_source, read_records
 from projections.totals import Bucket, Totals

@@ -15,8 +15,8 @@ import pytest
 
 from projections.duty import DutyCalendar
 from projections.history import Window, parse_instant
-from projections.ports import ProjectionStore
-from projections.projector import Projector, Record
+from projections.ports import ProjectionStore, Record
+from projections.projector import Projector
 from projections.report import build_report
 from projections.runners.batch import fold_history, load_store
 from projections.stores.memory import MemoryStore

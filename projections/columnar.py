@@ -7,7 +7,9 @@ Same answers as the pure fold, faster on large files. Contract:
   a missing or ill-typed field, a legacy version, an unusual timestamp, a
   construct DuckDB's reader tolerates but JSON does not...) is decided by the
   pydantic contract (``schemas.parse_event``), which also gives the reason and
-  the line number of every rejected line. So both accept the same lines, and
+  the line number of every rejected line. (DuckDB reads a JSON null and an absent
+  key alike, so a line without ``schema_version`` is also left to the contract,
+  which accepts it as version 1.) So both accept the same lines, and
   the values of an accepted line are the same (``tests`` prove it by hypothesis);
 - the fold is ``projections.incident``'s, written in SQL: earliest checkpoint
   times, call attributes from the smallest (time, values) call, first-arrived
@@ -44,8 +46,13 @@ DATA_FIELDS = ("grid", "area", "priority", "customers_affected", "agent", "descr
                "eta_minutes", "cause", "equipment", "customers_restored", "satisfied")
 _TOP = ("event_id", "type", "incident_id", "occurred_at", "recorded_at", "schema_version",
         "source", "actor", "time", "data")
-_COLUMNS = "{" + ", ".join(f"{name}: 'JSON'" for name in _TOP) + "}"
+_AS_TEXT = frozenset({"type", "occurred_at", "recorded_at", "time"})
+"""Read as VARCHAR: a non-string value becomes text that no check accepts anyway."""
+_COLUMNS = "{" + ", ".join(f"{name}: '{'VARCHAR' if name in _AS_TEXT else 'JSON'}'"
+                           for name in _TOP) + "}"
 _STAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+_YEAR_1971 = 31_536_000_000_000
+_YEAR_2200 = 7_258_118_400_000_000 - 1
 _COMPACT_INT = r"^(0|[1-9]\d{0,14})$"  # below 2^53, no sign, no exponent, no fraction
 _PLAIN_NUMBER = r"^(0|[1-9]\d{0,14})(\.\d{1,15})?$"
 
@@ -69,28 +76,32 @@ class ColumnarEvents:
 
 
 def _string(x: str) -> str:
-    return f"({x} IS NOT NULL AND starts_with({x}, '\"'))"
+    return f"starts_with({x}, '\"')"
 
 
-def _value(x: str) -> str:
-    """The decoded string of a JSON string text."""
-    return f"(CASE WHEN contains({x}, '\\') THEN json_extract_string({x}, '$') ELSE {x}[2:-2] END)"
+def _decoded(x: str) -> str:
+    """The decoded string of a JSON string text (NULL when it is not a string)."""
+    return (f"(CASE WHEN NOT {_string(x)} THEN NULL WHEN contains({x}, '\\') "
+            f"THEN json_extract_string({x}, '$') ELSE {x}[2:-2] END)")
 
 
 def _optional_string(x: str) -> str:
-    return f"({x} IS NULL OR {x} = 'null' OR starts_with({x}, '\"'))"
+    return f"({x} IS NULL OR {x} = 'null' OR {_string(x)})"
 
 
 def _required(x: str) -> str:
-    return f"({_string(x)} AND {x} <> '\"\"')"
+    return f"coalesce({_string(x)} AND {x} <> '\"\"', false)"
 
 
-def _stamp_ok(x: str) -> str:
-    v = _value(x)
-    return (f"({_string(x)} AND NOT contains({x}, '\\') AND regexp_matches({v}, '{_STAMP}') "
-            f"AND {v}[1:4]::INT BETWEEN 1971 AND 2199 "
-            f"AND (ends_with({v}, 'Z') OR {v}[-5:-4]::INT <= 23) "
-            f"AND TRY_CAST({v} AS TIMESTAMPTZ) IS NOT NULL)")
+def _stamp_ok(v: str) -> str:
+    """RFC 3339 with seconds, an offset below 24 h and at most 6 fraction digits, a real
+    date and time; years 1971..2199 (other instants are left to the contract)."""
+    return (f"(regexp_full_match({v}, '{_STAMP}') AND (ends_with({v}, 'Z') OR {v}[-5:-4] <= '23') "
+            f"AND {_stamp_micros(v)} BETWEEN {_YEAR_1971} AND {_YEAR_2200})")
+
+
+def _stamp_micros(v: str) -> str:
+    return f"epoch_us(TRY_CAST({v} AS TIMESTAMPTZ))"
 
 
 def _data_checks() -> str:
@@ -98,9 +109,9 @@ def _data_checks() -> str:
     opt = _optional_string
     def enum(x: str, values: tuple[str, ...]) -> str:
         listed = ", ".join(f"'\"{v}\"'" for v in values)
-        return f"({x} IN ({listed}))"
+        return f"coalesce({x} IN ({listed}), false)"
     def int_or_null(x: str) -> str:
-        return f"({x} IS NULL OR {x} = 'null' OR regexp_matches({x}, '{_COMPACT_INT}'))"
+        return f"({x} IS NULL OR {x} = 'null' OR regexp_full_match({x}, '{_COMPACT_INT}'))"
     per_type = {
         "call.received": [_required(d["grid"]), enum(d["area"], ("urban", "rural", "remote")),
                           f"({d['priority']} IS NULL OR "
@@ -112,7 +123,7 @@ def _data_checks() -> str:
         "call.merged": [_required(d["into_incident_id"])],
         "crew.dispatched": [_required(d["crew"]), opt(d["dispatcher"]),
                             f"({d['eta_minutes']} IS NULL OR {d['eta_minutes']} = 'null' OR "
-                            f"regexp_matches({d['eta_minutes']}, '{_PLAIN_NUMBER}'))"],
+                            f"regexp_full_match({d['eta_minutes']}, '{_PLAIN_NUMBER}'))"],
         "crew.departed": [_required(d["crew"])],
         "crew.arrived": [_required(d["crew"])],
         "fault.diagnosed": [opt(d["cause"]), opt(d["equipment"])],
@@ -121,61 +132,55 @@ def _data_checks() -> str:
         "incident.closed": [f"({d['satisfied']} IS NULL OR {d['satisfied']} IN "
                             "('null', 'true', 'false'))"],
     }
-    cases = " ".join(f"WHEN '\"{kind}\"' THEN {' AND '.join(checks) or 'true'}"
+    cases = " ".join(f"WHEN '{kind}' THEN {' AND '.join(checks) or 'true'}"
                      for kind, checks in per_type.items())
     return f"(CASE type {cases} ELSE false END)"
-
-
-def _row_checks() -> str:
-    return " AND ".join([
-        "data IS NOT NULL", "starts_with(data, '{')",
-        _required("event_id"), _required("incident_id"),
-        "type IN (" + ", ".join(f"'\"{t}\"'" for t in EVENT_TYPES) + ")",
-        _stamp_ok("occurred_at"),
-        "(recorded_at IS NULL OR " + _stamp_ok("recorded_at") + ")",
-        "(schema_version IS NULL OR schema_version = '1')",
-        "time IS NULL",
-        _optional_string("source"), _optional_string("actor"),
-        _data_checks(),
-    ])
-
-
-def _micros(x: str) -> str:
-    return f"epoch_us(CAST({_value(x)} AS TIMESTAMPTZ))"
 
 
 def _scan_sql(path: str, file_index: int, row_base: int) -> str:
     paths = ", ".join(f"'$.{name}'" for name in DATA_FIELDS)
     d = {name: f"d[{i + 1}]" for i, name in enumerate(DATA_FIELDS)}
-    def text(x: str) -> str:
-        return f"(CASE WHEN {_string(x)} THEN {_value(x)} END)"
+    types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
     return f"""
     WITH parsed AS (
         SELECT *, json_extract(CASE WHEN starts_with(data, '{{') THEN data END, [{paths}]) AS d
         FROM read_json('{path}', format='newline_delimited', ignore_errors=true,
                        maximum_object_size=16777216, columns={_COLUMNS}) WITH ORDINALITY AS r
-    ), checked AS (SELECT *, coalesce({_row_checks()}, false) AS ok FROM parsed)
+    ), checked AS MATERIALIZED (
+        SELECT *, coalesce(
+            starts_with(data, '{{') AND {_required('event_id')} AND {_required('incident_id')}
+            AND type IN ({types})
+            AND {_stamp_ok('occurred_at')}
+            AND (recorded_at IS NULL OR {_stamp_ok('recorded_at')})
+            AND schema_version = '1' AND time IS NULL
+            AND {_optional_string('source')} AND {_optional_string('actor')}
+            AND {_data_checks()}, false) AS ok
+        FROM parsed
+    )
     SELECT ordinality + {row_base} AS n, {file_index} AS file, ok,
-           CASE WHEN ok THEN {_value('event_id')} END AS eid,
-           CASE WHEN ok THEN {_value('type')} END AS typ,
-           CASE WHEN ok THEN {_value('incident_id')} END AS iid,
-           CASE WHEN ok THEN {_micros('occurred_at')} END AS ts,
-           CASE WHEN ok AND recorded_at IS NOT NULL AND recorded_at <> 'null'
-                THEN {_micros('recorded_at')} END AS rec,
-           CASE WHEN ok THEN {text(d['grid'])} END AS grid,
-           CASE WHEN ok THEN {text(d['area'])} END AS area,
-           CASE WHEN ok AND type = '"call.received"'
-                THEN coalesce({text(d['priority'])}, 'normal') END AS priority,
-           CASE WHEN ok AND {d['customers_affected']} <> 'null'
+           CASE WHEN ok THEN {_decoded('event_id')} END AS eid,
+           CASE WHEN ok THEN type END AS typ,
+           CASE WHEN ok THEN {_decoded('incident_id')} END AS iid,
+           CASE WHEN ok THEN {_stamp_micros('occurred_at')} END AS ts,
+           CASE WHEN ok AND recorded_at IS NOT NULL THEN {_stamp_micros('recorded_at')} END
+               AS rec,
+           CASE WHEN ok AND type = 'call.received' THEN {_decoded(d['grid'])} END AS grid,
+           CASE WHEN ok AND type = 'call.received' THEN {_decoded(d['area'])} END AS area,
+           CASE WHEN ok AND type = 'call.received'
+                THEN coalesce({_decoded(d['priority'])}, 'normal') END AS priority,
+           CASE WHEN ok AND type = 'call.received' AND {d['customers_affected']} <> 'null'
                 THEN CAST({d['customers_affected']} AS BIGINT) END AS customers,
-           CASE WHEN ok THEN {text(d['crew'])} END AS crew,
-           CASE WHEN ok THEN {text(d['into_incident_id'])} END AS into_id
+           CASE WHEN ok AND type IN ('crew.dispatched', 'crew.departed', 'crew.arrived')
+                THEN {_decoded(d['crew'])} END AS crew,
+           CASE WHEN ok AND type = 'call.merged'
+                THEN {_decoded(d['into_incident_id'])} END AS into_id,
+           CASE WHEN ok AND type = 'call.received' THEN {_decoded(d['agent'])} END AS agent
     FROM checked
     """
 
 
 FACT_COLUMNS = ("n", "eid", "typ", "iid", "ts", "rec", "grid", "area", "priority",
-                "customers", "crew", "into_id")
+                "customers", "crew", "into_id", "agent")
 
 
 def load_columnar(paths: Sequence[Path], *, strict: bool = False,
@@ -191,14 +196,14 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
     events = ColumnarEvents(db)
     db.execute("CREATE TEMP TABLE facts (n BIGINT, eid VARCHAR, typ VARCHAR, iid VARCHAR, "
                "ts BIGINT, rec BIGINT, grid VARCHAR, area VARCHAR, priority VARCHAR, "
-               "customers BIGINT, crew VARCHAR, into_id VARCHAR)")
+               "customers BIGINT, crew VARCHAR, into_id VARCHAR, agent VARCHAR)")
     row_base = 0
     for file_index, path in enumerate(paths):
         quoted = str(path).replace("'", "''")
         scan = _scan_sql(quoted, file_index, row_base)
         db.execute(f"CREATE OR REPLACE TEMP TABLE scan AS {scan}")
         rows, flagged_rows = db.execute(
-            "SELECT count(*), count(*) FILTER (WHERE NOT ok) FROM scan").fetchone() or (0, 0)
+            "SELECT count(*), count(*) FILTER (WHERE NOT ok) FROM scan").fetchall()[0]
         db.execute(f"INSERT INTO facts SELECT {', '.join(FACT_COLUMNS)} FROM scan WHERE ok")
         events.lines += rows
         if flagged_rows:
@@ -209,8 +214,7 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
                 return events
         db.execute("DROP TABLE scan")
         row_base += rows
-    total, distinct = db.execute("SELECT count(*), count(DISTINCT eid) FROM facts").fetchone() \
-        or (0, 0)
+    total, distinct = db.execute("SELECT count(*), count(DISTINCT eid) FROM facts").fetchall()[0]
     events.duplicates = total - distinct
     return events
 
@@ -263,7 +267,7 @@ def _fact(event: Any) -> tuple[Any, ...]:
 
     fact: Fact = fact_of(event)
     return (fact.event_id, fact.type, fact.incident_id, fact.at, fact.recorded, fact.grid,
-            fact.area, fact.priority, fact.customers, fact.crew, fact.into)
+            fact.area, fact.priority, fact.customers, fact.crew, fact.into, fact.agent)
 
 
 # -- the fold ---------------------------------------------------------------------------
@@ -298,8 +302,9 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
           min(ts) FILTER (WHERE typ = 'fault.diagnosed') AS t4,
           min(ts) FILTER (WHERE typ = 'repair.completed') AS t5,
           min(ts) FILTER (WHERE typ = 'power.restored') AS t6,
-          arg_min({'grid': grid, 'area': area, 'priority': priority, 'customers': customers},
-                  (ts, grid, area, priority, coalesce(customers, -1)))
+          arg_min({'grid': grid, 'area': area, 'priority': priority, 'customers': customers,
+                   'owner': agent},
+                  (ts, grid, area, priority, coalesce(customers, -1), coalesce(agent, '')))
               FILTER (WHERE typ = 'call.received') AS call,
           min(ts) FILTER (WHERE typ = 'crew.dispatched') AS dispatched_at,
           arg_min(crew, (ts, crew)) FILTER (WHERE typ = 'crew.dispatched') AS dispatched_crew,
@@ -310,14 +315,14 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
           min(ts) FILTER (WHERE typ = 'incident.closed') AS closed_at
         FROM kept GROUP BY iid""")
     span = db.execute("SELECT min(t), max(t) FROM (SELECT ts AS t FROM kept "
-                      "WHERE typ = 'call.received')").fetchone()
+                      "WHERE typ = 'call.received')").fetchall()[0]
     totals: dict[Bucket, Totals] = {}
     if span is not None and span[0] is not None:
         _periods(db, calendar, span[0], span[1])
         _incident_totals(db, totals)
         _call_totals(db, totals)
     unattributed = db.execute("SELECT count(*) FROM inc WHERE t0 IS NULL AND rejected_at IS NULL "
-                              "AND merged_at IS NULL").fetchone()
+                              "AND merged_at IS NULL").fetchall()[0]
     if unattributed and unattributed[0]:
         vector = [0] * len(FIELDS)
         vector[FIELDS.index("incidents")] = unattributed[0]
@@ -389,7 +394,7 @@ def _call_totals(db: duckdb.DuckDBPyConnection, totals: dict[Bucket, Totals]) ->
         WITH calls AS (
             SELECT p.day, coalesce(k.grid, '{NO_MEMBER}') AS grid_member,
                    coalesce(k.area, '{NO_MEMBER}') AS area_member
-            FROM kept k ASOF JOIN periods p ON k.at >= p.start_us
+            FROM kept k ASOF JOIN periods p ON k.ts >= p.start_us
             WHERE k.typ = 'call.received')
         SELECT CASE WHEN grouping(grid_member) = 0 THEN 'grid'
                     WHEN grouping(area_member) = 0 THEN 'area' ELSE '' END,
@@ -407,5 +412,5 @@ def _incidents(db: duckdb.DuckDBPyConnection) -> list[Incident]:
     rows = db.execute("""
         SELECT iid, t0, t1, t2, t3, t4, t5, t6, call.grid, call.area, call.priority,
                call.customers, dispatched_at, dispatched_crew, arrived_crew, rejected_at,
-               merged_at, merged_into, closed_at FROM inc""").fetchall()
+               merged_at, merged_into, closed_at, call.owner FROM inc""").fetchall()
     return [Incident(r[0], list(r[1:8]), *r[8:]) for r in rows]

@@ -1,8 +1,8 @@
 """Bearer tokens of the HTTP API.
 
 ``DISPATCH_API_TOKENS`` is a comma-separated list of entries ``TOKEN`` or
-``TOKEN:ROLE``; ROLE is ``viewer`` (the default), ``dispatcher`` or
-``crew:<id>``. Every ``/api/*`` request must present a known token, as
+``TOKEN:ROLE`` (a token has no ``:``); ROLE is ``viewer`` (the default),
+``dispatcher`` or ``crew:<id>``. Every ``/api/*`` request must present a known token, as
 ``Authorization: Bearer TOKEN`` or, for reads only, in the ``dispatch_token``
 cookie that ``POST /api/session`` sets for the board (a browser's
 ``EventSource`` cannot send headers). Tokens are compared in constant time and
@@ -47,15 +47,10 @@ class ApiTokens:
                 if text.strip():
                     raise ValueError(f"api_tokens entry {n} is empty")
                 continue
-            token, role = entry, "viewer"
-            head, sep, tail = entry.rpartition(":")
-            if sep and (tail in ROLES or tail == "crew"):
-                token, role = head, tail
-            else:
-                crew = re.search(r":(crew:[\w.-]+)$", entry)
-                if crew:
-                    token, role = entry[:crew.start()], crew.group(1)
-            if role == "crew" or not (role in ROLES or _CREW_ROLE.fullmatch(role)):
+            # Tokens cannot contain ":"; everything after the first one is the role.
+            token, sep, role = entry.partition(":")
+            role = role if sep else "viewer"
+            if not (role in ROLES or _CREW_ROLE.fullmatch(role)):
                 raise ValueError(f"api_tokens entry {n}: unknown role")
             if len(token) < 8:
                 raise ValueError(f"api_tokens entry {n}: a token needs at least 8 characters")

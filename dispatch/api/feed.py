@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from dispatch.api.pool import CONNECTION_ERRORS, discard
+from dispatch.api.pool import CONNECTION_ERRORS, OPEN_TIMEOUT_S, discard
 from projections.changes import public_data
 from projections.duty import DutyCalendar
 from projections.ports import Change, ProjectionStore
@@ -98,10 +98,13 @@ class ChangeFeed:
     async def start(self) -> None:
         """Open the tail and take the current head as the starting position
         (raises if the store cannot be reached)."""
-        self._store = self._factory()
-        await self._store.open()
-        self.calendar = self._store.calendar
+        await self._connect()
         self.position = (await self._store.change_window()).head
+
+    async def _connect(self) -> None:
+        self._store = self._factory()
+        await asyncio.wait_for(self._store.open(), OPEN_TIMEOUT_S)
+        self.calendar = self._store.calendar
         self._push = await self._store.listen_changes(self._wake.set)
         self.healthy = True
 
@@ -120,7 +123,8 @@ class ChangeFeed:
             try:
                 if not self.healthy:
                     await discard(self._store)
-                    await self.start()
+                    # Keep the position: what was committed meanwhile is read next.
+                    await self._connect()
                     log.warning("store reachable again; live feed resumed at %d", self.position)
                     backoff = 0.25
                 await self._drain()
@@ -129,8 +133,14 @@ class ChangeFeed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 self._wake.clear()
-            except CONNECTION_ERRORS as exc:
-                if self.healthy:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The feed must outlive any failure: connection errors are expected,
+                # anything else is logged and retried the same way.
+                if not isinstance(exc, CONNECTION_ERRORS):
+                    log.exception("live feed failed; retrying")
+                elif self.healthy:
                     log.warning("store unreachable (%s); live feed retrying", type(exc).__name__)
                 self.healthy = False
                 self.stats.store_errors += 1

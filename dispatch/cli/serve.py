@@ -81,7 +81,9 @@ def options_from(settings: Settings, no_auth: bool, host: str) -> object:
         if not len(tokens):
             raise UserError("no API tokens: set DISPATCH_API_TOKENS=TOKEN[,TOKEN...] "
                             "(or pass --no-auth on a loopback host)")
-    return ServeOptions(tokens=tokens, retention_days=settings.change_retention_days)
+    return ServeOptions(tokens=tokens, retention_days=settings.change_retention_days,
+                        heartbeat_s=settings.sse_heartbeat_seconds,
+                        subscriber_queue=settings.sse_queue_size)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -57,6 +57,7 @@ class Fact(NamedTuple):
     customers: int | None = None
     crew: str | None = None
     into: str | None = None
+    agent: str | None = None
 
 
 def fact_of(event: Envelope) -> Fact:
@@ -70,7 +71,7 @@ def fact_of(event: Envelope) -> Fact:
     data: Any = event.data  # type: ignore[attr-defined]
     if kind == "call.received":
         return Fact(event.event_id, kind, event.incident_id, at, data.grid, data.area,
-                    data.priority, data.customers_affected)
+                    data.priority, data.customers_affected, agent=data.agent)
     if kind in _CREW_TYPES:
         return Fact(event.event_id, kind, event.incident_id, at, crew=data.crew)
     if kind == "call.merged":
@@ -102,6 +103,8 @@ class Incident:
     merged_at: int | None = None
     merged_into: str | None = None
     closed_at: int | None = None
+    owner: str | None = None
+    """The first-contact agent of the earliest call (who owns the incident)."""
 
     @property
     def is_outage(self) -> bool:
@@ -117,7 +120,7 @@ class Incident:
         return Incident(
             self.incident_id, list(self.times), self.grid, self.area, self.priority,
             self.customers, self.dispatched_at, self.dispatched_crew, self.arrived_crew,
-            self.rejected_at, self.merged_at, self.merged_into, self.closed_at,
+            self.rejected_at, self.merged_at, self.merged_into, self.closed_at, self.owner,
         )
 
 
@@ -152,17 +155,20 @@ def apply(incident: Incident, fact: Fact) -> None:
 
 
 def _call_key(at: int, grid: str | None, area: str | None, priority: str | None,
-              customers: int | None) -> tuple[int, str, str, str, int]:
-    return (at, grid or "", area or "", priority or "", -1 if customers is None else customers)
+              customers: int | None, owner: str | None) -> tuple[int, str, str, str, int, str]:
+    return (at, grid or "", area or "", priority or "", -1 if customers is None else customers,
+            owner or "")
 
 
 def _take_call_attributes(incident: Incident, fact: Fact, t0: int | None) -> None:
-    new = _call_key(fact.at, fact.grid, fact.area, fact.priority, fact.customers)
+    new = _call_key(fact.at, fact.grid, fact.area, fact.priority, fact.customers, fact.agent)
     if t0 is not None:
-        old = _call_key(t0, incident.grid, incident.area, incident.priority, incident.customers)
+        old = _call_key(t0, incident.grid, incident.area, incident.priority, incident.customers,
+                        incident.owner)
         if new >= old:
             return
     incident.grid = fact.grid
     incident.area = fact.area
     incident.priority = fact.priority
     incident.customers = fact.customers
+    incident.owner = fact.agent

@@ -56,7 +56,7 @@ from projections.stores.rows import (
 from projections.totals import FIELDS, Bucket, Totals
 
 _INCIDENT_TYPES = ("text", *["bigint"] * 7, "text", "text", "text", "bigint", "bigint", "text",
-                   "text", "bigint", "bigint", "text", "bigint")
+                   "text", "bigint", "bigint", "text", "bigint", "text")
 _INCIDENT_UPSERT = (
     f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) SELECT * FROM unnest("
     + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_INCIDENT_TYPES, start=1))

@@ -9,7 +9,7 @@ Steps and what each one measures
 --------------------------------
 0. **Produce.** ``SimulationPlan(target_events=N, storm_days=(2, 9))`` written
    with ``write_jsonl`` to a temp file, then published with
-   ``dispatch.kafka.producer.produce_files`` (the code behind
+   ``dispatch.cli.produce.produce_files`` (the code behind
    ``dispatch produce``: validate each line, key = incident_id, lz4, acks=all,
    idempotent) to a fresh 6-partition topic. Rate = lines / produce seconds.
 1. **(a) Ceiling.** Each client in a fresh child process and a fresh consumer
@@ -534,7 +534,8 @@ class Bench:
     # ---- step 0
 
     def produce(self) -> None:
-        from dispatch.kafka.producer import produce_files
+        from dispatch.cli.produce import produce_files
+        from dispatch.kafka.producer import make_producer
         from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
 
         n = self.args.events
@@ -548,7 +549,7 @@ class Bench:
             f"producing to {self.topic} (6 partitions)")
         self.new_topic(self.topic)
         before = machine_cpu()
-        summary = produce_files([self.events_file], self.bootstrap, self.topic,
+        summary = produce_files([self.events_file], make_producer(self.bootstrap), self.topic,
                                 f"{self.topic}.dlq")
         self.offsets = end_offsets(self.bootstrap, self.topic, 6)
         self.n = sum(self.offsets.values())

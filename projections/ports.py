@@ -12,24 +12,63 @@ Contract of ``ProjectionStore`` (checked by ``tests/contract``):
 - ``load_incidents`` returns the committed state of the ids that exist;
 - ``totals`` returns the running sum of every committed delta, per bucket,
   maintained for ``calendar`` (fixed when the store is first created);
-- reads reflect every commit that returned before them.
+- reads reflect every commit that returned before them;
+- ``writing()`` serialises read-modify-write cycles between writers, also
+  between processes: inside ``async with store.writing():`` the reads
+  (``positions``, ``known_event_ids``, ``known_events``, ``load_incidents``) see
+  every commit of every other writer, and no other writer commits until the
+  block ends. The block holds at most one ``commit``, which makes it durable
+  when it returns; leaving the block without a commit (or by an exception)
+  writes nothing. A commit outside ``writing()`` is still atomic but its reads
+  may be stale: use that only when nobody else writes the same incidents.
+  ``writing(partitioned=True)`` is for writers that own disjoint sets of
+  incidents (Kafka partitions keyed by incident id): they need not exclude
+  each other, only the other writers;
+- opening a store is safe while other processes open, create or migrate it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from projections.duty import DutyCalendar
-from projections.incident import Fact, Incident
+from projections.incident import CALL, RESTORE, Fact, Incident
 from projections.totals import Bucket, Totals
 
 DEFAULT_CHANGE_RETENTION_DAYS = 7.0
 
 PositionKey = tuple[str, int]
 """``(source, partition)``: a Kafka topic and partition, or an input file and 0."""
+
+
+class Record(NamedTuple):
+    """One raw input message and where the consumer resumes after it."""
+
+    source: str
+    partition: int
+    next_position: int
+    raw: bytes
+    line: int = 0
+    """1-based line number for file records; 0 for log messages."""
+
+    @property
+    def label(self) -> str:
+        """Where it came from, for people: ``file.jsonl:42`` or ``topic[3]@1200``."""
+        if self.line:
+            name = self.source.split("#", 1)[0].rsplit("/", 1)[-1]
+            return f"{name}:{self.line}"
+        return f"{self.source}[{self.partition}]@{self.next_position - 1}"
+
+
+class Rejected(NamedTuple):
+    """An input message that is not a valid event, and the one-line reason why."""
+
+    record: Record
+    reason: str
 
 
 class LoggedEvent(NamedTuple):
@@ -83,6 +122,12 @@ class StalePosition(RuntimeError):
     """The stored position moved under this consumer; re-read positions and retry."""
 
 
+class StoreError(RuntimeError):
+    """The store cannot be used (not a store, unreadable, read-only, locked, full).
+
+    ``str(exc)`` is one line for people, naming the store."""
+
+
 @dataclass(slots=True)
 class Commit:
     consumer: str
@@ -119,10 +164,21 @@ class ProjectionStore(ABC):
     async def known_event_ids(self, event_ids: Sequence[str]) -> set[str]: ...
 
     @abstractmethod
+    async def known_events(self, event_ids: Sequence[str]) -> dict[str, bytes]:
+        """The original bytes of those of ``event_ids`` already committed."""
+
+    @abstractmethod
     async def load_incidents(self, incident_ids: Collection[str]) -> dict[str, Incident]: ...
 
     @abstractmethod
     async def commit(self, commit: Commit) -> None: ...
+
+    def writing(self, *, partitioned: bool = False) -> AbstractAsyncContextManager[None]:
+        """A serialised read-modify-write block (see module contract).
+
+        The default suits a store that only one process, one task at a time,
+        writes (the in-memory store)."""
+        return _no_lock()
 
     @abstractmethod
     async def totals(self) -> dict[Bucket, Totals]: ...
@@ -173,7 +229,7 @@ class ProjectionStore(ABC):
         """A page of incidents matching ``query`` (by t0, then id; no t0 last)
         and the number matching. Open = an outage neither restored nor closed."""
         found = [i async for i in self.all_incidents() if _matches(i, query)]
-        found.sort(key=lambda i: (i.times[0] is None, i.times[0] or 0, i.incident_id))
+        found.sort(key=lambda i: (i.times[CALL] is None, i.times[CALL] or 0, i.incident_id))
         return found[query.offset:query.offset + query.limit], len(found)
 
     async def __aenter__(self) -> ProjectionStore:
@@ -185,9 +241,14 @@ class ProjectionStore(ABC):
 
 
 def _matches(incident: Incident, query: IncidentQuery) -> bool:
-    if query.state == "open" and not (incident.is_outage and incident.times[6] is None
+    if query.state == "open" and not (incident.is_outage and incident.times[RESTORE] is None
                                       and incident.closed_at is None):
         return False
     if query.grid is not None and incident.grid != query.grid:
         return False
     return query.area is None or incident.area == query.area
+
+
+@asynccontextmanager
+async def _no_lock() -> AsyncIterator[None]:
+    yield

@@ -10,9 +10,9 @@ import socket
 import sys
 from functools import partial
 
+from dispatch import bootstrap
 from dispatch.cli.common import UserError, add_store_option, require_store, settings_from
 from dispatch.settings import Settings
-from projections.stores import open_store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -98,8 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.poll_interval > 0 or args.poll_interval > 0.25:
         raise UserError("--poll-interval must be more than 0 and at most 0.25 seconds")
     options.poll_interval = args.poll_interval
-    factory = partial(open_store, settings.store, settings.calendar,
-                      change_retention_days=settings.change_retention_days)
+    factory = partial(bootstrap.read_model_store, settings)
     app = create_app(factory, options)
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]

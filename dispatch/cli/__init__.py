@@ -16,6 +16,7 @@ from dispatch.cli import (
     produce,
     reliability,
     report,
+    serve,
     simulate,
     topics,
     worker,
@@ -23,7 +24,7 @@ from dispatch.cli import (
 from dispatch.cli.common import BadUsage, UserError
 
 SUBCOMMANDS = (demo, ingest, report, compare, reliability, incident, alerts, simulate, topics,
-               produce, worker)
+               produce, worker, serve)
 
 
 _SERVER_CLIENTS = frozenset({"asyncpg", "kafka", "aiokafka", "confluent_kafka"})

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dispatch import bootstrap
 from dispatch.cli.common import (
     BadUsage,
     ProgressLine,
@@ -28,7 +29,6 @@ from projections.incident import Incident
 from projections.report import recut
 from projections.runners.batch import fold_history, load_files, load_store
 from projections.runners.embedded import IngestSummary
-from projections.stores import open_store
 from projections.totals import Bucket, Totals
 
 
@@ -94,7 +94,7 @@ async def fold_source(args: argparse.Namespace, settings: Settings, window: Wind
     if args.input:
         return _fold_files(args, settings, window, need_incidents)
     require_store(settings)
-    store = open_store(settings.store, settings.calendar)
+    store = bootstrap.read_model_store(settings)
     async with store:
         calendar = settings.calendar if calendar_given else store.calendar
         if window.filters_events:

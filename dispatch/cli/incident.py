@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from typing import Any
 
+from dispatch import bootstrap
 from dispatch.cli.common import UserError, add_store_option, require_store, settings_from
 from projections.queries import Timeline, incident_timeline
-from projections.stores import open_store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     require_store(settings)
 
     async def look_up() -> Timeline | None:
-        async with open_store(settings.store, settings.calendar) as store:
+        async with bootstrap.read_model_store(settings) as store:
             return await incident_timeline(store, args.incident_id)
 
     timeline = asyncio.run(look_up())
@@ -39,8 +40,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def as_json(timeline: Timeline) -> str:
+    return json.dumps(as_document(timeline), indent=2, ensure_ascii=False)
+
+
+def as_document(timeline: Timeline) -> dict[str, Any]:
+    """The JSON document of one incident (also served by ``/api/incidents/{id}``)."""
     incident = timeline.incident
-    return json.dumps({
+    return {
         "incident_id": incident.incident_id,
         "outage": incident.is_outage,
         "grid": incident.grid, "area": incident.area, "priority": incident.priority,
@@ -48,7 +54,7 @@ def as_json(timeline: Timeline) -> str:
         "checkpoints": dict(timeline.checkpoints()),
         "stages_minutes": timeline.stage_minutes(),
         "events": [json.loads(e.raw) for e in timeline.events],
-    }, indent=2, ensure_ascii=False)
+    }
 
 
 def as_table(timeline: Timeline) -> str:

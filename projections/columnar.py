@@ -280,18 +280,20 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
                                                           list[Incident]]:
     """Bucket totals (and optionally the incidents) of the events ``window`` keeps."""
     db = events.db
-    conditions = ["copy = 1"]
+    conditions = ["true"]
     if window.as_of is not None:
         conditions.append(f"ts <= {int(window.as_of)}")
     if window.known_at is not None:
         conditions.append(f"known <= {int(window.known_at)}")
+    fields = ", ".join(f"'{c}': {c}" for c in FACT_COLUMNS if c != "eid")
+    # The first copy of each event (hash aggregate, no sort), known at its earliest record.
     db.execute(f"""
         CREATE OR REPLACE TEMP TABLE kept AS
-        SELECT * FROM (
-            SELECT *, row_number() OVER (PARTITION BY eid ORDER BY n) AS copy,
-                   min(coalesce(rec, ts)) OVER (PARTITION BY eid) AS known
-            FROM facts)
-        WHERE {' AND '.join(conditions)}""")
+        SELECT eid, unnest(first), known FROM (
+            SELECT eid, arg_min({{{fields}}}, n) AS first,
+                   min(coalesce(rec, ts)) AS known
+            FROM facts GROUP BY eid)
+        WHERE {' AND '.join(c.replace('ts <=', 'first.ts <=') for c in conditions)}""")
     db.execute("""
         CREATE OR REPLACE TEMP TABLE inc AS
         SELECT iid,

@@ -416,3 +416,48 @@ def _incidents(db: duckdb.DuckDBPyConnection) -> list[Incident]:
                call.customers, dispatched_at, dispatched_crew, arrived_crew, rejected_at,
                merged_at, merged_into, closed_at, call.owner FROM inc""").fetchall()
     return [Incident(r[0], list(r[1:8]), *r[8:]) for r in rows]
+
+
+# -- export ---------------------------------------------------------------------------------
+
+def export_parquet(events: ColumnarEvents, calendar: DutyCalendar, folder: Path) -> dict[str, int]:
+    """Write the accepted events and the per-incident read model as Parquet under
+    ``folder/events`` and ``folder/incidents``, partitioned by duty date (an event by
+    its ``occurred_at``, an incident by its first call; ``duty_date=none`` for an
+    incident without a call). Times are UTC timestamps; stage and restoration
+    durations are minutes as floats (negative when the clocks disagree). Returns the
+    row counts."""
+    db = events.db
+    fold_columnar(events, calendar, Window())
+    low, high = db.execute("SELECT min(ts), max(ts) FROM kept").fetchall()[0]
+    if low is None:
+        return {"events": 0, "incidents": 0}
+    _periods(db, calendar, low, high)
+    target = str(folder).replace("'", "''")
+    db.execute(f"""
+        COPY (SELECT k.eid AS event_id, k.typ AS type, k.iid AS incident_id,
+                     make_timestamp(k.ts) AS occurred_at, make_timestamp(k.known) AS known_at,
+                     k.grid, k.area, k.priority, k.customers AS customers_affected, k.crew,
+                     k.into_id AS into_incident_id, k.agent, p.day AS duty_date
+              FROM kept k ASOF JOIN periods p ON k.ts >= p.start_us ORDER BY k.ts, k.eid)
+        TO '{target}/events' (FORMAT PARQUET, PARTITION_BY (duty_date), OVERWRITE_OR_IGNORE)""")
+    stages = ", ".join(
+        f"({_STAGE_TIMES[k + 1]} - {_STAGE_TIMES[k]}) / 60e6 AS {stage}_minutes"
+        for k, stage in enumerate(STAGES))
+    db.execute(f"""
+        COPY (SELECT i.iid AS incident_id, coalesce(p.day, 'none') AS duty_date,
+                     i.rejected_at IS NULL AND i.merged_at IS NULL AS is_outage,
+                     i.call.grid AS grid, i.call.area AS area, i.call.priority AS priority,
+                     i.call.customers AS customers_affected, i.call.owner AS owner,
+                     coalesce(i.arrived_crew, i.dispatched_crew) AS crew,
+                     {', '.join(f"make_timestamp({t}) AS {name}_at" for t, name in
+                                zip(_STAGE_TIMES, ("call", "verify", "depart", "arrive",
+                                                   "diagnose", "repair", "restore"),
+                                    strict=True))},
+                     {stages}, (t6 - t0) / 60e6 AS restoration_minutes,
+                     make_timestamp(closed_at) AS closed_at, i.merged_into
+              FROM inc i ASOF LEFT JOIN periods p ON i.t0 >= p.start_us ORDER BY i.t0, i.iid)
+        TO '{target}/incidents' (FORMAT PARQUET, PARTITION_BY (duty_date), OVERWRITE_OR_IGNORE)""")
+    counts = db.execute("SELECT (SELECT count(*) FROM kept), (SELECT count(*) FROM inc)"
+                        ).fetchall()[0]
+    return {"events": int(counts[0]), "incidents": int(counts[1])}

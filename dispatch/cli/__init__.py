@@ -11,6 +11,7 @@ from dispatch.cli import (
     alerts,
     compare,
     demo,
+    export,
     incident,
     ingest,
     produce,
@@ -23,8 +24,8 @@ from dispatch.cli import (
 )
 from dispatch.cli.common import BadUsage, UserError
 
-SUBCOMMANDS = (demo, ingest, report, compare, reliability, incident, alerts, simulate, topics,
-               produce, worker, serve)
+SUBCOMMANDS = (demo, ingest, report, compare, reliability, export, incident, alerts, simulate,
+               topics, produce, worker, serve)
 
 
 _SERVER_CLIENTS = frozenset({"asyncpg", "kafka", "aiokafka", "confluent_kafka"})

@@ -102,3 +102,25 @@ def test_postgres_store_answers_as_the_file(tmp_path: Path, pg_dsn: str) -> None
         from_file = ok(run("report", "--input", str(events), *options, cwd=tmp_path)).stdout
         from_store = ok(run("report", "--store", pg_dsn, *options, cwd=tmp_path)).stdout
         assert from_file == from_store, options
+
+
+def test_export_writes_parquet_by_duty_date_that_agrees_with_the_report(
+        events: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    ok(run("export", "--input", str(events), "--to", str(tmp_path / "out"), cwd=tmp_path))
+    report = json.loads(ok(run("report", "--input", str(events), cwd=tmp_path)).stdout)
+    incidents = duckdb.sql(
+        f"SELECT duty_date::VARCHAR, count(*), avg(restoration_minutes) FILTER "
+        f"(WHERE restoration_minutes >= 0) FROM "
+        f"read_parquet('{tmp_path}/out/incidents/*/*.parquet', hive_partitioning=true) WHERE is_outage AND call_at IS NOT NULL "
+        f"GROUP BY ALL ORDER BY 1").fetchall()
+    assert [(p["duty_date"], p["incidents"]) for p in report["duty_periods"]] == \
+        [(day, n) for day, n, _ in incidents]
+    for period, (_, _, mean) in zip(report["duty_periods"], incidents, strict=True):
+        assert mean == pytest.approx(period["avg_restoration_minutes"], rel=1e-9, abs=0) \
+            if mean is not None else period["avg_restoration_minutes"] is None
+    events_written = duckdb.sql(
+        f"SELECT count(*), count(DISTINCT event_id) FROM "
+        f"read_parquet('{tmp_path}/out/events/*/*.parquet')").fetchall()[0]
+    assert events_written == (len(GOOD), len(GOOD))  # MIXED: 2 rejected, 1 duplicate

@@ -113,7 +113,8 @@ def test_export_writes_parquet_by_duty_date_that_agrees_with_the_report(
     incidents = duckdb.sql(
         f"SELECT duty_date::VARCHAR, count(*), avg(restoration_minutes) FILTER "
         f"(WHERE restoration_minutes >= 0) FROM "
-        f"read_parquet('{tmp_path}/out/incidents/*/*.parquet', hive_partitioning=true) WHERE is_outage AND call_at IS NOT NULL "
+        f"read_parquet('{tmp_path}/out/incidents/*/*.parquet', hive_partitioning=true) "
+        f"WHERE is_outage AND call_at IS NOT NULL "
         f"GROUP BY ALL ORDER BY 1").fetchall()
     assert [(p["duty_date"], p["incidents"]) for p in report["duty_periods"]] == \
         [(day, n) for day, n, _ in incidents]

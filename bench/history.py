@@ -60,7 +60,9 @@ FROM inc WHERE NOT ended
 '''
 names = ["incidents", "verify", "depart", "arrive", "diagnose", "repair", "restore",
          "restoration"]
-row = duckdb.connect().execute(query, [path]).fetchone()
+db = duckdb.connect()
+db.execute("SET enable_progress_bar = false")
+row = db.execute(query, [path]).fetchone()
 print(json.dumps(dict(zip(names, row))))
 """
 
@@ -152,7 +154,7 @@ def main() -> int:
     ours = json.loads((folder / "report-columnar.json").read_text())
     checks: dict[str, object] = {}
     if results["peer_duckdb"]["exit"] == 0:
-        peer = json.loads(str(results["peer_duckdb"]["stdout"]))
+        peer = json.loads(str(results["peer_duckdb"]["stdout"]).strip().splitlines()[-1])
         overall = ours["overall"]
         mine = {stage: overall["stages"][stage]["mean_minutes"] for stage in
                 ("verify", "depart", "arrive", "diagnose", "repair", "restore")}

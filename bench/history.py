@@ -178,7 +178,7 @@ def main() -> int:
         figures[f"{name}_exit"] = result["exit"]
     peer_seconds = float(results["peer_duckdb"]["seconds"])  # type: ignore[arg-type]
     for name in ("ours_columnar", "ours_exact", "peer_polars"):
-        if name in results:
+        if name in results and results[name]["exit"] == 0:
             figures[f"{name}_speed_vs_duckdb_peer"] = round(
                 peer_seconds / float(results[name]["seconds"]), 3)  # type: ignore[arg-type]
     figures["load_average_after"] = round(os.getloadavg()[0], 2)

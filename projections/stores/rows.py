@@ -16,7 +16,7 @@ INCIDENT_COLUMNS: tuple[str, ...] = (
 )
 TOTALS_KEY: tuple[str, ...] = ("dimension", "member", "duty_date")
 TOTALS_COLUMNS: tuple[str, ...] = TOTALS_KEY + FIELDS
-COUNTERS: tuple[str, ...] = ("rejected_events", "duplicate_events")
+COUNTERS: tuple[str, ...] = ("rejected_events", "duplicate_events", "conflicting_events")
 
 
 def calendar_meta(calendar: DutyCalendar) -> list[tuple[str, str]]:

@@ -46,6 +46,7 @@ from projections.stores.migrate import migrations
 from projections.stores.rows import (
     COUNTERS,
     INCIDENT_COLUMNS,
+    POSITION_COLUMNS,
     TOTALS_COLUMNS,
     TOTALS_KEY,
     calendar_from_meta,
@@ -121,7 +122,7 @@ class PostgresStore(ProjectionStore):
             if stored is not None:
                 self.calendar = stored
             else:
-                await self.conn.executemany("INSERT INTO meta VALUES ($1, $2)",
+                await self.conn.executemany("INSERT INTO meta (key, value) VALUES ($1, $2)",
                                             calendar_meta(self.calendar))
 
     async def close(self) -> None:
@@ -194,7 +195,8 @@ class PostgresStore(ProjectionStore):
                 # Rows must exist before FOR UPDATE can lock them: two workers that both
                 # believe they own a fresh partition then serialise here.
                 await conn.executemany(
-                    "INSERT INTO positions VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+                    f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) "
+                    "VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
                     [(commit.consumer, s, p) for s, p in sorted(commit.expected)])
                 rows = await conn.fetch(
                     "SELECT source, partition, next_position FROM positions "
@@ -223,13 +225,14 @@ class PostgresStore(ProjectionStore):
                 await conn.execute(_TOTALS_UPSERT, *_columns(rows, len(TOTALS_COLUMNS)))
             if commit.rejected or commit.duplicates or commit.conflicts:
                 await conn.executemany(
-                    "INSERT INTO counters AS c VALUES ($1, $2) "
+                    "INSERT INTO counters AS c (name, value) VALUES ($1, $2) "
                     "ON CONFLICT (name) DO UPDATE SET value = c.value + excluded.value",
                     [("rejected_events", commit.rejected),
                      ("duplicate_events", commit.duplicates),
                      ("conflicting_events", commit.conflicts)])
             await conn.executemany(
-                "INSERT INTO positions VALUES ($1, $2, $3, $4) ON CONFLICT "
+                f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT "
                 "(consumer, source, partition) DO UPDATE "
                 "SET next_position = excluded.next_position",
                 [(commit.consumer, s, p, v) for (s, p), v in sorted(commit.positions.items())])

@@ -238,7 +238,8 @@ class PostgresStore(ProjectionStore):
                 [(commit.consumer, s, p, v) for (s, p), v in sorted(commit.positions.items())])
             if commit.fingerprints:
                 await conn.executemany(
-                    "INSERT INTO fingerprints VALUES ($1, $2, $3, $4) ON CONFLICT "
+                    "INSERT INTO fingerprints (consumer, source, partition, fingerprint) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT "
                     "(consumer, source, partition) DO UPDATE "
                     "SET fingerprint = excluded.fingerprint",
                     [(commit.consumer, s, p, v)

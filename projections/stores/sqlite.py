@@ -293,7 +293,8 @@ class SqliteStore(ProjectionStore):
                 [(commit.consumer, s, p, v) for (s, p), v in commit.positions.items()])
             if commit.fingerprints:
                 db.executemany(
-                    "INSERT INTO fingerprints VALUES (?, ?, ?, ?) ON CONFLICT "
+                    "INSERT INTO fingerprints (consumer, source, partition, fingerprint) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT "
                     "(consumer, source, partition) DO UPDATE "
                     "SET fingerprint = excluded.fingerprint",
                     [(commit.consumer, s, p, v) for (s, p), v in commit.fingerprints.items()])

@@ -6,8 +6,8 @@ Measures, in one run on one machine, each as a real subprocess (wall time, peak 
   checkpoint, leave out rejected/merged incidents, overall stage means and the
   average restoration time. No line numbers, no reasons, no duty periods;
 - the same query written for Polars (lazy NDJSON scan), to compare the engines;
-- ours: ``dispatch report --input FILE --format json`` (columnar engine, the
-  default) and, unless ``--skip-exact``, ``--engine exact`` (pydantic line by line);
+- ours: ``dispatch report --input FILE --engine columnar --format json`` and, unless
+  ``--skip-exact``, ``--engine exact`` (the default: pydantic line by line);
 and checks that both of ours print the same bytes and agree with the peer's means.
 
     .venv/bin/python bench/history.py --events 1000000
@@ -143,8 +143,8 @@ def main() -> int:
         "peer_polars": measure("peer: the same query in Polars",
                                [python, "-c", PEER_POLARS, str(events)], folder),
         "ours_columnar": measure("ours: dispatch report --input (columnar)", [
-            python, "-m", "dispatch.cli", "report", "--input", str(events), "--format", "json",
-            "--output", str(folder / "report-columnar.json")], folder),
+            python, "-m", "dispatch.cli", "report", "--input", str(events), "--engine", "columnar",
+            "--format", "json", "--output", str(folder / "report-columnar.json")], folder),
     }
     if not args.skip_exact:
         results["ours_exact"] = measure("ours: dispatch report --input --engine exact", [

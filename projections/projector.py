@@ -5,6 +5,12 @@ touches and the batch's new facts, it returns the new states and the exact
 totals deltas. ``Projector`` wraps it with the store port: parse and reject,
 drop duplicates, load, fold, and hand the runner a ``Commit`` that it writes in
 one transaction together with the consumer positions.
+
+An ``event_id`` seen before (earlier in the batch, or in the store) marks a
+duplicate when the copy is the same event, and a conflict when its content
+differs (``schemas.identity``): the later copy is then rejected with a reason
+that says ``conflict``, dead-lettered like an invalid message and counted in
+``conflicting_events``; the first accepted copy stands.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from projections.totals import (
     contributions,
     zeros,
 )
+from schemas.identity import difference
 from schemas.parsing import InvalidEvent, parse_event
 
 
@@ -98,19 +105,25 @@ class PreparedBatch:
     commit: Commit
     accepted: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    """Invalid messages and conflicting copies (``commit.conflicts`` of them)."""
     previous: dict[str, Incident] = field(default_factory=dict)
     """Stored state of the touched incidents before this batch."""
+
+
+def _now_micros() -> int:
+    return time.time_ns() // 1000
 
 
 class Projector:
     """Parses, deduplicates and folds batches against a store (see module doc)."""
 
     def __init__(self, store: ProjectionStore, consumer: str,
-                 clock: Callable[[], int] | None = None) -> None:
+                 clock: Callable[[], int] | None = _now_micros) -> None:
         self.store = store
         self.consumer = consumer
-        self.clock = clock or _now_micros
-        """Ingestion time (µs): the recorded time of events that carry none."""
+        self.clock = clock
+        """Ingestion time (µs): the recorded time of events that carry no ``recorded_at``.
+        None: they count as recorded when they occurred (a file read as it stands)."""
 
     async def prepare(self, records: Sequence[Record],
                       expected: Mapping[PositionKey, int] | None = None,
@@ -126,44 +139,48 @@ class Projector:
         facts: list[Fact] = []
         logged: list[LoggedEvent] = []
         positions: dict[PositionKey, int] = {}
-        seen_in_batch: dict[str, int] = {}
-        earlier: dict[str, int] = {}
-        """event id -> earliest explicit ``recorded_at`` of its repeated copies"""
-        duplicates = 0
-        ingested = self.clock()
+        valid: list[tuple[Record, Fact]] = []
         for record, fact in zip(records, parsed, strict=True):
             positions[(record.source, record.partition)] = record.next_position
             if isinstance(fact, str):
                 rejected.append(Rejected(record, fact))
-                continue
-            if fact.event_id in seen_in_batch:
-                duplicates += 1
-                if fact.recorded is not None and fact.recorded < earlier.get(
-                        fact.event_id, fact.recorded + 1):
-                    earlier[fact.event_id] = fact.recorded
-                continue
-            seen_in_batch[fact.event_id] = len(logged)
-            facts.append(fact)
-            logged.append(LoggedEvent(fact.event_id, fact.incident_id, fact.type, fact.at,
-                                      record.raw,
-                                      ingested if fact.recorded is None else fact.recorded))
-        for event_id, at in earlier.items():
-            first = logged[seen_in_batch[event_id]]
-            if first.recorded is None or at < first.recorded:
-                logged[seen_in_batch[event_id]] = first._replace(recorded=at)
-        known = await self.store.known_event_ids([f.event_id for f in facts]) if facts else set()
+            else:
+                valid.append((record, fact))
+        # Every copy is measured against the accepted one: stored, or else the first
+        # copy in this batch.
+        accepted = await self.store.known_events(
+            list(dict.fromkeys(f.event_id for _, f in valid))) if valid else {}
+        duplicates = conflicts = 0
+        ingested = self.clock() if self.clock is not None else None
+        first: dict[str, int] = {}
+        """event id -> index in ``logged`` of the copy accepted in this batch"""
         updates: dict[str, int] = {}
-        if known:
-            duplicates += sum(1 for f in facts if f.event_id in known)
-            # A copy of a stored event may carry an earlier recorded_at than the stored one.
-            explicit = {f.event_id: f.recorded for f in facts
-                        if f.event_id in known and f.recorded is not None}
-            for event_id, at in earlier.items():
-                if event_id in known:
-                    explicit[event_id] = min(at, explicit.get(event_id, at))
-            updates = {i: at for i, at in explicit.items() if at is not None}
-            logged = [e for e in logged if e.event_id not in known]
-            facts = [f for f in facts if f.event_id not in known]
+        for record, fact in valid:
+            recorded = (fact.recorded if fact.recorded is not None
+                        else ingested if ingested is not None else fact.at)
+            earlier = accepted.get(fact.event_id)
+            if earlier is None:
+                accepted[fact.event_id] = record.raw
+                first[fact.event_id] = len(logged)
+                facts.append(fact)
+                logged.append(LoggedEvent(fact.event_id, fact.incident_id, fact.type, fact.at,
+                                          record.raw, recorded))
+                continue
+            differs = difference(earlier, record.raw)
+            if differs is None:
+                duplicates += 1
+                # The event is known from its earliest recorded copy.
+                index = first.get(fact.event_id)
+                if index is None:
+                    updates[fact.event_id] = min(recorded, updates.get(fact.event_id, recorded))
+                elif recorded < (logged[index].recorded or recorded + 1):
+                    logged[index] = logged[index]._replace(recorded=recorded)
+            else:
+                conflicts += 1
+                rejected.append(Rejected(record, _conflict(fact.event_id, differs)))
+        if conflicts:
+            rejected.sort(key=lambda r: (r.record.source, r.record.partition,
+                                         r.record.next_position))
         stored = await self.store.load_incidents({f.incident_id for f in facts})
         incidents, deltas = fold_batch(stored, facts, calendar)
         commit = Commit(
@@ -174,12 +191,14 @@ class Projector:
             incidents=list(incidents.values()),
             calls=[f for f in facts if f.type == "call.received"],
             deltas=deltas,
-            rejected=len(rejected),
+            rejected=len(rejected) - conflicts,
             duplicates=duplicates,
+            conflicts=conflicts,
             recorded_updates=updates,
         )
         return PreparedBatch(commit, accepted=len(facts), rejected=rejected, previous=stored)
 
 
-def _now_micros() -> int:
-    return time.time_ns() // 1000
+def _conflict(event_id: str, differs: str) -> str:
+    return (f"conflict: event_id {event_id!r} was already accepted with different content "
+            f"({differs}); the first copy stands")

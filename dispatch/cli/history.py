@@ -27,8 +27,8 @@ from projections.duty import DutyCalendar
 from projections.history import Window, parse_duty_date, parse_instant
 from projections.incident import Incident
 from projections.report import recut
-from projections.runners.batch import fold_history, load_files, load_store
-from projections.runners.embedded import IngestSummary
+from projections.runners.batch import fold_history, load_store
+from projections.runners.embedded import IngestSummary, ingest_files
 from projections.totals import Bucket, Totals
 
 
@@ -39,10 +39,10 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
                         help="with --input: write rejected lines and reasons here (JSON Lines)")
     parser.add_argument("--strict", action="store_true",
                         help="with --input: exit 1 at the first rejected line")
-    parser.add_argument("--engine", choices=("columnar", "exact"), default="columnar",
-                        help="with --input: columnar (DuckDB, default: fast on large files) or "
-                             "exact (the pydantic contract line by line; also rejects the few "
-                             "malformed-JSON forms DuckDB's reader tolerates, docs/history.md)")
+    parser.add_argument("--engine", choices=("exact", "columnar"), default="exact",
+                        help="with --input: exact (default: the contract line by line, as "
+                             "`dispatch ingest`) or columnar (DuckDB, faster on large files; "
+                             "differs on a few malformed inputs, docs/history.md)")
 
 
 def add_window_options(parser: argparse.ArgumentParser, dates: bool = True) -> None:
@@ -92,7 +92,13 @@ async def fold_source(args: argparse.Namespace, settings: Settings, window: Wind
     if args.input and args.store:
         raise UserError("give either --input FILE or --store URL, not both")
     if args.input:
-        return _fold_files(args, settings, window, need_incidents)
+        paths = existing_files(args.input)
+        if args.engine == "columnar":
+            try:
+                return _fold_columnar(args, settings, window, paths, need_incidents)
+            except NotColumnar:
+                pass  # lines the reader cannot map one to one: read them the exact way
+        return await _fold_exact(args, settings, window, paths, need_incidents)
     require_store(settings)
     store = bootstrap.read_model_store(settings)
     async with store:
@@ -110,33 +116,32 @@ async def fold_source(args: argparse.Namespace, settings: Settings, window: Wind
         return Folded(calendar, recut(rows, calls, calendar), counters, rows)
 
 
-def _fold_files(args: argparse.Namespace, settings: Settings, window: Window,
-                need_incidents: bool) -> Folded:
-    paths = existing_files(args.input)
-    if getattr(args, "engine", "exact") == "columnar":
-        try:
-            return _fold_columnar(args, settings, window, paths, need_incidents)
-        except NotColumnar:
-            pass  # lines the reader cannot map one to one: read them the exact way
-    started = time.perf_counter()
+async def _fold_exact(args: argparse.Namespace, settings: Settings, window: Window,
+                      paths: list[Path], need_incidents: bool) -> Folded:
+    """The files ingested into a scratch store, as ``dispatch ingest`` would (same
+    rejects, duplicates and conflicts), then folded for the window."""
+    store = bootstrap.scratch_store(settings)
     rejects = RejectsFile(args.rejects)
     progress = ProgressLine()
     try:
-        events = load_files(paths, strict=args.strict, on_rejected=rejects, progress=progress,
-                            batch_size=settings.batch_size)
+        summary = await ingest_files(store, paths, strict=args.strict, on_rejected=rejects,
+                                     progress=progress, batch_size=settings.batch_size,
+                                     recorded_as_occurred=True)
     finally:
         rejects.close()
     progress.finish()
-    if events.stopped_at is not None:
-        raise UserError(f"--strict: stopped at {events.stopped_at.record.label}: "
-                        f"{events.stopped_at.reason}")
-    if events.rejected:
-        print_summary(IngestSummary(lines=events.lines, accepted=len(events.facts),
-                                    duplicates=events.duplicates, rejected=events.rejected,
-                                    seconds=time.perf_counter() - started),
-                      "read")
-    incidents, totals = fold_history(events, settings.calendar, window)
-    return Folded(settings.calendar, totals, events.counters(), list(incidents.values()))
+    if summary.stopped_at is not None:
+        raise UserError(f"--strict: stopped at {summary.stopped_at.record.label}: "
+                        f"{summary.stopped_at.reason}")
+    if summary.rejected or summary.conflicts or summary.held_back:
+        print_summary(summary, "read")
+    counters = await store.counters()
+    if window.filters_events:
+        events = await load_store(store)
+        incidents, totals = fold_history(events, settings.calendar, window)
+        return Folded(settings.calendar, totals, counters, list(incidents.values()))
+    rows = [i async for i in store.all_incidents()] if need_incidents else []
+    return Folded(settings.calendar, await store.totals(), counters, rows)
 
 
 def _fold_columnar(args: argparse.Namespace, settings: Settings, window: Window,

@@ -1,30 +1,23 @@
 """Whole-history folds for analysts: an event set from files or a store, one fold.
 
 Contract:
-- ``load_files`` validates every line (a rejected line reaches ``on_rejected`` with
-  its line number and reason), keeps the first copy of each event id, counts the
-  others as duplicates, and knows for each event its *known time*: the earliest
-  ``recorded_at`` among its copies, or ``occurred_at`` when no copy has one;
-- ``load_store`` reads a store's event log (original bytes, and the recorded time
-  the store kept: the earliest ``recorded_at`` of the copies, else the ingestion
-  time); its counters are the store's;
+- ``load_store`` reads a store's event log: the original bytes, and each event's
+  *known time*, the recorded time the store kept (the earliest ``recorded_at``
+  among its copies, else the ingestion time, or the occurrence time for files read
+  as they stand); its counters are the store's;
 - ``fold_history`` runs the same fold as every other runner
   (``projector.fold_batch``) over the events a ``Window`` keeps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from projections.duty import DutyCalendar
 from projections.history import Window, select
 from projections.incident import Fact, Incident
-from projections.ports import ProjectionStore, Rejected
+from projections.ports import ProjectionStore
 from projections.projector import facts_of, fold_batch
-from projections.runners.embedded import IngestSummary, Progress, _parsed, default_parse_workers
-from projections.runners.files import file_source, read_records
 from projections.totals import Bucket, Totals
 
 
@@ -36,67 +29,12 @@ class EventSet:
     """Event id -> known time (µs)."""
     rejected: int = 0
     duplicates: int = 0
+    conflicts: int = 0
     lines: int = 0
-    stopped_at: Rejected | None = None
-    """With ``strict``: the first rejected line (nothing after it was read)."""
 
     def counters(self) -> dict[str, int]:
-        return {"rejected_events": self.rejected, "duplicate_events": self.duplicates}
-
-
-def add_copy(events: EventSet, seen: set[str], fact: Fact) -> None:
-    """Take one valid copy of an event into ``events`` (see module contract)."""
-    known = fact.at if fact.recorded is None else fact.recorded
-    if fact.event_id in seen:
-        events.duplicates += 1
-        if known < events.known[fact.event_id]:
-            events.known[fact.event_id] = known
-        return
-    seen.add(fact.event_id)
-    events.facts.append(fact)
-    events.known[fact.event_id] = known
-
-
-def load_files(paths: Sequence[Path], *, strict: bool = False,
-               on_rejected: Callable[[Rejected], None] | None = None,
-               progress: Progress | None = None, batch_size: int = 10_000,
-               parse_workers: int | None = None) -> EventSet:
-    """The event set of ``paths`` read in order (see module contract)."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    events = EventSet()
-    seen: set[str] = set()
-    summary = IngestSummary()
-    if parse_workers is None:
-        parse_workers = default_parse_workers(sum(p.stat().st_size for p in paths))
-    pool = (ProcessPoolExecutor(parse_workers, mp_context=get_context("forkserver"))
-            if parse_workers else None)
-    try:
-        for path in paths:
-            size = path.stat().st_size
-            batches = read_records(path, file_source(path), 0, batch_size)
-            for records, parsed in _parsed(batches, pool, ahead=2 * max(parse_workers, 1)):
-                for record, fact in zip(records, parsed, strict=True):
-                    events.lines += 1
-                    if isinstance(fact, str):
-                        rejected = Rejected(record, fact)
-                        if strict:
-                            events.stopped_at = rejected
-                            return events
-                        events.rejected += 1
-                        if on_rejected is not None:
-                            on_rejected(rejected)
-                        continue
-                    add_copy(events, seen, fact)
-                if progress is not None:
-                    summary.lines = events.lines
-                    summary.rejected = events.rejected
-                    progress(path.name, records[-1].next_position, size, summary)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    return events
+        return {"rejected_events": self.rejected, "duplicate_events": self.duplicates,
+                "conflicting_events": self.conflicts}
 
 
 async def load_store(store: ProjectionStore) -> EventSet:
@@ -105,6 +43,7 @@ async def load_store(store: ProjectionStore) -> EventSet:
     counters = await store.counters()
     events.rejected = counters.get("rejected_events", 0)
     events.duplicates = counters.get("duplicate_events", 0)
+    events.conflicts = counters.get("conflicting_events", 0)
     chunk: list[tuple[bytes, int | None]] = []
 
     def flush() -> None:

@@ -30,7 +30,7 @@ Contract of ``ProjectionStore`` (checked by ``tests/contract``):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -149,6 +149,11 @@ class Commit:
     deltas: dict[Bucket, Totals] = field(default_factory=dict)
     rejected: int = 0
     duplicates: int = 0
+    conflicts: int = 0
+    """Copies of an accepted ``event_id`` with different content (rejected)."""
+    fingerprints: dict[PositionKey, str] = field(default_factory=dict)
+    """For file sources: a digest of the bytes before the new position, stored
+    with it (so a rewritten file can be told from an appended one)."""
     changes: list[NewChange] = field(default_factory=list)
     """Extra change-log entries (e.g. alert transitions); the store adds the
     incident and period changes of the batch itself."""
@@ -169,6 +174,10 @@ class ProjectionStore(ABC):
     @abstractmethod
     async def positions(self, consumer: str) -> dict[PositionKey, int]:
         """The next position per key committed by ``consumer``."""
+
+    @abstractmethod
+    async def fingerprints(self, consumer: str) -> dict[PositionKey, str]:
+        """The fingerprint committed with each position of ``consumer`` (file sources)."""
 
     @abstractmethod
     async def known_event_ids(self, event_ids: Sequence[str]) -> set[str]: ...
@@ -195,7 +204,8 @@ class ProjectionStore(ABC):
 
     @abstractmethod
     async def counters(self) -> dict[str, int]:
-        """``rejected_events`` and ``duplicate_events`` (0 when none yet)."""
+        """``rejected_events``, ``duplicate_events`` and ``conflicting_events``
+        (0 when none yet)."""
 
     @abstractmethod
     def all_incidents(self) -> AsyncIterator[Incident]:
@@ -229,6 +239,11 @@ class ProjectionStore(ABC):
     async def prune_changes(self, now_us: int) -> int:
         """Delete changes older than the retention; returns how many."""
         raise NotImplementedError(f"{type(self).__name__} keeps no change log")
+
+    async def listen_changes(self, wake: Callable[[], None]) -> bool:
+        """Have ``wake`` called whenever changes are committed (by any writer);
+        False if this store cannot push, and readers must poll."""
+        return False
 
     async def find_incidents(self, query: IncidentQuery) -> tuple[list[Incident], int]:
         """A page of incidents matching ``query`` (by t0, then id; no t0 last)

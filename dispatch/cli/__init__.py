@@ -14,6 +14,7 @@ from dispatch.cli import (
     ingest,
     produce,
     report,
+    serve,
     simulate,
     topics,
     worker,
@@ -21,7 +22,8 @@ from dispatch.cli import (
 from dispatch.cli.common import BadUsage, UserError
 from projections.ports import StoreError
 
-SUBCOMMANDS = (demo, ingest, report, incident, alerts, simulate, topics, produce, worker)
+SUBCOMMANDS = (demo, ingest, report, incident, alerts, simulate, topics, produce, worker,
+               serve)
 
 
 def redact(text: str) -> str:

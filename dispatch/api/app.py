@@ -29,6 +29,7 @@ from fastapi import Depends, FastAPI, Header, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dispatch.api import models
@@ -173,6 +174,12 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
         return JSONResponse({"error": "store unavailable, retry shortly"}, status_code=503,
                             headers={"Retry-After": "2"})
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Framework errors (unparsable body, unknown path, wrong method) in our shape.
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
+                            headers=exc.headers)
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
@@ -192,7 +199,9 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
         return Response(page, media_type="text/html; charset=utf-8",
                         headers={"Cache-Control": "no-cache"})
 
-    @app.post("/api/session", status_code=204, responses={401: errors[401]},
+    @app.post("/api/session", status_code=204, responses={
+                  400: {"model": models.Error, "description": "the body is not JSON"},
+                  401: errors[401], 422: errors[422]},
               summary="Exchange a token for a cookie the board's EventSource can send")
     async def open_session(body: models.Session) -> Response:
         if options.tokens is not None and options.tokens.identify(body.token) is None:

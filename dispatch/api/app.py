@@ -38,7 +38,6 @@ from dispatch.api.feed import (
     HEARTBEAT,
     RETRY_MS,
     ChangeFeed,
-    Subscriber,
     backlog,
     resync_frame,
 )
@@ -309,6 +308,7 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
                 window = await store.change_window()
                 opening: list[bytes] = [b"retry: %d\n\n" % RETRY_MS]
                 replay: list[bytes] = []
+                replayed = 0
                 if resume is None:
                     pass
                 elif resume < window.pruned_through or resume > window.head:
@@ -316,32 +316,31 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
                            else "newer than the store's head")
                     opening.append(resync_frame(subscriber.since, f"{resume} is {why}"))
                 else:
-                    # Bounded by the subscriber queue: a longer backlog ends the stream
-                    # with what was sent; the client resumes from there.
-                    async for item in backlog(store, resume, subscriber.since, feed.calendar,
-                                              options.sla_limits):
-                        replay.append(item)
-                        if len(replay) >= options.subscriber_queue:
+                    # Bounded like the live queue: a longer backlog ends the stream after
+                    # what was sent, and the client resumes from there.
+                    async for chunk, count in backlog(store, resume, subscriber.since,
+                                                      feed.calendar, options.sla_limits):
+                        replay.append(chunk)
+                        replayed += count
+                        if replayed >= options.subscriber_queue:
                             break
         except BaseException:
             feed.unsubscribe(subscriber)
             raise
+        truncated = replayed >= options.subscriber_queue
 
         async def frames() -> AsyncIterator[bytes]:
             try:
-                for item in opening:
-                    yield item
-                for stored in replay:
-                    yield stored
-                if len(replay) >= options.subscriber_queue:
+                yield b"".join(opening + replay)
+                if truncated:
                     return
                 while True:
                     try:
-                        live = await asyncio.wait_for(_next(subscriber), options.heartbeat_s)
+                        live = await asyncio.wait_for(subscriber.take(), options.heartbeat_s)
                     except TimeoutError:
                         yield HEARTBEAT
                         continue
-                    if not live:  # dropped (too slow) or the server is stopping
+                    if live is None:  # dropped (too slow) or the server is stopping
                         return
                     yield live
             finally:
@@ -351,10 +350,6 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
             "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     return app
-
-
-async def _next(subscriber: Subscriber) -> bytes | None:
-    return await subscriber.queue.get()
 
 
 def _calendar(stored: DutyCalendar, zone: str | None, start: str | None) -> DutyCalendar:

@@ -5,6 +5,11 @@ touches and the batch's new facts, it returns the new states and the exact
 totals deltas. ``Projector`` wraps it with the store port: parse and reject,
 drop duplicates, load, fold, and hand the runner a ``Commit`` that it writes in
 one transaction together with the consumer positions.
+
+Duty events (``duty.*``, e.g. a shift start) belong to no incident: they are
+logged and deduplicated like every event (with incident id ""), touch no
+incident and no totals, and reach the store as ``Commit.shifts`` rows, from
+which the report reads each period's team and leader.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from projections.duty import DutyCalendar
-from projections.incident import Fact, Incident, apply, fact_of
+from projections.incident import DUTY_PREFIX, Fact, Incident, apply, fact_of
 from projections.ports import Commit, LoggedEvent, PositionKey, ProjectionStore
+from projections.sla import SlaLimits
 from projections.totals import (
     CALLS,
+    DEFAULT_LIMITS,
     Bucket,
     Totals,
     call_buckets,
@@ -29,12 +36,14 @@ from schemas.parsing import InvalidEvent, parse_event
 
 
 def fold_batch(
-    stored: Mapping[str, Incident], facts: Sequence[Fact], calendar: DutyCalendar
+    stored: Mapping[str, Incident], facts: Sequence[Fact], calendar: DutyCalendar,
+    limits: SlaLimits = DEFAULT_LIMITS,
 ) -> tuple[dict[str, Incident], dict[Bucket, Totals]]:
     """Apply ``facts`` (already free of duplicates) to the ``stored`` incidents.
 
     Returns the new state of every touched incident and the totals delta
     (new contributions minus old ones, plus one call per ``call.received``).
+    Duty facts are ignored here (they belong to no incident).
     Pure: ``stored`` is not modified.
     """
     touched: dict[str, Incident] = {}
@@ -44,11 +53,13 @@ def fold_batch(
     for fact in facts:
         incident = touched.get(fact.incident_id)
         if incident is None:
+            if fact.type.startswith(DUTY_PREFIX):
+                continue
             previous = stored.get(fact.incident_id)
             if previous is None:
                 incident = Incident(fact.incident_id)
             else:
-                for bucket, vector in contributions(previous, calendar):
+                for bucket, vector in contributions(previous, calendar, limits):
                     retracted[bucket].append(vector)
                 incident = previous.copy()
             touched[fact.incident_id] = incident
@@ -56,7 +67,7 @@ def fold_batch(
         if fact.type == "call.received":
             calls.update(call_buckets(fact, calendar))
     for incident in touched.values():
-        for bucket, vector in contributions(incident, calendar):
+        for bucket, vector in contributions(incident, calendar, limits):
             added[bucket].append(vector)
     deltas: dict[Bucket, Totals] = {}
     # Column sums over many vectors at once: zip and sum run in C.
@@ -159,8 +170,11 @@ class Projector:
             duplicates += sum(1 for f in facts if f.event_id in known)
             logged = [e for e in logged if e.event_id not in known]
             facts = [f for f in facts if f.event_id not in known]
-        stored = await self.store.load_incidents({f.incident_id for f in facts})
-        incidents, deltas = fold_batch(stored, facts, calendar)
+        shifts = [f for f in facts if f.type.startswith(DUTY_PREFIX)]
+        wanted = {f.incident_id for f in facts}
+        wanted.discard("")  # duty facts: no incident
+        stored = await self.store.load_incidents(wanted)
+        incidents, deltas = fold_batch(stored, facts, calendar, self.store.sla_limits)
         commit = Commit(
             consumer=self.consumer,
             positions=positions,
@@ -169,6 +183,7 @@ class Projector:
             incidents=list(incidents.values()),
             calls=[f for f in facts if f.type == "call.received"],
             deltas=deltas,
+            shifts=shifts,
             rejected=len(rejected),
             duplicates=duplicates,
         )

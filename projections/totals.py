@@ -8,7 +8,10 @@ Contract:
   bit-identical means;
 - a *bucket* is ``(dimension, member, duty_date)``: dimension ``""`` (member
   ``""``) is the whole service; ``grid``, ``area`` and ``crew`` are breakdowns;
-  duty date ``""`` holds outage incidents that have no call yet (unattributed).
+  ``agent`` is the first-contact owner (member ``""``: no agent on the call);
+  duty date ``""`` holds outage incidents that have no call yet (unattributed);
+- the accountability counts (callbacks, first-visit fix, SLA states as of the
+  period end) are part of the same vector, so they are maintained the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +20,16 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 
 from projections.duty import DutyCalendar
-from projections.incident import STAGES, Fact, Incident
+from projections.incident import (
+    CALLED_BACK,
+    DISSATISFIED,
+    REACHED,
+    SATISFIED,
+    STAGES,
+    Fact,
+    Incident,
+)
+from projections.sla import RULES, STATES, SlaLimits, rule_state
 
 FIELDS: tuple[str, ...] = (
     "calls",
@@ -34,6 +46,13 @@ FIELDS: tuple[str, ...] = (
     "after_arrival_count",
     "after_arrival_sum_us",
     *(f"{stage}_{part}" for stage in STAGES for part in ("count", "sum_us")),
+    "callback_called",
+    "callback_reached",
+    "callback_satisfied",
+    "callback_dissatisfied",
+    "first_visit_count",
+    "first_visit_fixed",
+    *(f"sla_{rule}_{state}" for rule in RULES for state in STATES),
 )
 INDEX: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
 WIDTH = len(FIELDS)
@@ -42,11 +61,19 @@ STAGE_BASE = INDEX[f"{STAGES[0]}_count"]
 Bucket = tuple[str, str, str]
 Totals = list[int]
 DIMENSIONS: tuple[str, ...] = ("grid", "area", "crew")
+"""The breakdowns of the report; ``agent`` buckets feed the accountability section."""
+AGENT = "agent"
+NO_AGENT = ""
 NO_MEMBER = "(none)"
 UNATTRIBUTED = ""
 
 (CALLS, INCIDENTS, RESTORED, OPEN, CLOSED, ANOMALIES, REST_N, REST_SUM, REST_ANOM,
  ARR_N, ARR_SUM, AFTER_N, AFTER_SUM) = range(13)
+CB_CALLED = INDEX["callback_called"]
+FIRST_VISIT = INDEX["first_visit_count"]
+SLA_INDEX: dict[tuple[str, str], int] = {
+    (rule, state): INDEX[f"sla_{rule}_{state}"] for rule in RULES for state in STATES}
+DEFAULT_LIMITS = SlaLimits()
 
 
 def zeros() -> Totals:
@@ -66,8 +93,10 @@ def _add_duration(vector: Totals, start: int | None, end: int | None, count_at: 
     return False
 
 
-def incident_totals(incident: Incident, period_end: int | None) -> Totals:
-    """The contribution of one outage incident to its period's totals."""
+def incident_totals(incident: Incident, period_end: int | None,
+                    limits: SlaLimits = DEFAULT_LIMITS) -> Totals:
+    """The contribution of one outage incident to its period's totals; the SLA
+    states are those as of ``period_end`` under ``limits``."""
     vector = zeros()
     times = incident.times
     t0, t3, t6 = times[0], times[3], times[6]
@@ -87,7 +116,31 @@ def incident_totals(incident: Incident, period_end: int | None) -> Totals:
         vector[REST_ANOM] = 1
     _add_duration(vector, t0, t3, ARR_N)
     _add_duration(vector, t3, t6, AFTER_N)
+    if t6 is not None:
+        _add_accountability(vector, incident, t3)
+    if period_end is not None:
+        for rule in RULES:
+            state = rule_state(incident, rule, period_end, limits)
+            if state is not None:
+                vector[SLA_INDEX[rule, state]] = 1
     return vector
+
+
+def _add_accountability(vector: Totals, incident: Incident, t3: int | None) -> None:
+    """Callbacks and first-visit fix: counted over restored incidents only."""
+    flags = incident.callbacks
+    if flags & CALLED_BACK:
+        vector[CB_CALLED] = 1
+        if flags & REACHED:
+            vector[CB_CALLED + 1] = 1
+        if flags & DISSATISFIED:
+            vector[CB_CALLED + 3] = 1
+        elif flags & SATISFIED:
+            vector[CB_CALLED + 2] = 1
+    if t3 is not None:
+        vector[FIRST_VISIT] = 1
+        if len(incident.arrived_crews) == 1:
+            vector[FIRST_VISIT + 1] = 1
 
 
 def members(incident: Incident) -> tuple[tuple[str, str], ...]:
@@ -97,10 +150,12 @@ def members(incident: Incident) -> tuple[tuple[str, str], ...]:
         ("grid", incident.grid or NO_MEMBER),
         ("area", incident.area or NO_MEMBER),
         ("crew", incident.crew or NO_MEMBER),
+        (AGENT, incident.owner or NO_AGENT),
     )
 
 
-def contributions(incident: Incident, calendar: DutyCalendar) -> Iterator[tuple[Bucket, Totals]]:
+def contributions(incident: Incident, calendar: DutyCalendar,
+                  limits: SlaLimits = DEFAULT_LIMITS) -> Iterator[tuple[Bucket, Totals]]:
     """Every bucket an incident adds to, with the vector it adds (nothing if it is
     not an outage incident)."""
     if not incident.is_outage:
@@ -110,10 +165,21 @@ def contributions(incident: Incident, calendar: DutyCalendar) -> Iterator[tuple[
         yield ("", "", UNATTRIBUTED), incident_totals(incident, None)
         return
     duty = calendar.duty_date(t0)
-    vector = incident_totals(incident, calendar.bounds(duty)[1])
+    vector = incident_totals(incident, calendar.bounds(duty)[1], limits)
     key = duty.isoformat()
     for dimension, member in members(incident):
         yield (dimension, member, key), vector
+
+
+def handover_end(incident: Incident, calendar: DutyCalendar) -> int | None:
+    """The end of the incident's duty period if it is an outage incident still open
+    then (t6 missing or not before the end): it is on that period's handover list."""
+    t0 = incident.times[0]
+    if t0 is None or not incident.is_outage:
+        return None
+    end = calendar.bounds(calendar.duty_date(t0))[1]
+    t6 = incident.times[6]
+    return end if t6 is None or t6 >= end else None
 
 
 def call_buckets(fact: Fact, calendar: DutyCalendar) -> tuple[Bucket, ...]:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from dispatch.cli import (
     demo,
+    handover,
     incident,
     ingest,
     produce,
@@ -19,7 +20,7 @@ from dispatch.cli import (
 )
 from dispatch.cli.common import UserError
 
-SUBCOMMANDS = (demo, ingest, report, incident, simulate, topics, produce, worker)
+SUBCOMMANDS = (demo, ingest, report, handover, incident, simulate, topics, produce, worker)
 
 
 _SERVER_CLIENTS = frozenset({"asyncpg", "kafka", "aiokafka", "confluent_kafka"})

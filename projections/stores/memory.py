@@ -7,15 +7,19 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
 from projections.ports import Commit, LoggedEvent, PositionKey, ProjectionStore, StalePosition
-from projections.totals import Bucket, Totals, accumulate
+from projections.sla import SlaLimits
+from projections.totals import Bucket, Totals, accumulate, handover_end
 
 
 class MemoryStore(ProjectionStore):
-    def __init__(self, calendar: DutyCalendar | None = None) -> None:
+    def __init__(self, calendar: DutyCalendar | None = None,
+                 sla_limits: SlaLimits | None = None) -> None:
         self.calendar = calendar or DutyCalendar()
+        self.sla_limits = sla_limits or SlaLimits()
         self._events: dict[str, LoggedEvent] = {}
         self._incidents: dict[str, Incident] = {}
         self._calls: list[Fact] = []
+        self._shifts: list[Fact] = []
         self._totals: dict[Bucket, Totals] = {}
         self._counters = {"rejected_events": 0, "duplicate_events": 0}
         self._positions: dict[tuple[str, str, int], int] = {}
@@ -44,6 +48,7 @@ class MemoryStore(ProjectionStore):
         for incident in commit.incidents:
             self._incidents[incident.incident_id] = incident.copy()
         self._calls.extend(commit.calls)
+        self._shifts.extend(commit.shifts)
         accumulate(self._totals, commit.deltas.items())
         self._counters["rejected_events"] += commit.rejected
         self._counters["duplicate_events"] += commit.duplicates
@@ -63,6 +68,13 @@ class MemoryStore(ProjectionStore):
     async def all_calls(self) -> AsyncIterator[Fact]:
         for fact in list(self._calls):
             yield fact
+
+    async def shifts(self) -> list[Fact]:
+        return list(self._shifts)
+
+    async def handover_incidents(self) -> list[Incident]:
+        return [i.copy() for i in self._incidents.values()
+                if handover_end(i, self.calendar) is not None]
 
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:
         found = [e for e in self._events.values() if e.incident_id == incident_id]

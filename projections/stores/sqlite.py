@@ -17,16 +17,22 @@ import orjson
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
 from projections.ports import Commit, LoggedEvent, PositionKey, ProjectionStore, StalePosition
+from projections.sla import SlaLimits
 from projections.stores.migrate import migrations
 from projections.stores.rows import (
     COUNTERS,
     INCIDENT_COLUMNS,
+    SHIFT_COLUMNS,
     TOTALS_COLUMNS,
     TOTALS_KEY,
     calendar_from_meta,
     calendar_meta,
     incident_from_row,
     incident_row,
+    limits_from_meta,
+    limits_meta,
+    shift_from_row,
+    shift_row,
 )
 from projections.totals import FIELDS, Bucket, Totals
 
@@ -35,6 +41,7 @@ _INCIDENT_UPSERT = (
     f"VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))}) ON CONFLICT (incident_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_COLUMNS[1:])
 )
+_INCIDENT_SELECT = f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents"
 _TOTALS_UPSERT = (
     f"INSERT INTO totals ({', '.join(TOTALS_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(TOTALS_COLUMNS))}) "
@@ -44,9 +51,11 @@ _TOTALS_UPSERT = (
 
 
 class SqliteStore(ProjectionStore):
-    def __init__(self, path: str | Path, calendar: DutyCalendar | None = None) -> None:
+    def __init__(self, path: str | Path, calendar: DutyCalendar | None = None,
+                 sla_limits: SlaLimits | None = None) -> None:
         self.path = Path(path)
         self.calendar = calendar or DutyCalendar()
+        self.sla_limits = sla_limits or SlaLimits()
         self._db: sqlite3.Connection | None = None
 
     @property
@@ -78,12 +87,19 @@ class SqliteStore(ProjectionStore):
                     f"BEGIN IMMEDIATE;\n{sql}\n;PRAGMA user_version = {version};\nCOMMIT;")
 
     def _load_or_save_calendar(self) -> None:
-        stored = calendar_from_meta(dict(self.db.execute("SELECT key, value FROM meta")))
+        meta = dict(self.db.execute("SELECT key, value FROM meta"))
+        stored = calendar_from_meta(meta)
+        limits = limits_from_meta(meta)
         if stored is not None:
             self.calendar = stored
+        if limits is not None:
+            self.sla_limits = limits
+        if stored is not None and limits is not None:
             return
         self.db.execute("BEGIN IMMEDIATE")
-        self.db.executemany("INSERT INTO meta VALUES (?, ?)", calendar_meta(self.calendar))
+        self.db.executemany(
+            "INSERT OR IGNORE INTO meta VALUES (?, ?)",
+            calendar_meta(self.calendar) + limits_meta(self.sla_limits))
         self.db.execute("COMMIT")
 
     async def close(self) -> None:
@@ -106,7 +122,7 @@ class SqliteStore(ProjectionStore):
 
     async def load_incidents(self, incident_ids: Collection[str]) -> dict[str, Incident]:
         rows = self.db.execute(
-            "SELECT * FROM incidents WHERE incident_id IN (SELECT value FROM json_each(?))",
+            f"{_INCIDENT_SELECT} WHERE incident_id IN (SELECT value FROM json_each(?))",
             (orjson.dumps(list(incident_ids)),))
         return {row[0]: incident_from_row(row) for row in rows}
 
@@ -124,10 +140,15 @@ class SqliteStore(ProjectionStore):
             db.executemany(
                 "INSERT INTO event_log (event_id, incident_id, type, occurred_us, raw) "
                 "VALUES (?, ?, ?, ?, ?)", commit.events)
-            db.executemany(_INCIDENT_UPSERT, map(incident_row, commit.incidents))
+            calendar = self.calendar
+            db.executemany(_INCIDENT_UPSERT, [incident_row(i, calendar) for i in commit.incidents])
             db.executemany(
                 "INSERT INTO calls VALUES (?, ?, ?, ?, ?)",
                 [(c.event_id, c.incident_id, c.at, c.grid, c.area) for c in commit.calls])
+            if commit.shifts:
+                db.executemany(
+                    f"INSERT INTO shifts ({', '.join(SHIFT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+                    map(shift_row, commit.shifts))
             db.executemany(_TOTALS_UPSERT, [(*b, *v) for b, v in commit.deltas.items()])
             db.executemany(
                 "INSERT INTO counters VALUES (?, ?) "
@@ -152,12 +173,20 @@ class SqliteStore(ProjectionStore):
         return {name: int(stored.get(name, 0)) for name in COUNTERS}
 
     async def all_incidents(self) -> AsyncIterator[Incident]:
-        for row in self.db.execute("SELECT * FROM incidents"):
+        for row in self.db.execute(_INCIDENT_SELECT):
             yield incident_from_row(row)
 
     async def all_calls(self) -> AsyncIterator[Fact]:
         for event_id, incident_id, at, grid, area in self.db.execute("SELECT * FROM calls"):
             yield Fact(event_id, "call.received", incident_id, at, grid, area)
+
+    async def shifts(self) -> list[Fact]:
+        rows = self.db.execute(f"SELECT {', '.join(SHIFT_COLUMNS)} FROM shifts")
+        return [shift_from_row(row) for row in rows]
+
+    async def handover_incidents(self) -> list[Incident]:
+        rows = self.db.execute(f"{_INCIDENT_SELECT} WHERE handover_end IS NOT NULL")
+        return [incident_from_row(row) for row in rows]
 
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:
         rows: Any = self.db.execute(

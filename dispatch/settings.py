@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     pg_dsn: SecretStr = SecretStr("postgresql://dispatch:dispatch@127.0.0.1:5432/dispatch")
     metrics_port: int = 9108
 
+    change_retention_days: float = 7.0
+    """How long the change log keeps changes for live subscribers (``dispatch serve``)."""
+    api_tokens: SecretStr = SecretStr("")
+    """Comma-separated bearer tokens of the HTTP API; an entry may later carry a role
+    (``TOKEN:ROLE``). Never printed."""
+
     @field_validator("store")
     @classmethod
     def _known_store(cls, value: str) -> str:
@@ -60,6 +66,13 @@ class Settings(BaseSettings):
     @classmethod
     def _hh_mm(cls, value: str) -> str:
         parse_duty_start(value)
+        return value
+
+    @field_validator("change_retention_days")
+    @classmethod
+    def _positive_days(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be more than 0")
         return value
 
     @field_validator("batch_size", "partitions")

@@ -15,7 +15,7 @@ from projections.sla import SlaLimits
 
 async def duty_report(store: ProjectionStore, calendar: DutyCalendar | None = None,
                       sla_limits: SlaLimits | None = None) -> Report:
-    """The duty report. With the store's own calendar and SLA limits it reads the
+    """The duty report (docs/report.md). With the store's own calendar and SLA limits it reads the
     maintained totals; with others it re-cuts the incident rows."""
     counters = await store.counters()
     shifts = await store.shifts()

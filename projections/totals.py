@@ -1,7 +1,7 @@
 """Duty-period totals: integer vectors that add up, so updates are exact deltas.
 
 Contract:
-- every statistic of DESIGN section 4 is derived from a ``Totals`` vector of
+- every statistic of docs/kpis.md is derived from a ``Totals`` vector of
   integers (counts and sums of microseconds); vectors add and subtract exactly,
   so the read model can be maintained by retracting an incident's old
   contribution and adding its new one, in any order, on any backend, and give

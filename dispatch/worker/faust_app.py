@@ -38,7 +38,8 @@ class WorkerRuntime:
         self.settings = settings
         self.batch_max = batch_max
         self.metrics = metrics
-        self.store = PostgresStore(settings.pg_dsn.get_secret_value(), settings.calendar)
+        self.store = PostgresStore(settings.pg_dsn.get_secret_value(), settings.calendar,
+                                   change_retention_days=settings.change_retention_days)
         self.dead_letters = KafkaDeadLetters(settings.kafka_bootstrap, settings.topic_dlq)
         self.projector = PartitionProjector(self.store, settings.topic_events,
                                             settings.consumer_group, self.dead_letters,

@@ -20,6 +20,7 @@ INCIDENT_COLUMNS: tuple[str, ...] = (
 )
 """``handover_end`` is derived (``totals.handover_end`` under the store's calendar), so
 that the handover list is one filtered scan; ``arrived_crews`` is a JSON array."""
+_WIDTH = len(INCIDENT_COLUMNS)
 SHIFT_COLUMNS: tuple[str, ...] = ("event_id", "occurred_us", "team", "leader", "members")
 TOTALS_KEY: tuple[str, ...] = ("dimension", "member", "duty_date")
 TOTALS_COLUMNS: tuple[str, ...] = TOTALS_KEY + FIELDS
@@ -53,7 +54,9 @@ def limits_from_meta(meta: Mapping[str, str]) -> SlaLimits | None:
     return SlaLimits(saved["by_area"], saved["priority"], tuple(saved["priorities"]))
 
 
-def incident_row(incident: Incident, calendar: DutyCalendar) -> tuple[Any, ...]:
+def incident_row(incident: Incident, calendar: DutyCalendar | None = None) -> tuple[Any, ...]:
+    """The row of ``INCIDENT_COLUMNS``; ``handover_end`` needs the store's calendar
+    (None without one, e.g. in change-log payloads)."""
     crews = incident.arrived_crews
     return (
         incident.incident_id, *incident.times, incident.grid, incident.area,
@@ -61,13 +64,16 @@ def incident_row(incident: Incident, calendar: DutyCalendar) -> tuple[Any, ...]:
         incident.dispatched_crew, incident.arrived_crew, incident.rejected_at,
         incident.merged_at, incident.merged_into, incident.closed_at, incident.owner,
         incident.call_event_id, incident.callbacks,
-        orjson.dumps(crews).decode() if crews else None, handover_end(incident, calendar),
+        orjson.dumps(crews).decode() if crews else None,
+        handover_end(incident, calendar) if calendar is not None else None,
     )
 
 
 def incident_from_row(row: Sequence[Any]) -> Incident:
     """The incident of a row selected with ``INCIDENT_COLUMNS`` (rows written before
     the accountability columns existed read as: no owner, no callbacks, no crews)."""
+    if len(row) < _WIDTH:  # a shorter payload, e.g. an older change-log entry
+        row = (*row, *[None] * (_WIDTH - len(row)))
     crews = row[22]
     return Incident(
         row[0], list(row[1:8]), grid=row[8], area=row[9], priority=row[10],

@@ -1,6 +1,6 @@
 """The real ``dispatch`` console script, run as a subprocess in a scratch folder.
 
-Covers DESIGN section 5's command-line contract: the JSON report and its keys,
+Covers the command-line contract of docs/report.md: the JSON report and its keys,
 the human formats, rejected lines (stderr summary, ``--rejects``, ``--strict``),
 exit codes (0 success, 1 failure, 2 bad usage) with one-line messages and no
 tracebacks, resumable ingest, and ``dispatch incident``.

@@ -17,7 +17,6 @@ from projections.queries import duty_report, handover_sheet
 from projections.runners.embedded import ingest_files
 from projections.stores.sqlite import SqliteStore
 
-
 START = date(2026, 7, 1)
 STORM_DAY = START + timedelta(days=1)
 

@@ -37,6 +37,32 @@ PositionKey = tuple[str, int]
 """``(source, partition)``: a Kafka topic and partition, or an input file and 0."""
 
 
+class Record(NamedTuple):
+    """One raw input message and where the consumer resumes after it."""
+
+    source: str
+    partition: int
+    next_position: int
+    raw: bytes
+    line: int = 0
+    """1-based line number for file records; 0 for log messages."""
+
+    @property
+    def label(self) -> str:
+        """Where it came from, for people: ``file.jsonl:42`` or ``topic[3]@1200``."""
+        if self.line:
+            name = self.source.split("#", 1)[0].rsplit("/", 1)[-1]
+            return f"{name}:{self.line}"
+        return f"{self.source}[{self.partition}]@{self.next_position - 1}"
+
+
+class Rejected(NamedTuple):
+    """An input message that is not a valid event, and the one-line reason why."""
+
+    record: Record
+    reason: str
+
+
 class LoggedEvent(NamedTuple):
     """An accepted event as kept in the store's event log (original bytes)."""
 

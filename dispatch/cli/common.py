@@ -13,7 +13,7 @@ import orjson
 from pydantic import ValidationError
 
 from dispatch.settings import Settings
-from projections.projector import Rejected
+from projections.ports import Rejected
 from projections.runners.embedded import IngestSummary
 
 

@@ -32,11 +32,9 @@ log = logging.getLogger("dispatch.worker")
 class WorkerRuntime:
     """The worker's resources, opened once, on first need."""
 
-    def __init__(self, app: faust.App, settings: Settings, batch_max: int,
-                 metrics: WorkerMetrics) -> None:
+    def __init__(self, app: faust.App, settings: Settings, metrics: WorkerMetrics) -> None:
         self.app = app
         self.settings = settings
-        self.batch_max = batch_max
         self.metrics = metrics
         self.store = PostgresStore(settings.pg_dsn.get_secret_value(), settings.calendar,
                                    change_retention_days=settings.change_retention_days)
@@ -75,7 +73,11 @@ class WorkerRuntime:
         log.info("revoked partitions %s", sorted(partitions))
 
     def _tp(self, partition: int) -> Any:
-        # The aiokafka driver seeks with its own TopicPartition type, made by this hook.
+        # Faust's public ``faust.types.TP`` is not the driver's type: the aiokafka driver
+        # keys its assignment and read offsets by aiokafka's ``TopicPartition``.
+        # ``_new_topicpartition`` is the factory every Faust driver implements (abstract
+        # on ``faust.transport.consumer.Consumer``), so seeks and high-water look-ups get
+        # exactly the object the driver itself uses, whichever driver is configured.
         consumer: Any = self.app.consumer
         return consumer._new_topicpartition(self.settings.topic_events, partition)
 
@@ -144,7 +146,7 @@ def build_app(settings: Settings, *, batch_max: int = 5000, batch_within: float 
         broker_commit_interval=1.0,
         stream_wait_empty=False,
     )
-    runtime = WorkerRuntime(app, settings, batch_max, metrics or WorkerMetrics())
+    runtime = WorkerRuntime(app, settings, metrics or WorkerMetrics())
     topic = app.topic(settings.topic_events, key_type=bytes, value_type=bytes,
                       partitions=settings.partitions)
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from projections.duty import MICROS_PER_MINUTE, DutyCalendar
-from projections.incident import CHECKPOINTS, Fact, Incident
+from projections.incident import CALL, CHECKPOINTS, Fact, Incident
 from projections.sla import RULES, STATES
 from projections.totals import (
     AGENT,
@@ -66,7 +66,7 @@ def shifts_by_date(shifts: Iterable[Fact], calendar: DutyCalendar) -> dict[str, 
 def handover_entry(incident: Incident, end: int) -> dict[str, Any]:
     """One line of a handover list (``incident`` open at ``end``)."""
     times = incident.times
-    t0 = times[0]
+    t0 = times[CALL]
     assert t0 is not None  # only attributed incidents are handed over
     last = max(k for k in range(len(HANDOVER_CHECKPOINTS))
                if times[k] is not None and times[k] < end)  # type: ignore[operator]
@@ -90,7 +90,7 @@ def handover_lists(incidents: Iterable[Incident],
         end = handover_end(incident, calendar)
         if end is None:
             continue
-        t0 = incident.times[0]
+        t0 = incident.times[CALL]
         assert t0 is not None
         day = calendar.duty_date(t0).isoformat()
         found.setdefault(day, []).append((t0, incident.incident_id,

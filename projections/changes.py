@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from projections.duty import MICROS_PER_MINUTE, DutyCalendar
-from projections.incident import CHECKPOINTS, STAGES, Incident
+from projections.incident import CALL, CHECKPOINTS, RESTORE, STAGES, Incident
 from projections.ports import Change, NewChange
 from projections.report import statistics
 from projections.stores.rows import incident_from_row, incident_row
@@ -46,7 +46,7 @@ def incident_state(incident: Incident) -> str:
         return "merged"
     if incident.closed_at is not None:
         return "closed"
-    if incident.times[6] is not None:
+    if incident.times[RESTORE] is not None:
         return "restored"
     return "open"
 
@@ -60,7 +60,7 @@ def incident_summary(incident: Incident, calendar: DutyCalendar) -> dict[str, An
         start, end = times[k - 1], times[k]
         stages[stage] = None if start is None or end is None else (
             (end - start) / MICROS_PER_MINUTE)
-    t0 = times[0]
+    t0 = times[CALL]
     return {
         "incident_id": incident.incident_id,
         "state": incident_state(incident),

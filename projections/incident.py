@@ -24,17 +24,26 @@ from schemas.events import Envelope
 CHECKPOINTS: tuple[str, ...] = (
     "call", "verify", "depart", "arrive", "diagnose", "repair", "restore",
 )
+"""Checkpoint names in order; ``Incident.times[k]`` is checkpoint k's time."""
+# Indexes into ``Incident.times``: t0 .. t6 of docs/kpis.md.
+CALL = CHECKPOINTS.index("call")
+VERIFY = CHECKPOINTS.index("verify")
+DEPART = CHECKPOINTS.index("depart")
+ARRIVE = CHECKPOINTS.index("arrive")
+DIAGNOSE = CHECKPOINTS.index("diagnose")
+REPAIR = CHECKPOINTS.index("repair")
+RESTORE = CHECKPOINTS.index("restore")
 STAGES: tuple[str, ...] = CHECKPOINTS[1:]
 """Stage k lasts from checkpoint k-1 to checkpoint k."""
 
 CHECKPOINT_OF_TYPE: dict[str, int] = {
-    "call.received": 0,
-    "call.verified": 1,
-    "crew.departed": 2,
-    "crew.arrived": 3,
-    "fault.diagnosed": 4,
-    "repair.completed": 5,
-    "power.restored": 6,
+    "call.received": CALL,
+    "call.verified": VERIFY,
+    "crew.departed": DEPART,
+    "crew.arrived": ARRIVE,
+    "fault.diagnosed": DIAGNOSE,
+    "repair.completed": REPAIR,
+    "power.restored": RESTORE,
 }
 
 
@@ -153,9 +162,9 @@ def apply(incident: Incident, fact: Fact) -> None:
     if checkpoint is not None:
         times = incident.times
         previous = times[checkpoint]
-        if checkpoint == 0:
+        if checkpoint == CALL:
             _take_call_attributes(incident, fact, previous)
-        elif checkpoint == 3 and fact.crew is not None:
+        elif checkpoint == ARRIVE and fact.crew is not None:
             if previous is None or (at, fact.crew) < (previous, incident.arrived_crew or ""):
                 incident.arrived_crew = fact.crew
             if fact.crew not in incident.arrived_crews:

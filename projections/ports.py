@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from projections.duty import DutyCalendar
-from projections.incident import Fact, Incident
+from projections.incident import CALL, RESTORE, Fact, Incident
 from projections.sla import SlaLimits
 from projections.totals import Bucket, Totals
 
@@ -211,7 +211,7 @@ class ProjectionStore(ABC):
         """A page of incidents matching ``query`` (by t0, then id; no t0 last)
         and the number matching. Open = an outage neither restored nor closed."""
         found = [i async for i in self.all_incidents() if _matches(i, query)]
-        found.sort(key=lambda i: (i.times[0] is None, i.times[0] or 0, i.incident_id))
+        found.sort(key=lambda i: (i.times[CALL] is None, i.times[CALL] or 0, i.incident_id))
         return found[query.offset:query.offset + query.limit], len(found)
 
     async def __aenter__(self) -> ProjectionStore:
@@ -223,7 +223,7 @@ class ProjectionStore(ABC):
 
 
 def _matches(incident: Incident, query: IncidentQuery) -> bool:
-    if query.state == "open" and not (incident.is_outage and incident.times[6] is None
+    if query.state == "open" and not (incident.is_outage and incident.times[RESTORE] is None
                                       and incident.closed_at is None):
         return False
     if query.grid is not None and incident.grid != query.grid:

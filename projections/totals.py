@@ -21,9 +21,12 @@ from datetime import date
 
 from projections.duty import DutyCalendar
 from projections.incident import (
+    ARRIVE,
+    CALL,
     CALLED_BACK,
     DISSATISFIED,
     REACHED,
+    RESTORE,
     SATISFIED,
     STAGES,
     Fact,
@@ -56,7 +59,6 @@ FIELDS: tuple[str, ...] = (
 )
 INDEX: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
 WIDTH = len(FIELDS)
-STAGE_BASE = INDEX[f"{STAGES[0]}_count"]
 
 Bucket = tuple[str, str, str]
 Totals = list[int]
@@ -67,10 +69,30 @@ NO_AGENT = ""
 NO_MEMBER = "(none)"
 UNATTRIBUTED = ""
 
-(CALLS, INCIDENTS, RESTORED, OPEN, CLOSED, ANOMALIES, REST_N, REST_SUM, REST_ANOM,
- ARR_N, ARR_SUM, AFTER_N, AFTER_SUM) = range(13)
-CB_CALLED = INDEX["callback_called"]
-FIRST_VISIT = INDEX["first_visit_count"]
+CALLS = INDEX["calls"]
+INCIDENTS = INDEX["incidents"]
+RESTORED = INDEX["restored"]
+OPEN = INDEX["open_at_handover"]
+CLOSED = INDEX["closed"]
+ANOMALIES = INDEX["anomalies"]
+RESTORATION_ANOMALIES = INDEX["restoration_anomalies"]
+
+
+def _duration(name: str) -> tuple[int, int]:
+    return INDEX[f"{name}_count"], INDEX[f"{name}_sum_us"]
+
+
+RESTORATION = _duration("restoration")
+ARRIVAL = _duration("arrival")
+AFTER_ARRIVAL = _duration("after_arrival")
+STAGE_DURATIONS: tuple[tuple[int, int], ...] = tuple(_duration(stage) for stage in STAGES)
+"""``(count, sum_us)`` indexes of each stage, in stage order."""
+CALLBACK_CALLED = INDEX["callback_called"]
+CALLBACK_REACHED = INDEX["callback_reached"]
+CALLBACK_SATISFIED = INDEX["callback_satisfied"]
+CALLBACK_DISSATISFIED = INDEX["callback_dissatisfied"]
+FIRST_VISIT_COUNT = INDEX["first_visit_count"]
+FIRST_VISIT_FIXED = INDEX["first_visit_fixed"]
 SLA_INDEX: dict[tuple[str, str], int] = {
     (rule, state): INDEX[f"sla_{rule}_{state}"] for rule in RULES for state in STATES}
 DEFAULT_LIMITS = SlaLimits()
@@ -80,16 +102,18 @@ def zeros() -> Totals:
     return [0] * WIDTH
 
 
-def _add_duration(vector: Totals, start: int | None, end: int | None, count_at: int) -> bool:
-    """Add ``end - start`` to (count, sum) at ``count_at`` if both exist and it is not
-    negative; returns True when it was negative (an anomaly)."""
+def _add_duration(vector: Totals, start: int | None, end: int | None,
+                  at: tuple[int, int]) -> bool:
+    """Add ``end - start`` to the (count, sum) indexes ``at`` if both exist and it is
+    not negative; returns True when it was negative (an anomaly)."""
     if start is None or end is None:
         return False
     span = end - start
     if span < 0:
         return True
+    count_at, sum_at = at
     vector[count_at] += 1
-    vector[count_at + 1] += span
+    vector[sum_at] += span
     return False
 
 
@@ -99,7 +123,7 @@ def incident_totals(incident: Incident, period_end: int | None,
     states are those as of ``period_end`` under ``limits``."""
     vector = zeros()
     times = incident.times
-    t0, t3, t6 = times[0], times[3], times[6]
+    t0, t3, t6 = times[CALL], times[ARRIVE], times[RESTORE]
     vector[INCIDENTS] = 1
     if t6 is not None:
         vector[RESTORED] = 1
@@ -108,14 +132,15 @@ def incident_totals(incident: Incident, period_end: int | None,
     if incident.closed_at is not None:
         vector[CLOSED] = 1
     anomalies = 0
-    for k in range(1, len(times)):
-        if _add_duration(vector, times[k - 1], times[k], STAGE_BASE + 2 * (k - 1)):
+    # Stage k runs from checkpoint k-1 to checkpoint k.
+    for k, stage_at in enumerate(STAGE_DURATIONS, start=1):
+        if _add_duration(vector, times[k - 1], times[k], stage_at):
             anomalies += 1
     vector[ANOMALIES] = anomalies
-    if _add_duration(vector, t0, t6, REST_N):
-        vector[REST_ANOM] = 1
-    _add_duration(vector, t0, t3, ARR_N)
-    _add_duration(vector, t3, t6, AFTER_N)
+    if _add_duration(vector, t0, t6, RESTORATION):
+        vector[RESTORATION_ANOMALIES] = 1
+    _add_duration(vector, t0, t3, ARRIVAL)
+    _add_duration(vector, t3, t6, AFTER_ARRIVAL)
     if t6 is not None:
         _add_accountability(vector, incident, t3)
     if period_end is not None:
@@ -130,17 +155,17 @@ def _add_accountability(vector: Totals, incident: Incident, t3: int | None) -> N
     """Callbacks and first-visit fix: counted over restored incidents only."""
     flags = incident.callbacks
     if flags & CALLED_BACK:
-        vector[CB_CALLED] = 1
+        vector[CALLBACK_CALLED] = 1
         if flags & REACHED:
-            vector[CB_CALLED + 1] = 1
+            vector[CALLBACK_REACHED] = 1
         if flags & DISSATISFIED:
-            vector[CB_CALLED + 3] = 1
+            vector[CALLBACK_DISSATISFIED] = 1
         elif flags & SATISFIED:
-            vector[CB_CALLED + 2] = 1
+            vector[CALLBACK_SATISFIED] = 1
     if t3 is not None:
-        vector[FIRST_VISIT] = 1
+        vector[FIRST_VISIT_COUNT] = 1
         if len(incident.arrived_crews) == 1:
-            vector[FIRST_VISIT + 1] = 1
+            vector[FIRST_VISIT_FIXED] = 1
 
 
 def members(incident: Incident) -> tuple[tuple[str, str], ...]:
@@ -160,7 +185,7 @@ def contributions(incident: Incident, calendar: DutyCalendar,
     not an outage incident)."""
     if not incident.is_outage:
         return
-    t0 = incident.times[0]
+    t0 = incident.times[CALL]
     if t0 is None:
         yield ("", "", UNATTRIBUTED), incident_totals(incident, None)
         return
@@ -174,11 +199,11 @@ def contributions(incident: Incident, calendar: DutyCalendar,
 def handover_end(incident: Incident, calendar: DutyCalendar) -> int | None:
     """The end of the incident's duty period if it is an outage incident still open
     then (t6 missing or not before the end): it is on that period's handover list."""
-    t0 = incident.times[0]
+    t0 = incident.times[CALL]
     if t0 is None or not incident.is_outage:
         return None
     end = calendar.bounds(calendar.duty_date(t0))[1]
-    t6 = incident.times[6]
+    t6 = incident.times[RESTORE]
     return end if t6 is None or t6 >= end else None
 
 

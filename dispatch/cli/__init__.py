@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from dispatch.cli import (
+    alerts,
     demo,
     handover,
     incident,
@@ -18,9 +19,10 @@ from dispatch.cli import (
     topics,
     worker,
 )
-from dispatch.cli.common import UserError
+from dispatch.cli.common import BadUsage, UserError
 
-SUBCOMMANDS = (demo, ingest, report, handover, incident, simulate, topics, produce, worker)
+SUBCOMMANDS = (demo, ingest, report, handover, incident, alerts, simulate, topics, produce,
+               worker)
 
 
 _SERVER_CLIENTS = frozenset({"asyncpg", "kafka", "aiokafka", "confluent_kafka"})
@@ -51,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
         return code
+    except BadUsage as exc:
+        print(f"dispatch {args.command}: {exc}", file=sys.stderr)
+        return 2
     except UserError as exc:
         print(f"dispatch {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -21,6 +21,10 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line, exit code 1."""
 
 
+class BadUsage(UserError):
+    """Bad options or settings: printed as one line, exit code 2."""
+
+
 def add_calendar_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duty-timezone", metavar="TZ",
                         help="IANA zone of the duty periods (default Asia/Shanghai, "
@@ -49,9 +53,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"])
         message = str(first["msg"]).removeprefix("Value error, ")
-        raise UserError(f"bad setting {field}: {message}") from None
+        if message.startswith(f"{field}."):
+            raise BadUsage(f"bad setting {message}") from None  # names the key itself
+        raise BadUsage(f"bad setting {field}: {message}") from None
     except ValueError as exc:
-        raise UserError(str(exc)) from None
+        raise BadUsage(str(exc)) from None
 
 
 def require_store(settings: Settings) -> None:

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     calendar_given = args.duty_timezone is not None or args.duty_start is not None
 
     async def from_files() -> str:
-        store = MemoryStore(settings.calendar)
+        store = MemoryStore(settings.calendar, sla_limits=settings.sla_limits)
         rejects = RejectsFile(args.rejects)
         progress = ProgressLine()
         try:
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         require_store(settings)
 
     async def from_store() -> str:
-        async with open_store(settings.store, settings.calendar) as store:
+        async with open_store(settings.store, settings.calendar, settings.sla_limits) as store:
             sheet = await handover_sheet(store, args.duty_date,
                                          settings.calendar if calendar_given else None)
         return render_sheet(sheet, args.format)

@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     paths = existing_files(args.files)
-    store = open_store(settings.store, settings.calendar,
+    store = open_store(settings.store, settings.calendar, settings.sla_limits,
                        change_retention_days=settings.change_retention_days)
     rejects = RejectsFile(args.rejects)
     progress = ProgressLine()

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def from_files() -> str:
         paths = existing_files(args.input)
-        store = MemoryStore(settings.calendar)
+        store = MemoryStore(settings.calendar, sla_limits=settings.sla_limits)
         rejects = RejectsFile(args.rejects)
         progress = ProgressLine()
         try:
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         require_store(settings)
 
     async def from_store() -> str:
-        store = open_store(settings.store, settings.calendar)
+        store = open_store(settings.store, settings.calendar, settings.sla_limits)
         async with store:
             report = await duty_report(store, settings.calendar if calendar_given else None)
         return render(report, args.format)

@@ -37,6 +37,7 @@ class WorkerRuntime:
         self.settings = settings
         self.metrics = metrics
         self.store = PostgresStore(settings.pg_dsn.get_secret_value(), settings.calendar,
+                                   sla_limits=settings.sla_limits,
                                    change_retention_days=settings.change_retention_days)
         self.dead_letters = KafkaDeadLetters(settings.kafka_bootstrap, settings.topic_dlq)
         self.projector = PartitionProjector(self.store, settings.topic_events,

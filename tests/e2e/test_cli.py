@@ -157,7 +157,8 @@ def test_bad_duty_start_is_refused_clearly(tmp_path: Path, start: str) -> None:
 def test_bad_timezone_from_the_environment_is_refused_clearly(tmp_path: Path) -> None:
     events = write(tmp_path / "events.jsonl", GOOD)
     fails_cleanly(run("report", "--input", str(events), cwd=tmp_path,
-                      env={"DISPATCH_DUTY_TIMEZONE": "Nowhere/Land"}), mentions="Nowhere/Land")
+                      env={"DISPATCH_DUTY_TIMEZONE": "Nowhere/Land"}), codes=(2,),
+                  mentions="Nowhere/Land")
 
 
 # -- demo -----------------------------------------------------------------------------------

@@ -758,12 +758,12 @@ def test_cli_duty_calendar_comes_from_the_settings(
     assert cli_module().plan_from_args(args).duty_timezone == "Asia/Tokyo"
 
 
-def test_cli_bad_duty_setting_exits_1(
+def test_cli_bad_duty_setting_is_bad_usage(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from dispatch.cli import main
 
     monkeypatch.setenv("DISPATCH_DUTY_TIMEZONE", "Mars/Olympus")
-    assert main(["simulate", "--days", "1"]) == 1
+    assert main(["simulate", "--days", "1"]) == 2
     err = capsys.readouterr().err
     assert "duty_timezone" in err and "Traceback" not in err

@@ -8,6 +8,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from dispatch import bootstrap
 from dispatch.cli.common import (
     ProgressLine,
     RejectsFile,
@@ -21,8 +22,6 @@ from dispatch.cli.common import (
 from dispatch.cli.sheet import SHEET_FORMATS, render_sheet
 from projections.queries import handover_sheet
 from projections.runners.embedded import ingest_files
-from projections.stores import open_store
-from projections.stores.memory import MemoryStore
 
 
 def duty_date(text: str) -> date:
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     calendar_given = args.duty_timezone is not None or args.duty_start is not None
 
     async def from_files() -> str:
-        store = MemoryStore(settings.calendar, sla_limits=settings.sla_limits)
+        store = bootstrap.scratch_store(settings)
         rejects = RejectsFile(args.rejects)
         progress = ProgressLine()
         try:
@@ -82,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         require_store(settings)
 
     async def from_store() -> str:
-        async with open_store(settings.store, settings.calendar, settings.sla_limits) as store:
+        async with bootstrap.read_model_store(settings) as store:
             sheet = await handover_sheet(store, args.duty_date,
                                          settings.calendar if calendar_given else None)
         return render_sheet(sheet, args.format)

@@ -47,6 +47,8 @@ from projections.stores.migrate import migrations
 from projections.stores.rows import (
     COUNTERS,
     INCIDENT_COLUMNS,
+    INCIDENT_WRITE_COLUMNS,
+    POSITION_COLUMNS,
     SHIFT_COLUMNS,
     TOTALS_COLUMNS,
     TOTALS_KEY,
@@ -64,11 +66,13 @@ from projections.totals import FIELDS, Bucket, Totals
 _INCIDENT_TYPES = ("text", *["bigint"] * 7, "text", "text", "text", "bigint", "bigint", "text",
                    "text", "bigint", "bigint", "text", "bigint", "text", "text", "integer",
                    "text", "bigint")
+"""Types of ``INCIDENT_WRITE_COLUMNS``, in order."""
+assert len(_INCIDENT_TYPES) == len(INCIDENT_WRITE_COLUMNS)
 _INCIDENT_UPSERT = (
-    f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) SELECT * FROM unnest("
+    f"INSERT INTO incidents ({', '.join(INCIDENT_WRITE_COLUMNS)}) SELECT * FROM unnest("
     + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_INCIDENT_TYPES, start=1))
     + ") ON CONFLICT (incident_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_COLUMNS[1:])
+    + ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_WRITE_COLUMNS[1:])
 )
 _TOTALS_TYPES = ("text", "text", "text", *["bigint"] * len(FIELDS))
 _TOTALS_UPSERT = (
@@ -135,7 +139,7 @@ class PostgresStore(ProjectionStore):
                 self.sla_limits = limits
             if stored is None or limits is None:
                 await self.conn.executemany(
-                    "INSERT INTO meta VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                     calendar_meta(self.calendar) + limits_meta(self.sla_limits))
 
     async def close(self) -> None:
@@ -202,7 +206,8 @@ class PostgresStore(ProjectionStore):
                 # Rows must exist before FOR UPDATE can lock them: two workers that both
                 # believe they own a fresh partition then serialise here.
                 await conn.executemany(
-                    "INSERT INTO positions VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+                    f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) "
+                    "VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
                     [(commit.consumer, s, p) for s, p in sorted(commit.expected)])
                 rows = await conn.fetch(
                     "SELECT source, partition, next_position FROM positions "
@@ -219,7 +224,7 @@ class PostgresStore(ProjectionStore):
                     columns=("event_id", "incident_id", "type", "occurred_us", "raw"))
             if commit.incidents:
                 rows = [incident_row(i, self.calendar) for i in commit.incidents]
-                await conn.execute(_INCIDENT_UPSERT, *_columns(rows, len(INCIDENT_COLUMNS)))
+                await conn.execute(_INCIDENT_UPSERT, *_columns(rows, len(INCIDENT_WRITE_COLUMNS)))
             if commit.calls:
                 await conn.copy_records_to_table(
                     "calls", records=[(c.event_id, c.incident_id, c.at, c.grid, c.area)
@@ -235,12 +240,13 @@ class PostgresStore(ProjectionStore):
                 await conn.execute(_TOTALS_UPSERT, *_columns(rows, len(TOTALS_COLUMNS)))
             if commit.rejected or commit.duplicates:
                 await conn.executemany(
-                    "INSERT INTO counters AS c VALUES ($1, $2) "
+                    "INSERT INTO counters AS c (name, value) VALUES ($1, $2) "
                     "ON CONFLICT (name) DO UPDATE SET value = c.value + excluded.value",
                     [("rejected_events", commit.rejected),
                      ("duplicate_events", commit.duplicates)])
             await conn.executemany(
-                "INSERT INTO positions VALUES ($1, $2, $3, $4) ON CONFLICT "
+                f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT "
                 "(consumer, source, partition) DO UPDATE "
                 "SET next_position = excluded.next_position",
                 [(commit.consumer, s, p, v) for (s, p), v in sorted(commit.positions.items())])

@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 import orjson
 
 from projections.duty import DutyCalendar, parse_duty_start
-from projections.incident import Fact, Incident
+from projections.incident import CHECKPOINTS, Fact, Incident
 from projections.sla import SlaLimits
 from projections.totals import FIELDS, handover_end
 
-INCIDENT_COLUMNS: tuple[str, ...] = (
-    "incident_id", "t0", "t1", "t2", "t3", "t4", "t5", "t6", "grid", "area", "priority",
-    "customers", "dispatched_at", "dispatched_crew", "arrived_crew", "rejected_at",
-    "merged_at", "merged_into", "closed_at", "owner", "call_event_id", "callbacks",
-    "arrived_crews", "handover_end",
-)
-"""``handover_end`` is derived (``totals.handover_end`` under the store's calendar), so
-that the handover list is one filtered scan; ``arrived_crews`` is a JSON array."""
-_WIDTH = len(INCIDENT_COLUMNS)
+CHECKPOINT_COLUMNS: tuple[str, ...] = tuple(f"t{k}" for k in range(len(CHECKPOINTS)))
+"""``t0`` .. ``t6``: ``Incident.times`` by checkpoint (docs/kpis.md)."""
+INCIDENT_ATTRIBUTES: tuple[str, ...] = tuple(
+    f.name for f in fields(Incident) if f.name not in ("incident_id", "times"))
+"""The other ``Incident`` fields, in declaration order, each stored in the column of
+the same name (a new field needs a migration that adds its column)."""
+INCIDENT_COLUMNS: tuple[str, ...] = ("incident_id", *CHECKPOINT_COLUMNS, *INCIDENT_ATTRIBUTES)
+"""Every column of ``incidents`` that holds an ``Incident`` field; statements name them
+in this order. ``arrived_crews`` (a tuple, the last field) is stored as a JSON array."""
+INCIDENT_WRITE_COLUMNS: tuple[str, ...] = (*INCIDENT_COLUMNS, "handover_end")
+"""What an upsert writes: the fields, then ``handover_end``, derived from them under the
+store's calendar (``totals.handover_end``) so that the handover list is one filtered
+scan."""
 SHIFT_COLUMNS: tuple[str, ...] = ("event_id", "occurred_us", "team", "leader", "members")
+CALL_COLUMNS: tuple[str, ...] = ("event_id", "incident_id", "occurred_us", "grid", "area")
+POSITION_COLUMNS: tuple[str, ...] = ("consumer", "source", "partition", "next_position")
 TOTALS_KEY: tuple[str, ...] = ("dimension", "member", "duty_date")
 TOTALS_COLUMNS: tuple[str, ...] = TOTALS_KEY + FIELDS
 COUNTERS: tuple[str, ...] = ("rejected_events", "duplicate_events")
@@ -37,6 +45,12 @@ def calendar_from_meta(meta: Mapping[str, str]) -> DutyCalendar | None:
     if "duty_timezone" not in meta:
         return None
     return DutyCalendar(meta["duty_timezone"], parse_duty_start(meta["duty_start"]))
+
+
+assert INCIDENT_ATTRIBUTES[-1] == "arrived_crews"  # the one field stored as JSON
+_attributes = attrgetter(*INCIDENT_ATTRIBUTES[:-1])
+_FIRST_ATTRIBUTE = 1 + len(CHECKPOINT_COLUMNS)
+_CREWS = len(INCIDENT_COLUMNS) - 1
 
 
 def limits_meta(limits: SlaLimits) -> list[tuple[str, str]]:
@@ -55,35 +69,29 @@ def limits_from_meta(meta: Mapping[str, str]) -> SlaLimits | None:
 
 
 def incident_row(incident: Incident, calendar: DutyCalendar | None = None) -> tuple[Any, ...]:
-    """The row of ``INCIDENT_COLUMNS``; ``handover_end`` needs the store's calendar
-    (None without one, e.g. in change-log payloads)."""
+    """The values of ``INCIDENT_WRITE_COLUMNS`` for ``incident``; ``handover_end`` needs
+    the store's calendar (None without one, e.g. in change-log payloads)."""
     crews = incident.arrived_crews
-    return (
-        incident.incident_id, *incident.times, incident.grid, incident.area,
-        incident.priority, incident.customers, incident.dispatched_at,
-        incident.dispatched_crew, incident.arrived_crew, incident.rejected_at,
-        incident.merged_at, incident.merged_into, incident.closed_at, incident.owner,
-        incident.call_event_id, incident.callbacks,
-        orjson.dumps(crews).decode() if crews else None,
-        handover_end(incident, calendar) if calendar is not None else None,
-    )
+    return (incident.incident_id, *incident.times, *_attributes(incident),
+            orjson.dumps(crews).decode() if crews else None,
+            handover_end(incident, calendar) if calendar is not None else None)
 
 
 def incident_from_row(row: Sequence[Any]) -> Incident:
-    """The incident of a row selected with ``INCIDENT_COLUMNS`` (rows written before
-    the accountability columns existed read as: no owner, no callbacks, no crews)."""
-    if len(row) < _WIDTH:  # a shorter payload, e.g. an older change-log entry
-        row = (*row, *[None] * (_WIDTH - len(row)))
-    crews = row[22]
-    return Incident(
-        row[0], list(row[1:8]), grid=row[8], area=row[9], priority=row[10],
-        customers=row[11], dispatched_at=row[12], dispatched_crew=row[13],
-        arrived_crew=row[14], rejected_at=row[15], merged_at=row[16], merged_into=row[17],
-        closed_at=row[18], owner=row[19], call_event_id=row[20], callbacks=row[21] or 0,
-        arrived_crews=tuple(orjson.loads(crews)) if crews else ())
+    """The incident of a row selected as ``INCIDENT_COLUMNS`` (in that order; a longer
+    row, as ``incident_row`` makes it, is fine; a shorter one, from before a field
+    existed, leaves the later fields at their defaults).
+
+    Positional on purpose (keywords cost 4x on the ingest path): the attribute
+    columns follow ``Incident``'s field order by construction."""
+    incident = Incident(row[0], list(row[1:_FIRST_ATTRIBUTE]), *row[_FIRST_ATTRIBUTE:_CREWS])
+    if len(row) > _CREWS and row[_CREWS]:
+        incident.arrived_crews = tuple(orjson.loads(row[_CREWS]))
+    return incident
 
 
 def shift_row(fact: Fact) -> tuple[Any, ...]:
+    """The values of ``SHIFT_COLUMNS`` for a shift-start fact."""
     members = orjson.dumps(fact.members).decode() if fact.members is not None else None
     return (fact.event_id, fact.at, fact.team, fact.leader, members)
 

@@ -44,8 +44,11 @@ from projections.ports import (
 from projections.sla import SlaLimits
 from projections.stores.migrate import migrations
 from projections.stores.rows import (
+    CALL_COLUMNS,
     COUNTERS,
     INCIDENT_COLUMNS,
+    INCIDENT_WRITE_COLUMNS,
+    POSITION_COLUMNS,
     SHIFT_COLUMNS,
     TOTALS_COLUMNS,
     TOTALS_KEY,
@@ -60,12 +63,15 @@ from projections.stores.rows import (
 )
 from projections.totals import FIELDS, Bucket, Totals
 
+_INCIDENTS = ", ".join(INCIDENT_COLUMNS)
+_CALLS = ", ".join(CALL_COLUMNS)
+_SHIFTS = ", ".join(SHIFT_COLUMNS)
 _INCIDENT_UPSERT = (
-    f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))}) ON CONFLICT (incident_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_COLUMNS[1:])
+    f"INSERT INTO incidents ({', '.join(INCIDENT_WRITE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(INCIDENT_WRITE_COLUMNS))}) "
+    "ON CONFLICT (incident_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_WRITE_COLUMNS[1:])
 )
-_INCIDENT_SELECT = f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents"
 _TOTALS_UPSERT = (
     f"INSERT INTO totals ({', '.join(TOTALS_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(TOTALS_COLUMNS))}) "
@@ -184,12 +190,14 @@ class SqliteStore(ProjectionStore):
             meta = dict(db.execute("SELECT key, value FROM meta"))
             stored = calendar_from_meta(meta)
             if stored is None:
-                db.executemany("INSERT INTO meta VALUES (?, ?)", calendar_meta(self.calendar))
+                db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                               calendar_meta(self.calendar))
             else:
                 self.calendar = stored
             limits = limits_from_meta(meta)
             if limits is None:
-                db.executemany("INSERT INTO meta VALUES (?, ?)", limits_meta(self.sla_limits))
+                db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                               limits_meta(self.sla_limits))
             else:
                 self.sla_limits = limits
         except BaseException:
@@ -224,7 +232,8 @@ class SqliteStore(ProjectionStore):
 
     async def load_incidents(self, incident_ids: Collection[str]) -> dict[str, Incident]:
         rows = self.db.execute(
-            f"{_INCIDENT_SELECT} WHERE incident_id IN (SELECT value FROM json_each(?))",
+            f"SELECT {_INCIDENTS} FROM incidents "
+            "WHERE incident_id IN (SELECT value FROM json_each(?))",
             (orjson.dumps(list(incident_ids)),))
         return {row[0]: incident_from_row(row) for row in rows}
 
@@ -284,19 +293,20 @@ class SqliteStore(ProjectionStore):
             calendar = self.calendar
             db.executemany(_INCIDENT_UPSERT, [incident_row(i, calendar) for i in commit.incidents])
             db.executemany(
-                "INSERT INTO calls VALUES (?, ?, ?, ?, ?)",
+                f"INSERT INTO calls ({_CALLS}) VALUES (?, ?, ?, ?, ?)",
                 [(c.event_id, c.incident_id, c.at, c.grid, c.area) for c in commit.calls])
             if commit.shifts:
                 db.executemany(
-                    f"INSERT INTO shifts ({', '.join(SHIFT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+                    f"INSERT INTO shifts ({_SHIFTS}) VALUES (?, ?, ?, ?, ?)",
                     map(shift_row, commit.shifts))
             db.executemany(_TOTALS_UPSERT, [(*b, *v) for b, v in commit.deltas.items()])
             db.executemany(
-                "INSERT INTO counters VALUES (?, ?) "
+                "INSERT INTO counters (name, value) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
                 [("rejected_events", commit.rejected), ("duplicate_events", commit.duplicates)])
             db.executemany(
-                "INSERT INTO positions VALUES (?, ?, ?, ?) ON CONFLICT "
+                f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT "
                 "(consumer, source, partition) DO UPDATE "
                 "SET next_position = excluded.next_position",
                 [(commit.consumer, s, p, v) for (s, p), v in commit.positions.items()])
@@ -375,7 +385,8 @@ class SqliteStore(ProjectionStore):
         total = self.db.execute(f"SELECT count(*) FROM incidents WHERE {where}",
                                 params).fetchone()[0]
         rows = self.db.execute(
-            f"SELECT * FROM incidents WHERE {where} ORDER BY t0 IS NULL, t0, incident_id "
+            f"SELECT {_INCIDENTS} FROM incidents WHERE {where} "
+            "ORDER BY t0 IS NULL, t0, incident_id "
             "LIMIT ? OFFSET ?", (*params, query.limit, query.offset))
         return [incident_from_row(row) for row in rows], int(total)
 
@@ -388,19 +399,20 @@ class SqliteStore(ProjectionStore):
         return {name: int(stored.get(name, 0)) for name in COUNTERS}
 
     async def all_incidents(self) -> AsyncIterator[Incident]:
-        for row in self.db.execute(_INCIDENT_SELECT):
+        for row in self.db.execute(f"SELECT {_INCIDENTS} FROM incidents"):
             yield incident_from_row(row)
 
     async def all_calls(self) -> AsyncIterator[Fact]:
-        for event_id, incident_id, at, grid, area in self.db.execute("SELECT * FROM calls"):
+        for event_id, incident_id, at, grid, area in self.db.execute(
+                f"SELECT {_CALLS} FROM calls"):
             yield Fact(event_id, "call.received", incident_id, at, grid, area)
 
     async def shifts(self) -> list[Fact]:
-        rows = self.db.execute(f"SELECT {', '.join(SHIFT_COLUMNS)} FROM shifts")
+        rows = self.db.execute(f"SELECT {_SHIFTS} FROM shifts")
         return [shift_from_row(row) for row in rows]
 
     async def handover_incidents(self) -> list[Incident]:
-        rows = self.db.execute(f"{_INCIDENT_SELECT} WHERE handover_end IS NOT NULL")
+        rows = self.db.execute(f"SELECT {_INCIDENTS} FROM incidents WHERE handover_end IS NOT NULL")
         return [incident_from_row(row) for row in rows]
 
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:

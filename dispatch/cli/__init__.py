@@ -15,6 +15,7 @@ from dispatch.cli import (
     ingest,
     produce,
     report,
+    serve,
     simulate,
     topics,
     worker,
@@ -22,7 +23,7 @@ from dispatch.cli import (
 from dispatch.cli.common import BadUsage, UserError
 
 SUBCOMMANDS = (demo, ingest, report, handover, incident, alerts, simulate, topics, produce,
-               worker)
+               worker, serve)
 
 
 _SERVER_CLIENTS = frozenset({"asyncpg", "kafka", "aiokafka", "confluent_kafka"})

@@ -370,7 +370,9 @@ def _incident_totals(db: duckdb.DuckDBPyConnection, totals: dict[Bucket, Totals]
                                *((stage, (_STAGE_TIMES[k], _STAGE_TIMES[k + 1]))
                                  for k, stage in enumerate(STAGES))):
         by_name[f"{name}_count"], by_name[f"{name}_sum_us"] = pair(start, end)
-    sums = [by_name[name] for name in FIELDS]
+    # Accountability, SLA and callback totals are not computed here (0): callers that
+    # print them must use the exact engine.
+    sums = [by_name.get(name, "0") for name in FIELDS]
     rows = db.execute(f"""
         WITH outage AS (
             SELECT i.*, p.day, p.end_us,

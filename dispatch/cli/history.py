@@ -25,7 +25,8 @@ from dispatch.settings import Settings
 from projections.columnar import NotColumnar, fold_columnar, load_columnar
 from projections.duty import DutyCalendar
 from projections.history import Window, parse_duty_date, parse_instant
-from projections.incident import Incident
+from projections.incident import Fact, Incident
+from projections.ports import ProjectionStore
 from projections.report import recut
 from projections.runners.batch import fold_history, load_store
 from projections.runners.embedded import IngestSummary, ingest_files
@@ -84,6 +85,10 @@ class Folded:
     totals: dict[Bucket, Totals]
     counters: dict[str, int]
     incidents: list[Incident] = field(default_factory=list)
+    shifts: list[Fact] = field(default_factory=list)
+    """Shift starts (for the report's accountability)."""
+    handover: list[Incident] | None = None
+    """At least the incidents open at the end of their period (None: ``incidents``)."""
 
 
 async def fold_source(args: argparse.Namespace, settings: Settings, window: Window,
@@ -103,17 +108,25 @@ async def fold_source(args: argparse.Namespace, settings: Settings, window: Wind
     store = bootstrap.read_model_store(settings)
     async with store:
         calendar = settings.calendar if calendar_given else store.calendar
-        if window.filters_events:
-            events = await load_store(store)
-            incidents, totals = fold_history(events, calendar, window)
-            return Folded(calendar, totals, events.counters(), list(incidents.values()))
-        counters = await store.counters()
-        rows = ([i async for i in store.all_incidents()]
-                if need_incidents or calendar != store.calendar else [])
-        if calendar == store.calendar:
-            return Folded(calendar, await store.totals(), counters, rows)
-        calls = [c async for c in store.all_calls()]
-        return Folded(calendar, recut(rows, calls, calendar), counters, rows)
+        return await _fold_store(store, calendar, window, need_incidents)
+
+
+async def _fold_store(store: ProjectionStore, calendar: DutyCalendar, window: Window,
+                      need_incidents: bool) -> Folded:
+    counters = await store.counters()
+    if window.filters_events:
+        events = await load_store(store)
+        incidents, totals, shifts = fold_history(events, calendar, window, store.sla_limits)
+        return Folded(calendar, totals, counters, list(incidents.values()), shifts)
+    shifts = await store.shifts()
+    if calendar == store.calendar:
+        rows = [i async for i in store.all_incidents()] if need_incidents else []
+        return Folded(calendar, await store.totals(), counters, rows, shifts,
+                      await store.handover_incidents())
+    rows = [i async for i in store.all_incidents()]
+    calls = [c async for c in store.all_calls()]
+    return Folded(calendar, recut(rows, calls, calendar, store.sla_limits), counters, rows,
+                  shifts)
 
 
 async def _fold_exact(args: argparse.Namespace, settings: Settings, window: Window,
@@ -135,13 +148,7 @@ async def _fold_exact(args: argparse.Namespace, settings: Settings, window: Wind
                         f"{summary.stopped_at.reason}")
     if summary.rejected or summary.conflicts or summary.held_back:
         print_summary(summary, "read")
-    counters = await store.counters()
-    if window.filters_events:
-        events = await load_store(store)
-        incidents, totals = fold_history(events, settings.calendar, window)
-        return Folded(settings.calendar, totals, counters, list(incidents.values()))
-    rows = [i async for i in store.all_incidents()] if need_incidents else []
-    return Folded(settings.calendar, await store.totals(), counters, rows)
+    return await _fold_store(store, settings.calendar, window, need_incidents)
 
 
 def _fold_columnar(args: argparse.Namespace, settings: Settings, window: Window,
@@ -160,6 +167,10 @@ def _fold_columnar(args: argparse.Namespace, settings: Settings, window: Window,
                                     accepted=events.lines - events.rejected - events.duplicates,
                                     duplicates=events.duplicates, rejected=events.rejected,
                                     seconds=time.perf_counter() - started), "read")
+    if args.command == "report":
+        raise BadUsage("--engine columnar gives the six-fast and restoration figures only; "
+                       "the report's accountability, SLA and callback totals need "
+                       "--engine exact (docs/history.md)")
     totals, incidents = fold_columnar(events, settings.calendar, window, need_incidents)
     events.db.close()
     return Folded(settings.calendar, totals, events.counters(), incidents)

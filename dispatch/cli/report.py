@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     window = window_from(args)
     calendar_given = args.duty_timezone is not None or args.duty_start is not None
     folded = asyncio.run(fold_source(args, settings, window, calendar_given))
-    report = build_report(restrict(folded.totals, window), folded.counters, folded.calendar)
+    report = build_report(restrict(folded.totals, window), folded.counters, folded.calendar,
+                          folded.shifts,
+                          folded.incidents if folded.handover is None else folded.handover)
     if not window.is_everything:
         report["window"] = window.describe(folded.calendar)
         if not report["duty_periods"]:

@@ -18,6 +18,7 @@ from projections.history import Window, select
 from projections.incident import Fact, Incident
 from projections.ports import ProjectionStore
 from projections.projector import facts_of, fold_batch
+from projections.sla import SlaLimits
 from projections.totals import Bucket, Totals
 
 
@@ -67,7 +68,12 @@ async def load_store(store: ProjectionStore) -> EventSet:
     return events
 
 
-def fold_history(events: EventSet, calendar: DutyCalendar,
-                 window: Window) -> tuple[dict[str, Incident], dict[Bucket, Totals]]:
-    """Incidents and bucket totals of the events ``window`` keeps (the one fold)."""
-    return fold_batch({}, select(events.facts, events.known, window), calendar)
+def fold_history(events: EventSet, calendar: DutyCalendar, window: Window,
+                 limits: SlaLimits | None = None
+                 ) -> tuple[dict[str, Incident], dict[Bucket, Totals], list[Fact]]:
+    """Incidents, bucket totals and shift starts of the events ``window`` keeps (the
+    one fold)."""
+    kept = select(events.facts, events.known, window)
+    incidents, totals = (fold_batch({}, kept, calendar) if limits is None
+                         else fold_batch({}, kept, calendar, limits))
+    return incidents, totals, [f for f in kept if f.type == "duty.shift_started"]

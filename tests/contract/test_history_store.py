@@ -61,7 +61,7 @@ async def ingest(store: ProjectionStore, clock: str, *raws: bytes) -> None:
 
 async def known_report(store: ProjectionStore, known_at: str) -> dict[str, object]:
     events = await load_store(store)
-    _, totals = fold_history(events, store.calendar, Window(known_at=parse_instant(known_at)))
+    _, totals, _ = fold_history(events, store.calendar, Window(known_at=parse_instant(known_at)))
     return build_report(totals, events.counters(), store.calendar)
 
 

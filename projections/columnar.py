@@ -191,6 +191,7 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
     Raises ``NotColumnar`` when the reader's rows cannot be matched to the file's
     lines (then the exact path must be used)."""
     db = duckdb.connect()
+    db.execute("SET enable_progress_bar = false")  # it would print into our stdout
     if threads:
         db.execute(f"SET threads = {int(threads)}")
     events = ColumnarEvents(db)

@@ -76,7 +76,10 @@ def fact_of(event: Envelope) -> Fact:
         return Fact(event.event_id, kind, event.incident_id, at, crew=data.crew)
     if kind == "call.merged":
         return Fact(event.event_id, kind, event.incident_id, at, into=data.into_incident_id)
-    return Fact(event.event_id, kind, event.incident_id, at)
+    if kind == "crew.rostered":
+        # No incident: the fold skips it; the event log keeps it under incident "".
+        return Fact(event.event_id, kind, "", at, grid=data.grid, crew=data.crew)
+    return Fact(event.event_id, kind, event.incident_id or "", at)
 
 
 _CREW_TYPES = frozenset({"crew.dispatched", "crew.departed", "crew.arrived"})

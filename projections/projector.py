@@ -31,6 +31,7 @@ from projections.totals import (
     contributions,
     zeros,
 )
+from schemas.events import NO_INCIDENT_TYPES
 from schemas.parsing import InvalidEvent, parse_event
 
 
@@ -48,6 +49,8 @@ def fold_batch(
     retracted: dict[Bucket, list[Totals]] = defaultdict(list)
     calls: Counter[Bucket] = Counter()
     for fact in facts:
+        if fact.type in NO_INCIDENT_TYPES:
+            continue  # a roster entry: crews are projected elsewhere (projections.crews)
         incident = touched.get(fact.incident_id)
         if incident is None:
             previous = stored.get(fact.incident_id)
@@ -141,7 +144,8 @@ class Projector:
             duplicates += sum(1 for f in facts if f.event_id in known)
             logged = [e for e in logged if e.event_id not in known]
             facts = [f for f in facts if f.event_id not in known]
-        stored = await self.store.load_incidents({f.incident_id for f in facts})
+        stored = await self.store.load_incidents(
+            {f.incident_id for f in facts if f.type not in NO_INCIDENT_TYPES})
         incidents, deltas = fold_batch(stored, facts, calendar)
         commit = Commit(
             consumer=self.consumer,

@@ -98,6 +98,12 @@ class IncidentClosedData(EventData):
     satisfied: bool | None = None
 
 
+class CrewRosteredData(EventData):
+    crew: NonEmpty
+    grid: NonEmpty
+    skills: list[NonEmpty] = Field(default_factory=list)
+
+
 class Envelope(BaseModel):
     """Fields common to every event type."""
 
@@ -167,6 +173,14 @@ class IncidentClosed(Envelope):
     data: IncidentClosedData
 
 
+class CrewRostered(Envelope):
+    """A crew's roster entry; it belongs to no incident (Kafka key ``crew:<id>``)."""
+
+    type: Literal["crew.rostered"]
+    incident_id: NonEmpty | None = None  # type: ignore[assignment]
+    data: CrewRosteredData
+
+
 Event = Annotated[
     CallReceived
     | CallVerified
@@ -178,7 +192,8 @@ Event = Annotated[
     | FaultDiagnosed
     | RepairCompleted
     | PowerRestored
-    | IncidentClosed,
+    | IncidentClosed
+    | CrewRostered,
     Field(discriminator="type"),
 ]
 
@@ -194,10 +209,20 @@ EVENT_MODELS: tuple[type[Envelope], ...] = (
     RepairCompleted,
     PowerRestored,
     IncidentClosed,
+    CrewRostered,
 )
+NO_INCIDENT_TYPES: frozenset[str] = frozenset({"crew.rostered"})
+"""Types that belong to no incident: the incident fold skips them."""
 EVENT_TYPES: frozenset[str] = frozenset(
     m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
     for m in EVENT_MODELS
 )
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def kafka_key(event: Envelope) -> str:
+    """The Kafka message key: the incident id, or ``crew:<id>`` for a roster entry."""
+    if isinstance(event, CrewRostered):
+        return f"crew:{event.data.crew}"
+    return event.incident_id or ""

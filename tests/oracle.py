@@ -53,7 +53,9 @@ REQUIRED_DATA = {
     "repair.completed": (),
     "power.restored": (),
     "incident.closed": (),
+    "crew.rostered": ("crew", "grid"),
 }
+NO_INCIDENT_TYPES = ("crew.rostered",)  # a crew's roster entry: no incident, no KPI
 EVENT_TYPES = frozenset(REQUIRED_DATA)
 AREAS = ("urban", "rural", "remote")
 PRIORITIES = ("normal", "vulnerable", "important")
@@ -134,6 +136,8 @@ def validate(line: str | bytes) -> OracleEvent:
     if kind not in EVENT_TYPES:
         raise Rejected(f"type: unknown event type {kind!r}")
     for name in ("event_id", "incident_id"):
+        if kind in NO_INCIDENT_TYPES and name == "incident_id" and obj.get(name) is None:
+            continue
         if not isinstance(obj.get(name), str) or not obj[name]:
             raise Rejected(f"{name}: missing")
     if "occurred_at" not in obj:
@@ -152,7 +156,11 @@ def validate(line: str | bytes) -> OracleEvent:
             raise Rejected("data.area: not urban/rural/remote")
         if data.get("priority", "normal") not in PRIORITIES:
             raise Rejected("data.priority: not normal/vulnerable/important")
-    return OracleEvent(obj["event_id"], kind, obj["incident_id"], occurred)
+    if kind == "crew.rostered":
+        skills = data.get("skills", [])
+        if not isinstance(skills, list) or not all(isinstance(x, str) and x for x in skills):
+            raise Rejected("data.skills: not a list of names")
+    return OracleEvent(obj["event_id"], kind, obj.get("incident_id") or "", occurred)
 
 
 @dataclass
@@ -223,6 +231,8 @@ def fold(lines: list[str]) -> tuple[list[OracleEvent], int, int]:
 def incidents_of(events: list[OracleEvent]) -> dict[str, OracleIncident]:
     incidents: dict[str, OracleIncident] = {}
     for event in events:
+        if event.type in NO_INCIDENT_TYPES:
+            continue
         incident = incidents.setdefault(event.incident_id, OracleIncident(event.incident_id))
         if event.type in ENDING_TYPES:
             incident.ended = True

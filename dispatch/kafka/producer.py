@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException, Producer
 
 from projections.ports import Record, Rejected
+from schemas.events import kafka_key
 from schemas.parsing import InvalidEvent, parse_event
 
 
@@ -42,7 +43,8 @@ def produce_records(
     on_rejected: Callable[[Rejected], None] | None = None,
     on_batch: Callable[[Sequence[Record], ProduceSummary], None] | None = None,
 ) -> ProduceSummary:
-    """Validate each record and publish it (key = incident id). Rejected records go
+    """Validate each record and publish it (key = incident id, ``crew:<id>`` for a
+    roster entry). Rejected records go
     to ``dlq_topic`` with ``reason`` and ``source`` headers. Returns after every
     message is acked; raises ``KafkaException`` if any delivery failed."""
     summary = ProduceSummary()
@@ -65,7 +67,7 @@ def produce_records(
                       [("reason", exc.reason.encode()),
                        ("source", record.label.encode())])
                 continue
-            _send(producer, topic, event.incident_id.encode(), record.raw, delivered, None)
+            _send(producer, topic, kafka_key(event).encode(), record.raw, delivered, None)
             summary.published += 1
         summary.lines += len(records)
         producer.poll(0)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import EVENT_TYPES, InvalidEvent, parse_event
+from schemas.events import NO_INCIDENT_TYPES, kafka_key
 
 WHEN = "2026-07-01T08:30:00+08:00"
 
@@ -27,6 +28,7 @@ REQUIRED_DATA: dict[str, dict[str, Any]] = {
     "repair.completed": {},
     "power.restored": {},
     "incident.closed": {},
+    "crew.rostered": {"crew": "C1", "grid": "URB-1"},
 }
 OPTIONAL_DATA: dict[str, dict[str, Any]] = {
     "call.received": {"priority": "vulnerable", "customers_affected": 40, "agent": "AG-9",
@@ -41,6 +43,7 @@ OPTIONAL_DATA: dict[str, dict[str, Any]] = {
     "repair.completed": {},
     "power.restored": {"customers_restored": 40},
     "incident.closed": {"satisfied": True},
+    "crew.rostered": {"skills": ["overhead", "cable"]},
 }
 REQUIRED_PAIRS = [(kind, name) for kind, data in REQUIRED_DATA.items() for name in data]
 
@@ -113,6 +116,9 @@ def test_missing_data_object_is_rejected_when_the_type_needs_fields(kind: str) -
 def test_missing_envelope_field_is_rejected_naming_it(kind: str, field: str) -> None:
     obj = event(kind)
     del obj[field]
+    if kind in NO_INCIDENT_TYPES and field == "incident_id":
+        assert parse_event(json.dumps(obj)).incident_id is None  # a roster entry has none
+        return
     reason = reason_of(obj)
     assert reason.startswith(f"{field}:"), reason
     assert "required" in reason.lower()
@@ -297,3 +303,11 @@ def test_parse_event_raises_only_invalid_event(raw: bytes | str) -> None:
     else:
         assert parsed.occurred_at.tzinfo is not None
         assert parsed.type in EVENT_TYPES
+
+
+def test_a_roster_entry_is_keyed_by_its_crew_and_other_events_by_incident() -> None:
+    assert kafka_key(parse_event(json.dumps(event("crew.rostered")))) == "crew:C1"
+    assert kafka_key(parse_event(json.dumps(event("crew.arrived")))) == "INC-1"
+    with_skills = event("crew.rostered")
+    with_skills["data"]["skills"] = ["overhead", ""]
+    assert reason_of(with_skills).startswith("data.skills.1")

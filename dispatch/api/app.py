@@ -42,6 +42,7 @@ from dispatch.api.feed import (
     resync_frame,
 )
 from dispatch.api.pool import StorePool, StoreUnavailable
+from dispatch.api.writes import add_write_routes
 from dispatch.cli.incident import as_document
 from dispatch.cli.render import render
 from projections.changes import incident_summary
@@ -66,6 +67,8 @@ class ServeOptions:
     heartbeat_s: float = 15.0
     subscriber_queue: int = 2000
     pool_size: int = 4
+    outbox: bool = False
+    """Commands also write an outbox row for the relay to Kafka (Kafka configured)."""
     stage_norms: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STAGE_NORMS))
     sla_limits: SlaLimits = field(default_factory=SlaLimits)
 
@@ -185,6 +188,9 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         return JSONResponse({"error": f"invalid request: {summary}", "fields": fields},
                             status_code=422)
+
+    add_write_routes(app, outbox=options.outbox, responses=errors,
+                     dependencies=documented_auth)
 
     @app.get("/", include_in_schema=False)
     async def board() -> Response:

@@ -14,6 +14,7 @@ from dispatch.cli import (
     ingest,
     produce,
     report,
+    roster,
     serve,
     simulate,
     topics,
@@ -22,7 +23,7 @@ from dispatch.cli import (
 from dispatch.cli.common import BadUsage, UserError
 
 SUBCOMMANDS = (demo, ingest, report, incident, alerts, simulate, topics, produce, worker,
-               serve)
+               serve, roster)
 
 
 _SERVER_CLIENTS = frozenset({"asyncpg", "kafka", "aiokafka", "confluent_kafka"})

@@ -69,6 +69,8 @@ class ServeOptions:
     pool_size: int = 4
     outbox: bool = False
     """Commands also write an outbox row for the relay to Kafka (Kafka configured)."""
+    relay: Any = None
+    """An ``OutboxRelay`` run for the app's lifetime (``dispatch serve --publish``)."""
     stage_norms: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STAGE_NORMS))
     sla_limits: SlaLimits = field(default_factory=SlaLimits)
 
@@ -143,9 +145,15 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await feed.start()
         task = asyncio.create_task(feed.run(), name="change-feed")
+        relay = (asyncio.create_task(options.relay.run(), name="outbox-relay")
+                 if options.relay is not None else None)
         try:
             yield
         finally:
+            if relay is not None:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

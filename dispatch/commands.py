@@ -167,7 +167,10 @@ def _build(command: Command, role: str, kind: str, incident_id: str | None, even
         "data": dict(command.data)}
     if incident_id is not None:
         event["incident_id"] = incident_id
-    raw = orjson.dumps(event)
+    try:
+        raw = orjson.dumps(event)
+    except orjson.JSONEncodeError as exc:  # e.g. integers beyond 64 bits, lone surrogates
+        return Refused(422, f"data: cannot be stored as an event ({exc})")
     try:
         parsed = parse_event(raw)
     except InvalidEvent as exc:

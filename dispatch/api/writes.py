@@ -147,12 +147,14 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
                      responses: dict[int | str, dict[str, Any]],
                      dependencies: list[Any]) -> None:
     """Register the write side's routes on ``app`` (module contract)."""
+    error = responses[401]["model"]
     refusals: dict[int | str, dict[str, Any]] = {
         **responses,
-        403: {"description": "outside the caller's role"},
-        404: {"description": "unknown incident"},
-        409: {"description": "refused: it cannot be true now (the reason says why)"},
-        422: {"description": "invalid command or event data (the field at fault)"},
+        400: {"model": error, "description": "the body is not valid JSON"},
+        403: {"model": error, "description": "outside the caller's role"},
+        404: {"model": error, "description": "unknown incident"},
+        409: {"model": error, "description": "refused: it cannot be true now (see the reason)"},
+        422: {"model": error, "description": "invalid command or event data (the field at fault)"},
     }
 
     @app.exception_handler(Refusal)

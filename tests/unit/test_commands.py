@@ -201,3 +201,11 @@ def test_invalid_calls_and_roster_entries_are_422_naming_the_field() -> None:
                           event_id="r1", now=NOW)
     assert isinstance(entry, Refused) and entry.status == 422 and entry.reason.startswith(
         "data.grid")
+
+
+def test_data_that_cannot_be_an_event_is_422_not_an_error() -> None:
+    huge = decide_roster(Command("crew.rostered", {"crew": "C5", "grid": "G1",
+                                                   "x": 10**30}), "dispatcher",
+                         event_id="r1", now=NOW)
+    assert isinstance(huge, Refused) and huge.status == 422
+    assert huge.reason.startswith("data: cannot be stored as an event")

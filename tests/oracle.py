@@ -53,6 +53,8 @@ REQUIRED_DATA = {
     "repair.completed": (),
     "power.restored": (),
     "incident.closed": (),
+    "customer.callback": (),
+    "duty.shift_started": ("team", "leader"),
     "crew.rostered": ("crew", "grid"),
 }
 NO_INCIDENT_TYPES = ("crew.rostered",)  # a crew's roster entry: no incident, no KPI
@@ -135,8 +137,9 @@ def validate(line: str | bytes) -> OracleEvent:
         raise Rejected("type: missing")
     if kind not in EVENT_TYPES:
         raise Rejected(f"type: unknown event type {kind!r}")
+    duty = kind.startswith("duty.")  # no incident: incident_id may be absent or null
     for name in ("event_id", "incident_id"):
-        if kind in NO_INCIDENT_TYPES and name == "incident_id" and obj.get(name) is None:
+        if (duty or kind in NO_INCIDENT_TYPES) and name == "incident_id" and obj.get(name) is None:
             continue
         if not isinstance(obj.get(name), str) or not obj[name]:
             raise Rejected(f"{name}: missing")
@@ -156,6 +159,16 @@ def validate(line: str | bytes) -> OracleEvent:
             raise Rejected("data.area: not urban/rural/remote")
         if data.get("priority", "normal") not in PRIORITIES:
             raise Rejected("data.priority: not normal/vulnerable/important")
+    if kind == "customer.callback":
+        reached, satisfied = data.get("reached"), data.get("satisfied")
+        if not isinstance(reached, bool) or not isinstance(satisfied, bool | None):
+            raise Rejected("data.reached / data.satisfied: not booleans")
+        if satisfied is not None and not reached:
+            raise Rejected("data.satisfied: given without reached true")
+    if kind == "duty.shift_started" and data.get("members") is not None and not (
+            isinstance(data["members"], list)
+            and all(isinstance(m, str) and m for m in data["members"])):
+        raise Rejected("data.members: not a list of names")
     if kind == "crew.rostered":
         skills = data.get("skills", [])
         if not isinstance(skills, list) or not all(isinstance(x, str) and x for x in skills):
@@ -231,8 +244,8 @@ def fold(lines: list[str]) -> tuple[list[OracleEvent], int, int]:
 def incidents_of(events: list[OracleEvent]) -> dict[str, OracleIncident]:
     incidents: dict[str, OracleIncident] = {}
     for event in events:
-        if event.type in NO_INCIDENT_TYPES:
-            continue
+        if event.type.startswith("duty.") or event.type in NO_INCIDENT_TYPES:
+            continue  # belongs to no incident
         incident = incidents.setdefault(event.incident_id, OracleIncident(event.incident_id))
         if event.type in ENDING_TYPES:
             incident.ended = True

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dispatch.cli import (
     alerts,
     demo,
+    handover,
     incident,
     ingest,
     produce,
@@ -23,8 +24,8 @@ from dispatch.cli import (
 from dispatch.cli.common import BadUsage, UserError
 from projections.ports import StoreError
 
-SUBCOMMANDS = (demo, ingest, report, incident, alerts, simulate, topics, produce, worker,
-               serve, roster)
+SUBCOMMANDS = (demo, ingest, report, handover, incident, alerts, simulate, topics, produce,
+               worker, serve, roster)
 
 
 def redact(text: str) -> str:

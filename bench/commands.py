@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -98,8 +99,17 @@ def main() -> int:
                         help="'sqlite' (a fresh file) or a PostgreSQL URL (emptied first)")
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     parser.add_argument("--clients", default="1,20", help="concurrent clients, comma-separated")
+    parser.add_argument("--publish", action="store_true",
+                        help="serve with --publish: the outbox relay publishes every command's "
+                             "event to a fresh Kafka topic (DISPATCH_KAFKA_BOOTSTRAP)")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(REPO), "DISPATCH_API_TOKENS": f"{TOKEN}:dispatcher"}
+    serve_args = []
+    if args.publish:
+        topic = f"bench.commands.{uuid.uuid4().hex[:8]}"
+        env.update({"DISPATCH_TOPIC_EVENTS": topic, "DISPATCH_TOPIC_DLQ": f"{topic}.dlq"})
+        subprocess.run([sys.executable, "-m", "dispatch.cli", "topics"], check=True, env=env)
+        serve_args = ["--publish"]
     with tempfile.TemporaryDirectory() as folder:
         if args.store == "sqlite":
             store = f"sqlite:///{Path(folder) / 'bench.db'}"
@@ -114,7 +124,7 @@ def main() -> int:
         log = Path(folder) / "serve.log"
         with log.open("w") as sink:
             server = subprocess.Popen([sys.executable, "-m", "dispatch.cli", "serve", "--store",
-                                       store, "--port", "0"], stdout=sink, stderr=sink,
+                                       store, "--port", "0", *serve_args], stdout=sink, stderr=sink,
                                       env=env, cwd=folder)
         try:
             url = None
@@ -127,7 +137,8 @@ def main() -> int:
             if url is None:
                 print(log.read_text(), file=sys.stderr)
                 return 1
-            kind = "sqlite" if args.store == "sqlite" else "postgresql"
+            kind = ("sqlite" if args.store == "sqlite" else "postgresql") + (
+                " with the Kafka outbox relay" if args.publish else "")
             print(f"store: {kind}; {args.seconds:.0f} s per measurement; load average "
                   f"{os.getloadavg()[0]:.2f}")
             print("clients  what              per s     p50 ms   p99 ms")

@@ -40,7 +40,8 @@ def parser() -> argparse.ArgumentParser:
                     "dispatch and restoration events into six-fast stage durations, average "
                     "restoration time and 24-hour duty-period accountability.",
         epilog="Start with `dispatch demo`. Settings also come from DISPATCH_* environment "
-               "variables and the TOML file named by DISPATCH_CONFIG.")
+               "variables and the TOML file named by DISPATCH_CONFIG. The contract (events, "
+               "KPIs and duty periods, the report) is described in docs/README.md.")
     subparsers = top.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for module in SUBCOMMANDS:

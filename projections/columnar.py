@@ -316,7 +316,7 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
           min(ts) FILTER (WHERE typ = 'call.merged') AS merged_at,
           arg_min(into_id, (ts, into_id)) FILTER (WHERE typ = 'call.merged') AS merged_into,
           min(ts) FILTER (WHERE typ = 'incident.closed') AS closed_at
-        FROM kept GROUP BY iid""")
+        FROM kept WHERE iid <> '' GROUP BY iid""")  # duty and roster events: no incident
     span = db.execute("SELECT min(t), max(t) FROM (SELECT ts AS t FROM kept "
                       "WHERE typ = 'call.received')").fetchall()[0]
     totals: dict[Bucket, Totals] = {}

@@ -18,6 +18,7 @@ from dispatch.cli import (
     produce,
     reliability,
     report,
+    roster,
     serve,
     simulate,
     topics,
@@ -27,7 +28,7 @@ from dispatch.cli.common import BadUsage, UserError
 from projections.ports import StoreError
 
 SUBCOMMANDS = (demo, ingest, report, handover, compare, reliability, export, incident, alerts,
-               simulate, topics, produce, worker, serve)
+               simulate, topics, produce, worker, serve, roster)
 
 
 def redact(text: str) -> str:

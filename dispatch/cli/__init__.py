@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import re
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from dispatch.cli import (
     alerts,
@@ -20,9 +24,12 @@ from dispatch.cli import (
     worker,
 )
 from dispatch.cli.common import BadUsage, UserError
+from projections.ports import StoreError
 
 SUBCOMMANDS = (demo, ingest, report, incident, alerts, simulate, topics, produce, worker,
                serve)
+OWN_SIGNALS = frozenset({"worker", "serve"})
+"""Commands whose framework (Faust, uvicorn) handles Ctrl-C itself."""
 
 
 _SERVER_CLIENTS = frozenset({"asyncpg", "kafka", "aiokafka", "confluent_kafka"})
@@ -50,15 +57,27 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if sys.stdout is None:  # started with standard output closed (`>&-`)
+        sys.stdout = _ClosedOutput()
+    if args.command not in OWN_SIGNALS:
+        # Ctrl-C stops at once, wherever the process is: every commit is one
+        # transaction, so an interrupted batch leaves nothing behind. (asyncio's own
+        # handler would only cancel the task, which a long synchronous step ignores.)
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         code: int = args.run(args)
+        sys.stdout.flush()  # here, so that a closed pipe is reported now, not at exit
         return code
     except BadUsage as exc:
         print(f"dispatch {args.command}: {exc}", file=sys.stderr)
         return 2
-    except UserError as exc:
+    except (UserError, StoreError) as exc:
         print(f"dispatch {args.command}: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`dispatch incident X | head -1`): not a failure.
+        _discard_stdout()
+        return 0
     except OSError as exc:  # missing folders, unreachable servers, permissions
         where = f": {exc.filename}" if exc.filename else ""
         print(f"dispatch {args.command}: {redact(str(exc.strerror or exc))}{where}",
@@ -71,11 +90,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         raise
     except KeyboardInterrupt:
-        print(f"dispatch {args.command}: interrupted; committed batches are kept",
-              file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        print(f"dispatch {args.command}: interrupted; every batch committed before is kept, "
+              "nothing of the interrupted one was written", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's final flush of what
+    is still buffered does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+
+
+class _ClosedOutput(io.TextIOBase):
+    """Standard output when the process was started without one: writing fails
+    with a clear one-line error instead of being silently lost."""
+
+    def write(self, text: str) -> int:
+        raise UserError("standard output is closed: nothing can be printed "
+                        "(reopen it, or write to a file where the command offers --output)")
+
+    def flush(self) -> None:
+        return None
 
 
 if __name__ == "__main__":

@@ -12,12 +12,17 @@ ingested twice at once) is left out, so that file still counts once.
 
 Validation (pydantic) is the costliest step, so on large inputs it runs in
 worker processes, a few batches ahead of the fold and the commit, which stay in
-this process, in file order.
+this process, in file order. The workers ignore Ctrl-C (this process decides
+when to stop, and shuts them down) and exit by themselves when this process
+dies, even by SIGKILL.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -97,7 +102,8 @@ async def ingest_files(
     projector = Projector(store, INGEST_CONSUMER)
     if parse_workers is None:
         parse_workers = default_parse_workers(sum(p.stat().st_size for p in paths))
-    pool = (ProcessPoolExecutor(parse_workers, mp_context=get_context("forkserver"))
+    pool = (ProcessPoolExecutor(parse_workers, mp_context=get_context("forkserver"),
+                                initializer=_parse_worker_started)
             if parse_workers else None)
     try:
         for path in paths:
@@ -107,6 +113,12 @@ async def ingest_files(
                                from_start=from_start)
             if summary.stopped_at is not None:
                 break
+    except BaseException:
+        if pool is not None:
+            # Interrupted (Ctrl-C) or failed: the batches being parsed will not be used,
+            # so stop the workers now rather than wait for them to finish.
+            _stop_workers(pool)
+        raise
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -207,6 +219,27 @@ def _size(path: Path) -> int:
 def _fingerprint_at(path: Path, end: int) -> str:
     found = prefix_fingerprint(path, end)
     return "" if found is None else found[1]
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    # No public way before Python 3.14 (terminate_workers); the mapping is stable.
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.terminate()
+
+
+def _parse_worker_started() -> None:
+    """In each parse worker: leave Ctrl-C to the ingest process (a terminal sends it
+    to the whole process group), and end when the ingest process ends."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
+
+
+def _exit_with_parent() -> None:
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()  # returns when the ingest process is gone, however it ended
+        os._exit(1)
 
 
 def _parsed(batches: Iterator[Batch], pool: ProcessPoolExecutor | None,

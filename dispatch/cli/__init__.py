@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
-import argparse
-import io
 import os
-import re
 import signal
 import sys
-from collections.abc import Sequence
 from types import FrameType
 
-from dispatch.cli import (
+_STARTED_BY = os.getpid()
+
+
+def _interrupted_while_starting(signum: int, frame: FrameType | None) -> None:
+    if os.getpid() != _STARTED_BY:
+        return  # a process forked from this one (a parse worker): the command decides
+    # Nothing has been done yet: leave at once, quietly, as main() would.
+    print("dispatch: interrupted", file=sys.stderr)
+    os._exit(130)
+
+
+if (sys.argv and (os.path.basename(sys.argv[0]) == "dispatch" or sys.argv[0] == "-m")
+        and not {"multiprocessing.forkserver", "multiprocessing.spawn"} & sys.modules.keys()):
+    # Run as the command (console script or ``python -m``), not imported by a test or
+    # by a worker process: Ctrl-C during the imports below (most of a second) must not
+    # print a traceback.
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import re  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+from dispatch.cli import (  # noqa: E402
     alerts,
     demo,
     incident,
@@ -23,8 +42,8 @@ from dispatch.cli import (
     topics,
     worker,
 )
-from dispatch.cli.common import BadUsage, UserError
-from projections.ports import StoreError
+from dispatch.cli.common import BadUsage, UserError  # noqa: E402
+from projections.ports import StoreError  # noqa: E402
 
 SUBCOMMANDS = (demo, ingest, report, incident, alerts, simulate, topics, produce, worker,
                serve)

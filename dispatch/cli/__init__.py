@@ -38,6 +38,7 @@ from dispatch.cli import (  # noqa: E402
     ingest,
     produce,
     report,
+    roster,
     serve,
     simulate,
     topics,
@@ -47,7 +48,7 @@ from dispatch.cli.common import BadUsage, UserError  # noqa: E402
 from projections.ports import StoreError  # noqa: E402
 
 SUBCOMMANDS = (demo, ingest, report, handover, incident, alerts, simulate, topics, produce,
-               worker, serve)
+               worker, serve, roster)
 OWN_SIGNALS = frozenset({"worker", "serve"})
 """Commands whose framework (Faust, uvicorn) handles Ctrl-C itself."""
 

@@ -41,12 +41,12 @@ from dispatch.api.feed import (
     backlog,
     resync_frame,
 )
-from dispatch.api.pool import StorePool, StoreUnavailable
+from dispatch.api.pool import StorePool
 from dispatch.cli.incident import as_document
 from dispatch.cli.render import render
 from projections.changes import incident_summary
 from projections.duty import DutyCalendar, load_zone, parse_duty_start
-from projections.ports import IncidentQuery, ProjectionStore
+from projections.ports import IncidentQuery, ProjectionStore, StoreUnavailable
 from projections.queries import duty_report, incident_timeline
 from projections.sla import SlaLimits, alerts_document
 

@@ -300,6 +300,8 @@ async def _measure(args: argparse.Namespace, url: str, dsn: str, topic: str,
     spawn = multiprocessing.get_context("spawn")
     stop_file, out_file = str(args.workdir_path / "listen.stop"), str(
         args.workdir_path / "listen.json")
+    for stale in (stop_file, out_file, out_file + ".ready"):  # from an earlier run here
+        Path(stale).unlink(missing_ok=True)
     listener = spawn.Process(target=listen_child, args=(dsn, stop_file, out_file))
     listener.start()
     while not Path(out_file + ".ready").exists():

@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date
 from datetime import time as clock_time
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -44,10 +45,11 @@ from dispatch.api.feed import (
 from dispatch.api.pool import StorePool
 from dispatch.cli.incident import as_document
 from dispatch.cli.render import render
+from dispatch.cli.sheet import render_sheet
 from projections.changes import incident_summary
 from projections.duty import DutyCalendar, load_zone, parse_duty_start
 from projections.ports import IncidentQuery, ProjectionStore, StoreUnavailable
-from projections.queries import duty_report, incident_timeline
+from projections.queries import duty_report, handover_sheet, incident_timeline
 from projections.sla import SlaLimits, alerts_document
 
 DEFAULT_STAGE_NORMS: dict[str, float] = {
@@ -311,6 +313,25 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
         return _json({"total": total, "limit": limit, "offset": offset,
                       "items": [incident_summary(i, store.calendar, options.sla_limits, now)
                                 for i in found]}, seq=seq)
+
+    @app.get("/api/duty/{duty_date}", response_model=models.HandoverSheet,
+             dependencies=documented_auth, responses=errors,
+             summary="One duty period's handover sheet, as `dispatch handover DATE --format json`")
+    async def duty(
+        store: Store,
+        duty_date: Annotated[date, Path(description="the local date the period starts on")],
+        duty_timezone: Annotated[str | None, Query(
+            description="IANA zone to cut duty periods in (default: the store's)")] = None,
+        duty_start: Annotated[str | None, Query(
+            description="HH:MM local start of each duty period (default: the store's)",
+            pattern=r"^\d{1,2}:\d{2}$")] = None,
+    ) -> Response:
+        calendar = _calendar(store.calendar, duty_timezone, duty_start)
+        seq = (await store.change_window()).head
+        sheet = await handover_sheet(store, duty_date,
+                                     calendar if calendar != store.calendar else None)
+        return Response(render_sheet(sheet, "json").encode(), media_type="application/json",
+                        headers={"X-Change-Seq": str(seq)})
 
     @app.get("/api/alerts", response_model=models.Alerts, dependencies=documented_auth,
              responses={401: errors[401], 503: errors[503]},

@@ -49,7 +49,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"])
         message = str(first["msg"]).removeprefix("Value error, ")
-        raise UserError(f"bad setting {field}: {message}") from None
+        raise UserError(f"bad setting {field}: {message}" if field
+                        else f"bad settings: {message}") from None
     except ValueError as exc:
         raise UserError(str(exc)) from None
 

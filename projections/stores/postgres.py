@@ -8,6 +8,7 @@ worker that lost its partitions cannot commit over the new owner.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
@@ -52,9 +53,17 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 
 
 class PostgresStore(ProjectionStore):
-    def __init__(self, dsn: str, calendar: DutyCalendar | None = None) -> None:
+    """``idle_transaction_timeout`` (seconds): PostgreSQL ends a session whose open
+    transaction waits that long for its client, so a worker frozen mid-commit
+    (stopped, paused VM) releases its position locks instead of blocking the
+    worker that took its partitions over. The session is named
+    ``dispatch[PID]`` in ``pg_stat_activity``."""
+
+    def __init__(self, dsn: str, calendar: DutyCalendar | None = None, *,
+                 idle_transaction_timeout: float | None = None) -> None:
         self.dsn = dsn
         self.calendar = calendar or DutyCalendar()
+        self.idle_transaction_timeout = idle_transaction_timeout
         self._conn: Any = None
 
     @property
@@ -66,7 +75,11 @@ class PostgresStore(ProjectionStore):
     async def open(self) -> None:
         if self._conn is not None:
             return
-        self._conn = await asyncpg.connect(self.dsn)
+        settings = {"application_name": f"dispatch[{os.getpid()}]"}
+        if self.idle_transaction_timeout is not None:
+            settings["idle_in_transaction_session_timeout"] = \
+                str(max(1, round(self.idle_transaction_timeout * 1000)))
+        self._conn = await asyncpg.connect(self.dsn, server_settings=settings)
         async with self.conn.transaction():
             await self.conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
             await self.conn.execute(

@@ -13,7 +13,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    StrictInt,
+    TypeAdapter,
+)
 from pydantic_core import core_schema
 
 CURRENT_SCHEMA_VERSION = 1
@@ -107,7 +114,9 @@ class Envelope(BaseModel):
     incident_id: NonEmpty
     occurred_at: Timestamp
     recorded_at: Timestamp | None = None
-    schema_version: Literal[1] = 1
+    schema_version: Annotated[StrictInt, Field(ge=1, le=1)] = 1
+    """Only version 1 validates here (older ones are upcast first); `true` or `1.0`
+    are not integers."""
     source: str | None = None
     actor: str | None = None
 

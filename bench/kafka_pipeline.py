@@ -9,7 +9,7 @@ Steps and what each one measures
 --------------------------------
 0. **Produce.** ``SimulationPlan(target_events=N, storm_days=(2, 9))`` written
    with ``write_jsonl`` to a temp file, then published with
-   ``dispatch.kafka.producer.produce_files`` (the code behind
+   ``dispatch.cli.produce.produce_files`` (the code behind
    ``dispatch produce``: validate each line, key = incident_id, lz4, acks=all,
    idempotent) to a fresh 6-partition topic. Rate = lines / produce seconds.
 1. **(a) Ceiling.** Each client in a fresh child process and a fresh consumer
@@ -534,7 +534,7 @@ class Bench:
     # ---- step 0
 
     def produce(self) -> None:
-        from dispatch.kafka.producer import produce_files
+        from dispatch.cli.produce import produce_files
         from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
 
         n = self.args.events

@@ -133,8 +133,8 @@ class Bench:
         return int(value)
 
     async def wait_for(self, conn: Any, topic: str, group: str, above: int,
-                       worker: subprocess.Popen[bytes], timeout: float) -> tuple[float, int]:
-        deadline = time.monotonic() + timeout
+                       worker: subprocess.Popen[bytes], seconds: float) -> tuple[float, int]:
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             now = await self.committed(conn, topic, group)
             if now > above:
@@ -142,7 +142,7 @@ class Bench:
             if worker.poll() is not None:
                 raise RuntimeError(f"worker exited with {worker.returncode}")
             await asyncio.sleep(0.05)
-        raise RuntimeError(f"no commit above {above} within {timeout}s")
+        raise RuntimeError(f"no commit above {above} within {seconds}s")
 
     def spawn(self, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         with open(log, "ab") as out:
@@ -212,6 +212,11 @@ class Bench:
             future.result()
 
 
+def keep_logs(folder: Path, target: Path) -> None:
+    for log in folder.glob("*.log"):
+        (target / log.name).write_bytes(log.read_bytes())
+
+
 async def main_async(args: argparse.Namespace) -> list[Run]:
     bench = Bench(args)
     runs: list[Run] = []
@@ -231,8 +236,7 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
                     runs.append(run)
         finally:
             if args.keep_logs:
-                for log in folder.glob("*.log"):
-                    (Path(args.keep_logs) / log.name).write_bytes(log.read_bytes())
+                keep_logs(folder, Path(args.keep_logs))
             bench.cleanup()
     return runs
 

@@ -7,11 +7,13 @@ then the defaults below. Secrets are ``SecretStr`` and never printed.
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import time
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,10 +22,72 @@ from pydantic_settings import (
 )
 
 from projections.duty import DutyCalendar, load_zone, parse_duty_start
+from projections.sla import AREAS, DEFAULT_LIMITS, DEFAULT_PRIORITY_LIMITS, RULES, SlaLimits
+
+
+def _minutes(key: str, value: Any) -> float:
+    """A limit in minutes: a finite number above 0 (numeric strings come from env)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{key} must be a number of minutes, got {value!r}")
+    try:
+        minutes = float(value)
+    except ValueError:
+        raise ValueError(f"{key} must be a number of minutes, got {value!r}") from None
+    if not math.isfinite(minutes) or minutes <= 0:
+        raise ValueError(f"{key} must be a number of minutes above 0, got {value!r}")
+    return minutes
+
+
+def _limits_by_area(rule: str, value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ValueError(f"sla.{rule} must be a table of area = minutes, got {value!r}")
+    unknown = sorted(set(value) - set(AREAS))
+    if unknown:
+        raise ValueError(f"sla.{rule}.{unknown[0]}: unknown area (use {', '.join(AREAS)})")
+    merged = dict(DEFAULT_LIMITS[rule])
+    merged.update({area: _minutes(f"sla.{rule}.{area}", v) for area, v in value.items()})
+    return merged
+
+
+class SlaSettings(BaseModel):
+    """``[sla]`` in the TOML file, ``DISPATCH_SLA__ARRIVAL__URBAN=40`` and the like in env.
+
+    ``arrival`` / ``restoration``: minutes per area (areas not given keep their
+    default); ``priority``: the cap per rule for vulnerable and important
+    incidents (a rule not given keeps its default: arrival 30, restoration none).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    arrival: dict[str, float] = dict(DEFAULT_LIMITS["arrival"])
+    restoration: dict[str, float] = dict(DEFAULT_LIMITS["restoration"])
+    priority: dict[str, float | None] = dict(DEFAULT_PRIORITY_LIMITS)
+
+    @field_validator("arrival", "restoration", mode="before")
+    @classmethod
+    def _by_area(cls, value: Any, info: Any) -> dict[str, float]:
+        return _limits_by_area(info.field_name, value)
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _caps(cls, value: Any) -> dict[str, float | None]:
+        if not isinstance(value, dict):
+            raise ValueError(f"sla.priority must be a table of rule = minutes, got {value!r}")
+        unknown = sorted(set(value) - set(RULES))
+        if unknown:
+            raise ValueError(f"sla.priority.{unknown[0]}: unknown rule (use {', '.join(RULES)})")
+        merged = dict(DEFAULT_PRIORITY_LIMITS)
+        merged.update({rule: _minutes(f"sla.priority.{rule}", v) for rule, v in value.items()})
+        return merged
+
+    def limits(self) -> SlaLimits:
+        return SlaLimits({"arrival": dict(self.arrival), "restoration": dict(self.restoration)},
+                         dict(self.priority))
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DISPATCH_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DISPATCH_", extra="ignore",
+                                      env_nested_delimiter="__")
 
     store: str = "sqlite:///dispatch.db"
     """Where read models live: sqlite:///PATH (default: dispatch.db here) or postgresql://."""
@@ -51,6 +115,16 @@ class Settings(BaseSettings):
     worker_heartbeat_interval: float = 2.0
     """Seconds between heartbeats; at most a third of the session timeout."""
 
+    sla: SlaSettings = SlaSettings()
+    sla_clock: Literal["wall", "event"] = "wall"
+    """What "now" is for SLA deadlines: the wall clock, or the largest occurred_at seen."""
+
+    change_retention_days: float = 7.0
+    """How long the change log keeps changes for live subscribers (``dispatch serve``)."""
+    api_tokens: SecretStr = SecretStr("")
+    """Comma-separated bearer tokens of the HTTP API; an entry may later carry a role
+    (``TOKEN:ROLE``). Never printed."""
+
     @field_validator("store")
     @classmethod
     def _known_store(cls, value: str) -> str:
@@ -71,6 +145,13 @@ class Settings(BaseSettings):
     @classmethod
     def _hh_mm(cls, value: str) -> str:
         parse_duty_start(value)
+        return value
+
+    @field_validator("change_retention_days")
+    @classmethod
+    def _positive_days(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be more than 0")
         return value
 
     @field_validator("batch_size", "partitions")
@@ -95,6 +176,10 @@ class Settings(BaseSettings):
             raise ValueError("worker_heartbeat_interval must be above 0 and at most a third "
                              "of worker_session_timeout")
         return self
+
+    @property
+    def sla_limits(self) -> SlaLimits:
+        return self.sla.limits()
 
     @property
     def calendar(self) -> DutyCalendar:

@@ -21,17 +21,26 @@ from schemas.events import Envelope
 CHECKPOINTS: tuple[str, ...] = (
     "call", "verify", "depart", "arrive", "diagnose", "repair", "restore",
 )
+"""Checkpoint names in order; ``Incident.times[k]`` is checkpoint k's time."""
+# Indexes into ``Incident.times``: t0 .. t6 of docs/kpis.md.
+CALL = CHECKPOINTS.index("call")
+VERIFY = CHECKPOINTS.index("verify")
+DEPART = CHECKPOINTS.index("depart")
+ARRIVE = CHECKPOINTS.index("arrive")
+DIAGNOSE = CHECKPOINTS.index("diagnose")
+REPAIR = CHECKPOINTS.index("repair")
+RESTORE = CHECKPOINTS.index("restore")
 STAGES: tuple[str, ...] = CHECKPOINTS[1:]
 """Stage k lasts from checkpoint k-1 to checkpoint k."""
 
 CHECKPOINT_OF_TYPE: dict[str, int] = {
-    "call.received": 0,
-    "call.verified": 1,
-    "crew.departed": 2,
-    "crew.arrived": 3,
-    "fault.diagnosed": 4,
-    "repair.completed": 5,
-    "power.restored": 6,
+    "call.received": CALL,
+    "call.verified": VERIFY,
+    "crew.departed": DEPART,
+    "crew.arrived": ARRIVE,
+    "fault.diagnosed": DIAGNOSE,
+    "repair.completed": REPAIR,
+    "power.restored": RESTORE,
 }
 
 
@@ -48,6 +57,7 @@ class Fact(NamedTuple):
     customers: int | None = None
     crew: str | None = None
     into: str | None = None
+    agent: str | None = None
 
 
 def fact_of(event: Envelope) -> Fact:
@@ -61,7 +71,7 @@ def fact_of(event: Envelope) -> Fact:
     data: Any = event.data  # type: ignore[attr-defined]
     if kind == "call.received":
         return Fact(event.event_id, kind, event.incident_id, at, data.grid, data.area,
-                    data.priority, data.customers_affected)
+                    data.priority, data.customers_affected, agent=data.agent)
     if kind in _CREW_TYPES:
         return Fact(event.event_id, kind, event.incident_id, at, crew=data.crew)
     if kind == "call.merged":
@@ -93,6 +103,8 @@ class Incident:
     merged_at: int | None = None
     merged_into: str | None = None
     closed_at: int | None = None
+    owner: str | None = None
+    """The first-contact agent of the earliest call (who owns the incident)."""
 
     @property
     def is_outage(self) -> bool:
@@ -108,7 +120,7 @@ class Incident:
         return Incident(
             self.incident_id, list(self.times), self.grid, self.area, self.priority,
             self.customers, self.dispatched_at, self.dispatched_crew, self.arrived_crew,
-            self.rejected_at, self.merged_at, self.merged_into, self.closed_at,
+            self.rejected_at, self.merged_at, self.merged_into, self.closed_at, self.owner,
         )
 
 
@@ -119,9 +131,9 @@ def apply(incident: Incident, fact: Fact) -> None:
     if checkpoint is not None:
         times = incident.times
         previous = times[checkpoint]
-        if checkpoint == 0:
+        if checkpoint == CALL:
             _take_call_attributes(incident, fact, previous)
-        elif checkpoint == 3 and fact.crew is not None and (
+        elif checkpoint == ARRIVE and fact.crew is not None and (
                 previous is None or (at, fact.crew) < (previous, incident.arrived_crew or "")):
             incident.arrived_crew = fact.crew
         if previous is None or at < previous:
@@ -143,17 +155,20 @@ def apply(incident: Incident, fact: Fact) -> None:
 
 
 def _call_key(at: int, grid: str | None, area: str | None, priority: str | None,
-              customers: int | None) -> tuple[int, str, str, str, int]:
-    return (at, grid or "", area or "", priority or "", -1 if customers is None else customers)
+              customers: int | None, owner: str | None) -> tuple[int, str, str, str, int, str]:
+    return (at, grid or "", area or "", priority or "", -1 if customers is None else customers,
+            owner or "")
 
 
 def _take_call_attributes(incident: Incident, fact: Fact, t0: int | None) -> None:
-    new = _call_key(fact.at, fact.grid, fact.area, fact.priority, fact.customers)
+    new = _call_key(fact.at, fact.grid, fact.area, fact.priority, fact.customers, fact.agent)
     if t0 is not None:
-        old = _call_key(t0, incident.grid, incident.area, incident.priority, incident.customers)
+        old = _call_key(t0, incident.grid, incident.area, incident.priority, incident.customers,
+                        incident.owner)
         if new >= old:
             return
     incident.grid = fact.grid
     incident.area = fact.area
     incident.priority = fact.priority
     incident.customers = fact.customers
+    incident.owner = fact.agent

@@ -23,11 +23,39 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from projections.duty import DutyCalendar
-from projections.incident import Fact, Incident
+from projections.incident import CALL, RESTORE, Fact, Incident
 from projections.totals import Bucket, Totals
+
+DEFAULT_CHANGE_RETENTION_DAYS = 7.0
 
 PositionKey = tuple[str, int]
 """``(source, partition)``: a Kafka topic and partition, or an input file and 0."""
+
+
+class Record(NamedTuple):
+    """One raw input message and where the consumer resumes after it."""
+
+    source: str
+    partition: int
+    next_position: int
+    raw: bytes
+    line: int = 0
+    """1-based line number for file records; 0 for log messages."""
+
+    @property
+    def label(self) -> str:
+        """Where it came from, for people: ``file.jsonl:42`` or ``topic[3]@1200``."""
+        if self.line:
+            name = self.source.split("#", 1)[0].rsplit("/", 1)[-1]
+            return f"{name}:{self.line}"
+        return f"{self.source}[{self.partition}]@{self.next_position - 1}"
+
+
+class Rejected(NamedTuple):
+    """An input message that is not a valid event, and the one-line reason why."""
+
+    record: Record
+    reason: str
 
 
 class LoggedEvent(NamedTuple):
@@ -38,6 +66,43 @@ class LoggedEvent(NamedTuple):
     type: str
     at: int
     raw: bytes
+
+
+class Change(NamedTuple):
+    """One committed change of the change log (``projections.changes``): ``kind``
+    is ``incident``, ``period`` or ``alert``; ``data`` is its stored JSON."""
+
+    seq: int
+    kind: str
+    key: str
+    data: bytes
+    committed_us: int
+
+
+class NewChange(NamedTuple):
+    """A change about to be appended (the store assigns its sequence)."""
+
+    kind: str
+    key: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeWindow:
+    """The retained part of the change log: ``pruned_through < seq <= head``."""
+
+    pruned_through: int
+    head: int
+
+
+class IncidentQuery(NamedTuple):
+    """Filters and page of ``find_incidents``; ``state`` is ``open`` or ``all``."""
+
+    state: str = "all"
+    grid: str | None = None
+    area: str | None = None
+    limit: int = 100
+    offset: int = 0
 
 
 class StalePosition(RuntimeError):
@@ -55,6 +120,9 @@ class Commit:
     deltas: dict[Bucket, Totals] = field(default_factory=dict)
     rejected: int = 0
     duplicates: int = 0
+    changes: list[NewChange] = field(default_factory=list)
+    """Extra change-log entries (e.g. alert transitions); the store adds the
+    incident and period changes of the batch itself."""
 
 
 class ProjectionStore(ABC):
@@ -104,9 +172,43 @@ class ProjectionStore(ABC):
     @abstractmethod
     async def event_count(self) -> int: ...
 
+    # The change log and the live queries: optional, a store without them
+    # serves reports but not ``dispatch serve``'s stream.
+
+    change_log: bool = False
+    """True when ``commit`` appends to the change log."""
+    change_retention_days: float = DEFAULT_CHANGE_RETENTION_DAYS
+
+    async def changes_after(self, seq: int, limit: int = 1000) -> list[Change]:
+        """Committed changes with a sequence above ``seq``, in order, at most ``limit``."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no change log")
+
+    async def change_window(self) -> ChangeWindow:
+        raise NotImplementedError(f"{type(self).__name__} keeps no change log")
+
+    async def prune_changes(self, now_us: int) -> int:
+        """Delete changes older than the retention; returns how many."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no change log")
+
+    async def find_incidents(self, query: IncidentQuery) -> tuple[list[Incident], int]:
+        """A page of incidents matching ``query`` (by t0, then id; no t0 last)
+        and the number matching. Open = an outage neither restored nor closed."""
+        found = [i async for i in self.all_incidents() if _matches(i, query)]
+        found.sort(key=lambda i: (i.times[CALL] is None, i.times[CALL] or 0, i.incident_id))
+        return found[query.offset:query.offset + query.limit], len(found)
+
     async def __aenter__(self) -> ProjectionStore:
         await self.open()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _matches(incident: Incident, query: IncidentQuery) -> bool:
+    if query.state == "open" and not (incident.is_outage and incident.times[RESTORE] is None
+                                      and incident.closed_at is None):
+        return False
+    if query.grid is not None and incident.grid != query.grid:
+        return False
+    return query.area is None or incident.area == query.area

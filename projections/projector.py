@@ -12,11 +12,17 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident, apply, fact_of
-from projections.ports import Commit, LoggedEvent, PositionKey, ProjectionStore
+from projections.ports import (
+    Commit,
+    LoggedEvent,
+    PositionKey,
+    ProjectionStore,
+    Record,
+    Rejected,
+)
 from projections.totals import (
     CALLS,
     Bucket,
@@ -81,30 +87,6 @@ def facts_of(raws: Sequence[bytes]) -> list[Fact | str]:
         except InvalidEvent as exc:
             out.append(exc.reason)
     return out
-
-
-class Record(NamedTuple):
-    """One raw input message and where the consumer resumes after it."""
-
-    source: str
-    partition: int
-    next_position: int
-    raw: bytes
-    line: int = 0
-    """1-based line number for file records; 0 for log messages."""
-
-    @property
-    def label(self) -> str:
-        """Where it came from, for people: ``file.jsonl:42`` or ``topic[3]@1200``."""
-        if self.line:
-            name = self.source.split("#", 1)[0].rsplit("/", 1)[-1]
-            return f"{name}:{self.line}"
-        return f"{self.source}[{self.partition}]@{self.next_position - 1}"
-
-
-class Rejected(NamedTuple):
-    record: Record
-    reason: str
 
 
 @dataclass(slots=True)

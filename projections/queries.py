@@ -11,7 +11,7 @@ from projections.report import Report, build_report, recut
 
 
 async def duty_report(store: ProjectionStore, calendar: DutyCalendar | None = None) -> Report:
-    """The DESIGN section 5 report. With the store's own calendar it reads the
+    """The duty report (docs/report.md). With the store's own calendar it reads the
     maintained totals; with another one it re-cuts the incident rows."""
     counters = await store.counters()
     if calendar is None or calendar == store.calendar:

@@ -1,6 +1,6 @@
-"""The duty report of DESIGN section 5, built from totals (pure).
+"""The duty report of docs/report.md, built from totals (pure).
 
-Contract: ``build_report`` output has exactly the contract keys of section 5, in
+Contract: ``build_report`` output has exactly the contract keys of docs/report.md, in
 that order, plus extra keys (``closed``, ``restoration_anomalies``, ``arrival``,
 ``restore_after_arrival``, ``breakdowns``) that extend it. Means are exact:
 integer microsecond sums divided once, so every backend prints the same bytes.
@@ -40,7 +40,7 @@ def _stat(vector: Totals, name: str) -> dict[str, Any]:
 
 
 def statistics(vector: Totals) -> dict[str, Any]:
-    """The per-period fields of section 5 (plus extensions) for one totals vector."""
+    """The per-period fields of docs/report.md (plus extensions) for one totals vector."""
     return {
         "calls": vector[INDEX["calls"]],
         "incidents": vector[INDEX["incidents"]],

@@ -1,7 +1,7 @@
 """Duty-period totals: integer vectors that add up, so updates are exact deltas.
 
 Contract:
-- every statistic of DESIGN section 4 is derived from a ``Totals`` vector of
+- every statistic of docs/kpis.md is derived from a ``Totals`` vector of
   integers (counts and sums of microseconds); vectors add and subtract exactly,
   so the read model can be maintained by retracting an incident's old
   contribution and adding its new one, in any order, on any backend, and give
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 
 from projections.duty import DutyCalendar
-from projections.incident import STAGES, Fact, Incident
+from projections.incident import ARRIVE, CALL, RESTORE, STAGES, Fact, Incident
 
 FIELDS: tuple[str, ...] = (
     "calls",
@@ -37,7 +37,6 @@ FIELDS: tuple[str, ...] = (
 )
 INDEX: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
 WIDTH = len(FIELDS)
-STAGE_BASE = INDEX[f"{STAGES[0]}_count"]
 
 Bucket = tuple[str, str, str]
 Totals = list[int]
@@ -45,24 +44,42 @@ DIMENSIONS: tuple[str, ...] = ("grid", "area", "crew")
 NO_MEMBER = "(none)"
 UNATTRIBUTED = ""
 
-(CALLS, INCIDENTS, RESTORED, OPEN, CLOSED, ANOMALIES, REST_N, REST_SUM, REST_ANOM,
- ARR_N, ARR_SUM, AFTER_N, AFTER_SUM) = range(13)
+CALLS = INDEX["calls"]
+INCIDENTS = INDEX["incidents"]
+RESTORED = INDEX["restored"]
+OPEN = INDEX["open_at_handover"]
+CLOSED = INDEX["closed"]
+ANOMALIES = INDEX["anomalies"]
+RESTORATION_ANOMALIES = INDEX["restoration_anomalies"]
+
+
+def _duration(name: str) -> tuple[int, int]:
+    return INDEX[f"{name}_count"], INDEX[f"{name}_sum_us"]
+
+
+RESTORATION = _duration("restoration")
+ARRIVAL = _duration("arrival")
+AFTER_ARRIVAL = _duration("after_arrival")
+STAGE_DURATIONS: tuple[tuple[int, int], ...] = tuple(_duration(stage) for stage in STAGES)
+"""``(count, sum_us)`` indexes of each stage, in stage order."""
 
 
 def zeros() -> Totals:
     return [0] * WIDTH
 
 
-def _add_duration(vector: Totals, start: int | None, end: int | None, count_at: int) -> bool:
-    """Add ``end - start`` to (count, sum) at ``count_at`` if both exist and it is not
-    negative; returns True when it was negative (an anomaly)."""
+def _add_duration(vector: Totals, start: int | None, end: int | None,
+                  at: tuple[int, int]) -> bool:
+    """Add ``end - start`` to the (count, sum) indexes ``at`` if both exist and it is
+    not negative; returns True when it was negative (an anomaly)."""
     if start is None or end is None:
         return False
     span = end - start
     if span < 0:
         return True
+    count_at, sum_at = at
     vector[count_at] += 1
-    vector[count_at + 1] += span
+    vector[sum_at] += span
     return False
 
 
@@ -70,7 +87,7 @@ def incident_totals(incident: Incident, period_end: int | None) -> Totals:
     """The contribution of one outage incident to its period's totals."""
     vector = zeros()
     times = incident.times
-    t0, t3, t6 = times[0], times[3], times[6]
+    t0, t3, t6 = times[CALL], times[ARRIVE], times[RESTORE]
     vector[INCIDENTS] = 1
     if t6 is not None:
         vector[RESTORED] = 1
@@ -79,14 +96,15 @@ def incident_totals(incident: Incident, period_end: int | None) -> Totals:
     if incident.closed_at is not None:
         vector[CLOSED] = 1
     anomalies = 0
-    for k in range(1, len(times)):
-        if _add_duration(vector, times[k - 1], times[k], STAGE_BASE + 2 * (k - 1)):
+    # Stage k runs from checkpoint k-1 to checkpoint k.
+    for k, stage_at in enumerate(STAGE_DURATIONS, start=1):
+        if _add_duration(vector, times[k - 1], times[k], stage_at):
             anomalies += 1
     vector[ANOMALIES] = anomalies
-    if _add_duration(vector, t0, t6, REST_N):
-        vector[REST_ANOM] = 1
-    _add_duration(vector, t0, t3, ARR_N)
-    _add_duration(vector, t3, t6, AFTER_N)
+    if _add_duration(vector, t0, t6, RESTORATION):
+        vector[RESTORATION_ANOMALIES] = 1
+    _add_duration(vector, t0, t3, ARRIVAL)
+    _add_duration(vector, t3, t6, AFTER_ARRIVAL)
     return vector
 
 
@@ -105,7 +123,7 @@ def contributions(incident: Incident, calendar: DutyCalendar) -> Iterator[tuple[
     not an outage incident)."""
     if not incident.is_outage:
         return
-    t0 = incident.times[0]
+    t0 = incident.times[CALL]
     if t0 is None:
         yield ("", "", UNATTRIBUTED), incident_totals(incident, None)
         return

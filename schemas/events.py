@@ -1,4 +1,4 @@
-"""The event contract (DESIGN.md sections 2-3) as pydantic v2 models.
+"""The event contract (docs/events.md) as pydantic v2 models.
 
 Contract:
 - every event is an envelope with a ``type`` discriminator and a typed ``data``;

@@ -8,7 +8,7 @@ Versions newer than this engine understands are refused by ``upcast`` (ValueErro
 Version history:
 - **v0** (pre-contract export of the legacy hotline/crew-app bridge): the event
   time was called ``time``; crew events named the crew ``data.crew_id``.
-- **v1** (DESIGN.md section 2-3): ``occurred_at``; ``data.crew``.
+- **v1** (docs/events.md): ``occurred_at``; ``data.crew``.
 """
 
 from __future__ import annotations

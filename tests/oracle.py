@@ -1,6 +1,6 @@
-"""A naive, independent reference implementation of DESIGN.md sections 2-5.
+"""A naive, independent reference implementation of docs/events.md, docs/kpis.md and docs/report.md.
 
-Written from the DESIGN text alone (it does not import or mirror ``projections``),
+Written from the documented contract alone (it does not import or mirror ``projections``),
 so that the engine's numbers can be checked against something that got there by a
 different road: plain ``datetime``/``zoneinfo`` arithmetic, plain float sums, one
 pass per question, no cleverness.
@@ -88,7 +88,7 @@ TOP_KEYS = ("duty_timezone", "duty_start", "unattributed", "rejected_events",
 
 
 class Rejected(Exception):
-    """The line is not a valid event (DESIGN section 2)."""
+    """The line is not a valid event (docs/events.md)."""
 
 
 def parse_instant(value: Any, name: str) -> datetime:
@@ -137,7 +137,7 @@ class OracleEvent:
 
 
 def validate(line: str | bytes) -> OracleEvent:
-    """DESIGN section 2: the event in ``line``, or Rejected."""
+    """docs/events.md: the event in ``line``, or Rejected."""
     try:
         obj = json.loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -361,7 +361,7 @@ def breakdowns(incidents: list[OracleIncident], ends: list[datetime],
 
 def oracle_report(lines: list[str], duty_timezone: str = "Asia/Shanghai",
                   duty_start: str = "08:30") -> dict[str, Any]:
-    """The DESIGN section 5 report (contract keys only) of the JSON Lines ``lines``."""
+    """The docs/report.md report (contract keys only) of the JSON Lines ``lines``."""
     calendar = Calendar(duty_timezone, duty_start)
     events, rejected, duplicates = fold(lines)
     incidents = incidents_of(events)

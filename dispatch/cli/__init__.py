@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from dispatch.cli import (
+    alerts,
     demo,
     incident,
     ingest,
@@ -17,9 +18,9 @@ from dispatch.cli import (
     topics,
     worker,
 )
-from dispatch.cli.common import UserError
+from dispatch.cli.common import BadUsage, UserError
 
-SUBCOMMANDS = (demo, ingest, report, incident, simulate, topics, produce, worker)
+SUBCOMMANDS = (demo, ingest, report, incident, alerts, simulate, topics, produce, worker)
 
 
 _SERVER_CLIENTS = frozenset({"asyncpg", "kafka", "aiokafka", "confluent_kafka"})
@@ -50,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
         return code
+    except BadUsage as exc:
+        print(f"dispatch {args.command}: {exc}", file=sys.stderr)
+        return 2
     except UserError as exc:
         print(f"dispatch {args.command}: {exc}", file=sys.stderr)
         return 1

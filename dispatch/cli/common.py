@@ -13,12 +13,16 @@ import orjson
 from pydantic import ValidationError
 
 from dispatch.settings import Settings
-from projections.projector import Rejected
+from projections.ports import Rejected
 from projections.runners.embedded import IngestSummary
 
 
 class UserError(Exception):
     """A problem the user can fix; printed as one line, exit code 1."""
+
+
+class BadUsage(UserError):
+    """Bad options or settings: printed as one line, exit code 2."""
 
 
 def add_calendar_options(parser: argparse.ArgumentParser) -> None:
@@ -49,10 +53,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"])
         message = str(first["msg"]).removeprefix("Value error, ")
-        raise UserError(f"bad setting {field}: {message}" if field
-                        else f"bad settings: {message}") from None
+        if not field:  # a rule across settings names its keys in the message
+            raise BadUsage(f"bad settings: {message}") from None
+        if message.startswith(f"{field}."):
+            raise BadUsage(f"bad setting {message}") from None  # names the key itself
+        raise BadUsage(f"bad setting {field}: {message}") from None
     except ValueError as exc:
-        raise UserError(str(exc)) from None
+        raise BadUsage(str(exc)) from None
 
 
 def require_store(settings: Settings) -> None:

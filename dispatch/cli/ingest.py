@@ -23,7 +23,7 @@ from projections.stores import open_store
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "ingest", help="load JSON Lines event files into the store",
-        description="Validate each line (DESIGN section 2), drop duplicates by event_id and "
+        description="Validate each line (docs/events.md), drop duplicates by event_id and "
                     "fold the rest into the read models, one transaction per batch together "
                     "with the file position: an interrupted ingest resumes where it stopped.")
     parser.add_argument("files", nargs="+", metavar="FILE", help="JSON Lines event files")
@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     paths = existing_files(args.files)
-    store = open_store(settings.store, settings.calendar)
+    store = open_store(settings.store, settings.calendar,
+                       change_retention_days=settings.change_retention_days)
     rejects = RejectsFile(args.rejects)
     progress = ProgressLine()
 

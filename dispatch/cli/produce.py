@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dispatch.cli.common import RejectsFile, UserError, existing_files, settings_from
+from projections.ports import Record, Rejected
+from projections.runners.files import read_records
+
+if TYPE_CHECKING:
+    from dispatch.kafka.producer import ProduceSummary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,7 +35,6 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: the Kafka clients are heavy, and the embedded commands never need them.
     from confluent_kafka import KafkaException
 
-    from dispatch.kafka.producer import produce_files
     from dispatch.kafka.topics import ensure_topics
 
     settings = settings_from(args)
@@ -64,3 +71,27 @@ def run(args: argparse.Namespace) -> int:
           f"{summary.published:,} published to {settings.topic_events}, {summary.rejected:,} "
           f"rejected to {settings.topic_dlq}", file=sys.stderr)
     return 0
+
+
+def produce_files(
+    paths: Sequence[Path], bootstrap: str, topic: str, dlq_topic: str,
+    on_rejected: Callable[[Rejected], None] | None = None,
+    progress: Callable[[str, int, int, int], None] | None = None,
+) -> ProduceSummary:
+    """Publish the lines of ``paths``, in order (see ``produce_records``);
+    ``progress(file name, bytes done, file size, lines so far)`` after each batch."""
+    from dispatch.kafka.producer import produce_records
+
+    current: list[tuple[str, int]] = [("", 0)]
+
+    def batches() -> Iterator[list[Record]]:
+        for path in paths:
+            current[0] = (path.name, path.stat().st_size)
+            yield from read_records(path, f"file:{path}")
+
+    def on_batch(records: Sequence[Record], summary: ProduceSummary) -> None:
+        if progress is not None:
+            name, size = current[0]
+            progress(name, records[-1].next_position, size, summary.lines)
+
+    return produce_records(batches(), bootstrap, topic, dlq_topic, on_rejected, on_batch)

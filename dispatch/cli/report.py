@@ -1,4 +1,4 @@
-"""``dispatch report``: the duty report (DESIGN section 5) from a store or from files."""
+"""``dispatch report``: the duty report (docs/report.md) from a store or from files."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from projections.stores.memory import MemoryStore
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "report", help="print the duty report (per-stage durations, restoration, duty periods)",
-        description="Print the duty report of DESIGN section 5: per duty period the calls, "
+        description="Print the duty report (docs/report.md): per duty period the calls, "
                     "incidents, restored, open at handover, mean minutes of each six-fast "
                     "stage and the average restoration time. Reads the store (--store) or, "
                     "with --input, folds event files in memory without touching any store. "

@@ -2,8 +2,9 @@
 
 Contract: :func:`register` adds the ``simulate`` subcommand to a subparsers
 object and sets ``run=run`` as its default; :func:`run` takes the parsed
-namespace and returns the exit code (0 written, 1 output could not be
-written, 2 bad usage). Events go to ``--out`` (stdout by default) as JSON
+namespace and returns the exit code (0 written, 2 inconsistent options), or
+raises ``UserError`` (exit 1) when the output cannot be written or a setting
+from the environment is invalid. Events go to ``--out`` (stdout by default) as JSON
 Lines; a one-line summary goes to stderr, and a progress indicator too when
 stderr is a terminal. Nothing but events is ever written to the output.
 """
@@ -15,10 +16,10 @@ import os
 import sys
 import time as _time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import IO, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dispatch.cli.common import UserError, settings_from
 from dispatch.simulation import (
     DEFAULT_GRIDS,
     SimItem,
@@ -27,10 +28,11 @@ from dispatch.simulation import (
     Simulator,
     write_jsonl,
 )
+from projections.duty import load_zone
 
 DESCRIPTION: Final = """\
 Write a realistic, seed-deterministic history of outage-repair incidents as
-JSON Lines events (DESIGN.md sections 2-3): customer calls, verification,
+JSON Lines events (docs/events.md): customer calls, verification,
 crew dispatch/depart/arrive, diagnosis, repair, power restored and closure,
 with repeat calls, merged and rejected tickets, reinforcement crews and
 incidents still open at the end. The same options and seed always give a
@@ -89,18 +91,18 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, not {text!r}") from None
 
 
-def _hhmm(text: str) -> time:
+def _hhmm(text: str) -> str:
     try:
-        parsed = datetime.strptime(text, "%H:%M").time()
+        datetime.strptime(text, "%H:%M")
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a time HH:MM, not {text!r}") from None
-    return parsed
+    return text
 
 
 def _timezone(text: str) -> str:
     try:
-        ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
+        load_zone(text)
+    except ValueError:
         raise argparse.ArgumentTypeError(
             f"unknown IANA time zone {text!r} (e.g. Asia/Shanghai, Europe/Berlin)"
         ) from None
@@ -171,16 +173,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--duty-timezone",
         type=_timezone,
-        default="Asia/Shanghai",
         metavar="TZ",
-        help="IANA zone of the duty periods and of the timestamps' offsets (default Asia/Shanghai)",
+        help="IANA zone of the duty periods and of the timestamps' offsets "
+        "(default Asia/Shanghai, env DISPATCH_DUTY_TIMEZONE)",
     )
     what.add_argument(
         "--duty-start",
         type=_hhmm,
-        default=time(8, 30),
         metavar="HH:MM",
-        help="local time at which each 24-hour duty period starts (default 08:30)",
+        help="local time at which each 24-hour duty period starts "
+        "(default 08:30, env DISPATCH_DUTY_START)",
     )
     faults = parser.add_argument_group("delivery faults (all off by default)")
     faults.add_argument(
@@ -239,14 +241,20 @@ def _usage_error(message: str) -> int:
 
 
 def plan_from_args(args: argparse.Namespace) -> SimulationPlan:
-    """The :class:`SimulationPlan` the options describe (``ValueError`` if inconsistent)."""
+    """The :class:`SimulationPlan` the options describe (``ValueError`` if inconsistent).
+
+    The duty calendar comes from the settings object, so ``DISPATCH_DUTY_TIMEZONE``
+    and ``DISPATCH_DUTY_START`` apply when the options are not given (``UserError``
+    if those settings are invalid).
+    """
+    settings = settings_from(args)
     return SimulationPlan(
         seed=args.seed,
         start=args.start,
         days=args.days,
         storm_days=frozenset(args.storm_days),
-        duty_timezone=args.duty_timezone,
-        duty_start=args.duty_start,
+        duty_timezone=settings.duty_timezone,
+        duty_start=settings.duty_start_time,
         target_events=args.events,
         reject_rate=args.reject_rate,
         duplicate_rate=args.duplicates,
@@ -321,20 +329,16 @@ def run(args: argparse.Namespace) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except OSError as exc:
-        print(f"dispatch simulate: error: cannot write {out}: {exc.strerror or exc}", file=err)
-        return 1
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     print(_summary(written, sim.stats, out, _time.perf_counter() - began), file=err)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Standalone entry point: ``python -m dispatch.cli.simulate [options]``."""
-    parser = argparse.ArgumentParser(prog="dispatch")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    register(subparsers)
-    args = parser.parse_args(["simulate", *(sys.argv[1:] if argv is None else argv)])
-    code: int = args.run(args)
-    return code
+    from dispatch.cli import main as dispatch_main
+
+    return dispatch_main(["simulate", *(sys.argv[1:] if argv is None else argv)])
 
 
 __all__ = ["DESCRIPTION", "add_arguments", "main", "plan_from_args", "register", "run"]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
-from projections.projector import Rejected
+from projections.ports import Rejected
 
 
 class KafkaDeadLetters:
@@ -16,7 +16,6 @@ class KafkaDeadLetters:
         self.bootstrap = bootstrap
         self.topic = topic
         self._producer: AIOKafkaProducer | None = None
-        self.sent = 0
 
     async def start(self) -> None:
         # aiokafka binds to the running loop, so the producer is made here, not in __init__.
@@ -40,4 +39,3 @@ class KafkaDeadLetters:
         ]
         for future in futures:
             await future
-        self.sent += len(futures)

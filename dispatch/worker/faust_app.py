@@ -34,15 +34,14 @@ WATCHDOG_SECONDS = 3.0
 class WorkerRuntime:
     """The worker's resources, opened once, on first need."""
 
-    def __init__(self, app: faust.App, settings: Settings, batch_max: int,
-                 metrics: WorkerMetrics) -> None:
+    def __init__(self, app: faust.App, settings: Settings, metrics: WorkerMetrics) -> None:
         self.app = app
         self.settings = settings
-        self.batch_max = batch_max
         self.metrics = metrics
         # A frozen worker's open transaction is ended once the group has given its
         # partitions away, so the new owner is not blocked by its locks.
         self.store = PostgresStore(settings.pg_dsn.get_secret_value(), settings.calendar,
+                                   change_retention_days=settings.change_retention_days,
                                    idle_transaction_timeout=settings.worker_session_timeout)
         self.dead_letters = KafkaDeadLetters(settings.kafka_bootstrap, settings.topic_dlq)
         self.projector = PartitionProjector(self.store, settings.topic_events,
@@ -93,7 +92,11 @@ class WorkerRuntime:
         log.info("revoked partitions %s", sorted(partitions))
 
     def _tp(self, partition: int) -> Any:
-        # The aiokafka driver seeks with its own TopicPartition type, made by this hook.
+        # Faust's public ``faust.types.TP`` is not the driver's type: the aiokafka driver
+        # keys its assignment and read offsets by aiokafka's ``TopicPartition``.
+        # ``_new_topicpartition`` is the factory every Faust driver implements (abstract
+        # on ``faust.transport.consumer.Consumer``), so seeks and high-water look-ups get
+        # exactly the object the driver itself uses, whichever driver is configured.
         consumer: Any = self.app.consumer
         return consumer._new_topicpartition(self.settings.topic_events, partition)
 
@@ -211,7 +214,7 @@ def build_app(settings: Settings, *, batch_max: int = 5000, batch_within: float 
         broker_session_timeout=settings.worker_session_timeout,
         broker_heartbeat_interval=settings.worker_heartbeat_interval,
     )
-    runtime = WorkerRuntime(app, settings, batch_max, metrics or WorkerMetrics())
+    runtime = WorkerRuntime(app, settings, metrics or WorkerMetrics())
     topic = app.topic(settings.topic_events, key_type=bytes, value_type=bytes,
                       partitions=settings.partitions)
 

@@ -21,8 +21,8 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from projections.incident import Fact
-from projections.ports import ProjectionStore
-from projections.projector import Projector, Record, Rejected, facts_of
+from projections.ports import ProjectionStore, Record, Rejected
+from projections.projector import Projector, facts_of
 from projections.runners.files import file_source, read_records
 
 INGEST_CONSUMER = "ingest"

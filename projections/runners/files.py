@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from projections.projector import Record
+from projections.ports import Record
 
 HEAD_BYTES = 4096
 

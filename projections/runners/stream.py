@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from projections.incident import STAGES, Incident
-from projections.ports import ProjectionStore, StalePosition
-from projections.projector import Projector, Record, Rejected
+from projections.ports import ProjectionStore, Record, Rejected, StalePosition
+from projections.projector import Projector
 
 
 class Message(NamedTuple):

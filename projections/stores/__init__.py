@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from projections.duty import DutyCalendar
-from projections.ports import ProjectionStore
+from projections.ports import DEFAULT_CHANGE_RETENTION_DAYS, ProjectionStore
 
 
-def open_store(url: str, calendar: DutyCalendar | None = None) -> ProjectionStore:
+def open_store(url: str, calendar: DutyCalendar | None = None, *,
+               change_retention_days: float = DEFAULT_CHANGE_RETENTION_DAYS) -> ProjectionStore:
     """A store for ``url``: ``memory://``, ``sqlite:///PATH`` or ``postgresql://...``.
 
     ``calendar`` is used only if the store is new; an existing store keeps its own.
+    The SQL stores keep a change log, pruned after ``change_retention_days``.
     Raises ValueError for an unsupported URL.
     """
     calendar = calendar or DutyCalendar()
@@ -20,11 +22,12 @@ def open_store(url: str, calendar: DutyCalendar | None = None) -> ProjectionStor
     if url.startswith("sqlite:///"):
         from projections.stores.sqlite import SqliteStore
 
-        return SqliteStore(url.removeprefix("sqlite:///"), calendar)
+        return SqliteStore(url.removeprefix("sqlite:///"), calendar,
+                           change_retention_days=change_retention_days)
     if url.startswith(("postgresql://", "postgres://")):
         from projections.stores.postgres import PostgresStore
 
-        return PostgresStore(url, calendar)
+        return PostgresStore(url, calendar, change_retention_days=change_retention_days)
     raise ValueError(
         f"unsupported store URL {url!r}: use sqlite:///PATH, postgresql://... or memory://"
     )

@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Collection, Sequence
 
+from projections.changes import (
+    incident_changes,
+    period_changes,
+    retention_cutoff,
+    service_days,
+)
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
-from projections.ports import Commit, LoggedEvent, PositionKey, ProjectionStore, StalePosition
+from projections.ports import (
+    DEFAULT_CHANGE_RETENTION_DAYS,
+    Change,
+    ChangeWindow,
+    Commit,
+    LoggedEvent,
+    PositionKey,
+    ProjectionStore,
+    StalePosition,
+)
 from projections.totals import Bucket, Totals, accumulate
 
 
 class MemoryStore(ProjectionStore):
-    def __init__(self, calendar: DutyCalendar | None = None) -> None:
+    """``change_log`` is off by default: ``report --input`` has no subscribers."""
+
+    def __init__(self, calendar: DutyCalendar | None = None, *, change_log: bool = False,
+                 change_retention_days: float = DEFAULT_CHANGE_RETENTION_DAYS) -> None:
         self.calendar = calendar or DutyCalendar()
+        self.change_log = change_log
+        self.change_retention_days = change_retention_days
+        self._changes: list[Change] = []
+        self._head = 0
         self._events: dict[str, LoggedEvent] = {}
         self._incidents: dict[str, Incident] = {}
         self._calls: list[Fact] = []
@@ -49,6 +72,29 @@ class MemoryStore(ProjectionStore):
         self._counters["duplicate_events"] += commit.duplicates
         for (source, partition), position in commit.positions.items():
             self._positions[(commit.consumer, source, partition)] = position
+        if self.change_log:
+            days = service_days(commit.deltas)
+            rows = {day: list(self._totals[("", "", day)]) for day in days}
+            now = time.time_ns() // 1000
+            for new in [*incident_changes(commit.incidents), *period_changes(rows),
+                        *commit.changes]:
+                self._head += 1
+                self._changes.append(Change(self._head, *new, now))
+
+    async def changes_after(self, seq: int, limit: int = 1000) -> list[Change]:
+        return [c for c in self._changes if c.seq > seq][:limit]
+
+    async def change_window(self) -> ChangeWindow:
+        oldest = self._changes[0].seq - 1 if self._changes else self._head
+        return ChangeWindow(oldest, self._head)
+
+    async def prune_changes(self, now_us: int) -> int:
+        cutoff = retention_cutoff(now_us, self.change_retention_days)
+        kept = [c for c in self._changes if c.committed_us >= cutoff]
+        # A prefix only, as in the SQL stores.
+        first = self._changes.index(kept[0]) if kept else len(self._changes)
+        self._changes = self._changes[first:]
+        return first
 
     async def totals(self) -> dict[Bucket, Totals]:
         return {b: list(v) for b, v in self._totals.items() if any(v)}

@@ -9,14 +9,32 @@ worker that lost its partitions cannot commit over the new owner.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
 import asyncpg
 
+from projections.changes import (
+    incident_changes,
+    period_changes,
+    prune_due,
+    retention_cutoff,
+    service_days,
+)
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
-from projections.ports import Commit, LoggedEvent, PositionKey, ProjectionStore, StalePosition
+from projections.ports import (
+    DEFAULT_CHANGE_RETENTION_DAYS,
+    Change,
+    ChangeWindow,
+    Commit,
+    IncidentQuery,
+    LoggedEvent,
+    PositionKey,
+    ProjectionStore,
+    StalePosition,
+)
 from projections.stores.migrate import migrations
 from projections.stores.rows import (
     COUNTERS,
@@ -31,7 +49,7 @@ from projections.stores.rows import (
 from projections.totals import FIELDS, Bucket, Totals
 
 _INCIDENT_TYPES = ("text", *["bigint"] * 7, "text", "text", "text", "bigint", "bigint", "text",
-                   "text", "bigint", "bigint", "text", "bigint")
+                   "text", "bigint", "bigint", "text", "bigint", "text")
 _INCIDENT_UPSERT = (
     f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) SELECT * FROM unnest("
     + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_INCIDENT_TYPES, start=1))
@@ -46,6 +64,9 @@ _TOTALS_UPSERT = (
     + ", ".join(f"{c} = t.{c} + excluded.{c}" for c in FIELDS)
 )
 _MIGRATION_LOCK = 7_343_001  # advisory lock id: one migrator at a time
+CHANGES_CHANNEL = "dispatch_changes"
+"""NOTIFY channel: the payload is the new head sequence of the change log."""
+_OPEN_INCIDENT = "rejected_at IS NULL AND merged_at IS NULL AND t6 IS NULL AND closed_at IS NULL"
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
@@ -60,11 +81,16 @@ class PostgresStore(ProjectionStore):
     ``dispatch[PID]`` in ``pg_stat_activity``."""
 
     def __init__(self, dsn: str, calendar: DutyCalendar | None = None, *,
+                 change_log: bool = True,
+                 change_retention_days: float = DEFAULT_CHANGE_RETENTION_DAYS,
                  idle_transaction_timeout: float | None = None) -> None:
         self.dsn = dsn
         self.calendar = calendar or DutyCalendar()
+        self.change_log = change_log
+        self.change_retention_days = change_retention_days
         self.idle_transaction_timeout = idle_transaction_timeout
         self._conn: Any = None
+        self._pruned_at = 0
 
     @property
     def conn(self) -> Any:
@@ -168,6 +194,74 @@ class PostgresStore(ProjectionStore):
                 "(consumer, source, partition) DO UPDATE "
                 "SET next_position = excluded.next_position",
                 [(commit.consumer, s, p, v) for (s, p), v in sorted(commit.positions.items())])
+            if self.change_log:
+                # Last, so the change_head row lock is held only for the end of the batch.
+                await self._append_changes(commit)
+
+    async def _append_changes(self, commit: Commit) -> None:
+        conn = self.conn
+        days = service_days(commit.deltas)
+        rows = await conn.fetch(
+            f"SELECT duty_date, {', '.join(FIELDS)} FROM totals WHERE dimension = '' "
+            "AND member = '' AND duty_date = ANY($1::text[])", days) if days else []
+        changes = [*incident_changes(commit.incidents),
+                   *period_changes({r[0]: list(r[1:]) for r in rows}), *commit.changes]
+        if not changes:
+            return
+        head = await conn.fetchval(
+            "UPDATE change_head SET seq = seq + $1 WHERE id = 1 RETURNING seq", len(changes))
+        first = head - len(changes) + 1
+        now = time.time_ns() // 1000
+        await conn.copy_records_to_table(
+            "changes", records=[(first + i, c.kind, c.key, c.data, now)
+                                for i, c in enumerate(changes)],
+            columns=("seq", "kind", "key", "data", "committed_us"))
+        await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, str(head))
+        if prune_due(now, self._pruned_at, self.change_retention_days):
+            await self._prune(now)
+
+    async def _prune(self, now_us: int) -> int:
+        cutoff = retention_cutoff(now_us, self.change_retention_days)
+        # Sequence order is commit order, so the old rows are a prefix: the sub-query
+        # walks the primary key only as far as the first row to keep.
+        status = await self.conn.execute(
+            "DELETE FROM changes WHERE seq < coalesce((SELECT seq FROM changes "
+            "WHERE committed_us >= $1 ORDER BY seq LIMIT 1), "
+            "(SELECT max(seq) + 1 FROM changes))", cutoff)
+        self._pruned_at = now_us
+        return int(status.split()[-1])
+
+    async def prune_changes(self, now_us: int) -> int:
+        async with self.conn.transaction():
+            return await self._prune(now_us)
+
+    async def changes_after(self, seq: int, limit: int = 1000) -> list[Change]:
+        rows = await self.conn.fetch(
+            "SELECT seq, kind, key, data, committed_us FROM changes WHERE seq > $1 "
+            "ORDER BY seq LIMIT $2", seq, limit)
+        return [Change(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+
+    async def change_window(self) -> ChangeWindow:
+        row = await self.conn.fetchrow(
+            "SELECT (SELECT min(seq) FROM changes), (SELECT seq FROM change_head WHERE id = 1)")
+        head = int(row[1])
+        return ChangeWindow(head if row[0] is None else int(row[0]) - 1, head)
+
+    async def find_incidents(self, query: IncidentQuery) -> tuple[list[Incident], int]:
+        clauses = [_OPEN_INCIDENT] if query.state == "open" else ["true"]
+        params: list[Any] = []
+        for column in ("grid", "area"):
+            value = getattr(query, column)
+            if value is not None:
+                params.append(value)
+                clauses.append(f"{column} = ${len(params)}")
+        where = " AND ".join(clauses)
+        total = await self.conn.fetchval(f"SELECT count(*) FROM incidents WHERE {where}", *params)
+        rows = await self.conn.fetch(
+            f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents WHERE {where} "
+            f"ORDER BY t0 NULLS LAST, incident_id LIMIT ${len(params) + 1} "
+            f"OFFSET ${len(params) + 2}", *params, query.limit, query.offset)
+        return [incident_from_row(tuple(r)) for r in rows], int(total)
 
     async def totals(self) -> dict[Bucket, Totals]:
         rows = await self.conn.fetch(f"SELECT {', '.join(TOTALS_COLUMNS)} FROM totals")

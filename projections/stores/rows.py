@@ -12,7 +12,7 @@ from projections.totals import FIELDS
 INCIDENT_COLUMNS: tuple[str, ...] = (
     "incident_id", "t0", "t1", "t2", "t3", "t4", "t5", "t6", "grid", "area", "priority",
     "customers", "dispatched_at", "dispatched_crew", "arrived_crew", "rejected_at",
-    "merged_at", "merged_into", "closed_at",
+    "merged_at", "merged_into", "closed_at", "owner",
 )
 TOTALS_KEY: tuple[str, ...] = ("dimension", "member", "duty_date")
 TOTALS_COLUMNS: tuple[str, ...] = TOTALS_KEY + FIELDS
@@ -36,7 +36,7 @@ def incident_row(incident: Incident) -> tuple[Any, ...]:
         incident.incident_id, *incident.times, incident.grid, incident.area,
         incident.priority, incident.customers, incident.dispatched_at,
         incident.dispatched_crew, incident.arrived_crew, incident.rejected_at,
-        incident.merged_at, incident.merged_into, incident.closed_at,
+        incident.merged_at, incident.merged_into, incident.closed_at, incident.owner,
     )
 
 

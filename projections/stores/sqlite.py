@@ -8,15 +8,33 @@ and positions) or none of it.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from projections.changes import (
+    incident_changes,
+    period_changes,
+    prune_due,
+    retention_cutoff,
+    service_days,
+)
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
-from projections.ports import Commit, LoggedEvent, PositionKey, ProjectionStore, StalePosition
+from projections.ports import (
+    DEFAULT_CHANGE_RETENTION_DAYS,
+    Change,
+    ChangeWindow,
+    Commit,
+    IncidentQuery,
+    LoggedEvent,
+    PositionKey,
+    ProjectionStore,
+    StalePosition,
+)
 from projections.stores.migrate import migrations
 from projections.stores.rows import (
     COUNTERS,
@@ -43,11 +61,19 @@ _TOTALS_UPSERT = (
 )
 
 
+_OPEN_INCIDENT = "rejected_at IS NULL AND merged_at IS NULL AND t6 IS NULL AND closed_at IS NULL"
+
+
 class SqliteStore(ProjectionStore):
-    def __init__(self, path: str | Path, calendar: DutyCalendar | None = None) -> None:
+    def __init__(self, path: str | Path, calendar: DutyCalendar | None = None, *,
+                 change_log: bool = True,
+                 change_retention_days: float = DEFAULT_CHANGE_RETENTION_DAYS) -> None:
         self.path = Path(path)
         self.calendar = calendar or DutyCalendar()
+        self.change_log = change_log
+        self.change_retention_days = change_retention_days
         self._db: sqlite3.Connection | None = None
+        self._pruned_at = 0
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -138,10 +164,76 @@ class SqliteStore(ProjectionStore):
                 "(consumer, source, partition) DO UPDATE "
                 "SET next_position = excluded.next_position",
                 [(commit.consumer, s, p, v) for (s, p), v in commit.positions.items()])
+            if self.change_log:
+                self._append_changes(commit)
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+    def _append_changes(self, commit: Commit) -> None:
+        """Inside the commit's transaction: its incident, period and extra changes."""
+        db = self.db
+        days = service_days(commit.deltas)
+        rows = db.execute(
+            f"SELECT duty_date, {', '.join(FIELDS)} FROM totals WHERE dimension = '' "
+            "AND member = '' AND duty_date IN (SELECT value FROM json_each(?))",
+            (orjson.dumps(days),)) if days else []
+        changes = [*incident_changes(commit.incidents),
+                   *period_changes({r[0]: list(r[1:]) for r in rows}), *commit.changes]
+        now = time.time_ns() // 1000
+        db.executemany("INSERT INTO changes (kind, key, data, committed_us) VALUES (?, ?, ?, ?)",
+                       [(c.kind, c.key, c.data, now) for c in changes])
+        if prune_due(now, self._pruned_at, self.change_retention_days):
+            self._prune(now)
+
+    def _prune(self, now_us: int) -> int:
+        cutoff = retention_cutoff(now_us, self.change_retention_days)
+        # Sequence order is commit order, so the old rows are a prefix: the sub-query
+        # walks the primary key only as far as the first row to keep.
+        deleted = self.db.execute(
+            "DELETE FROM changes WHERE seq < coalesce((SELECT seq FROM changes "
+            "WHERE committed_us >= ? ORDER BY seq LIMIT 1), "
+            "(SELECT max(seq) + 1 FROM changes))", (cutoff,)).rowcount
+        self._pruned_at = now_us
+        return int(deleted)
+
+    async def prune_changes(self, now_us: int) -> int:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = self._prune(now_us)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        return deleted
+
+    async def changes_after(self, seq: int, limit: int = 1000) -> list[Change]:
+        rows = self.db.execute(
+            "SELECT seq, kind, key, data, committed_us FROM changes WHERE seq > ? "
+            "ORDER BY seq LIMIT ?", (seq, limit))
+        return [Change(*row) for row in rows]
+
+    async def change_window(self) -> ChangeWindow:
+        # One read transaction, so the oldest row and the head agree.
+        self.db.execute("BEGIN")
+        try:
+            oldest = self.db.execute("SELECT min(seq) FROM changes").fetchone()[0]
+            head = self.db.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        finally:
+            self.db.execute("COMMIT")
+        top = int(head[0]) if head else 0
+        return ChangeWindow(top if oldest is None else int(oldest) - 1, top)
+
+    async def find_incidents(self, query: IncidentQuery) -> tuple[list[Incident], int]:
+        where, params = _incident_filter(query)
+        total = self.db.execute(f"SELECT count(*) FROM incidents WHERE {where}",
+                                params).fetchone()[0]
+        rows = self.db.execute(
+            f"SELECT * FROM incidents WHERE {where} ORDER BY t0 IS NULL, t0, incident_id "
+            "LIMIT ? OFFSET ?", (*params, query.limit, query.offset))
+        return [incident_from_row(row) for row in rows], int(total)
 
     async def totals(self) -> dict[Bucket, Totals]:
         rows = self.db.execute(f"SELECT {', '.join(TOTALS_COLUMNS)} FROM totals")
@@ -167,3 +259,14 @@ class SqliteStore(ProjectionStore):
 
     async def event_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM event_log").fetchone()[0])
+
+
+def _incident_filter(query: IncidentQuery) -> tuple[str, tuple[Any, ...]]:
+    clauses = [_OPEN_INCIDENT] if query.state == "open" else ["1 = 1"]
+    params: list[Any] = []
+    for column in ("grid", "area"):
+        value = getattr(query, column)
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return " AND ".join(clauses), tuple(params)

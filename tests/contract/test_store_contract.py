@@ -27,7 +27,7 @@ def incident(incident_id: str, **changes: object) -> Incident:
     state = Incident(incident_id, [1_000, 2_000, None, 4_000, None, None, 9_000],
                      grid="G1", area="rural", priority="vulnerable", customers=12,
                      dispatched_at=1_500, dispatched_crew="C1", arrived_crew="C2",
-                     merged_into=None, closed_at=None)
+                     merged_into=None, closed_at=None, owner="AG-7")
     for key, value in changes.items():
         setattr(state, key, value)
     return state

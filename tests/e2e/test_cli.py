@@ -1,6 +1,6 @@
 """The real ``dispatch`` console script, run as a subprocess in a scratch folder.
 
-Covers DESIGN section 5's command-line contract: the JSON report and its keys,
+Covers the command-line contract of docs/report.md: the JSON report and its keys,
 the human formats, rejected lines (stderr summary, ``--rejects``, ``--strict``),
 exit codes (0 success, 1 failure, 2 bad usage) with one-line messages and no
 tracebacks, resumable ingest, and ``dispatch incident``.
@@ -157,7 +157,8 @@ def test_bad_duty_start_is_refused_clearly(tmp_path: Path, start: str) -> None:
 def test_bad_timezone_from_the_environment_is_refused_clearly(tmp_path: Path) -> None:
     events = write(tmp_path / "events.jsonl", GOOD)
     fails_cleanly(run("report", "--input", str(events), cwd=tmp_path,
-                      env={"DISPATCH_DUTY_TIMEZONE": "Nowhere/Land"}), mentions="Nowhere/Land")
+                      env={"DISPATCH_DUTY_TIMEZONE": "Nowhere/Land"}), codes=(2,),
+                  mentions="Nowhere/Land")
 
 
 # -- demo -----------------------------------------------------------------------------------

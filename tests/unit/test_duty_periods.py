@@ -1,4 +1,4 @@
-"""Duty periods (DESIGN section 4): boundaries, daylight saving, other start times.
+"""Duty periods (docs/kpis.md): boundaries, daylight saving, other start times.
 
 Every number here is worked out by hand. Most checks go through the report the
 user sees (``dispatch report --input ... --format json``); a few use

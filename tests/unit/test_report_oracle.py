@@ -6,7 +6,7 @@ timestamps written with assorted offsets, duplicates, rejected and merged calls,
 clock-skewed (negative) stages, legacy v0 events and malformed lines -- are fed to
 the real CLI (``dispatch.cli.main``) in-process, and checked for:
 
-(a) agreement with the oracle on every contract key of DESIGN section 5;
+(a) agreement with the oracle on every contract key of docs/report.md;
 (b) order and duplication independence, byte for byte;
 (c) two files or two ingests into one SQLite store == one ``report --input``.
 """
@@ -125,7 +125,7 @@ MALFORMED_KINDS = ("bad_json", "unknown_type", "no_event_id", "no_incident_id",
 
 
 def malformed(spec: Spec, how: str) -> str:
-    """A line that DESIGN section 2 rejects, built from a valid event."""
+    """A line that docs/events.md rejects, built from a valid event."""
     if how == "bad_json":
         return render(spec, None)[:-7]
     if how == "not_object":

@@ -1,4 +1,4 @@
-"""The event contract (DESIGN sections 2-3) as ``schemas.parse_event`` enforces it."""
+"""The event contract (docs/events.md) as ``schemas.parse_event`` enforces it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from schemas import EVENT_TYPES, InvalidEvent, parse_event
 
 WHEN = "2026-07-01T08:30:00+08:00"
 
-# DESIGN section 3: every type, and the data fields it cannot do without.
+# docs/events.md: every type, and the data fields it cannot do without.
 REQUIRED_DATA: dict[str, dict[str, Any]] = {
     "call.received": {"grid": "URB-1", "area": "urban"},
     "call.verified": {},
@@ -166,7 +166,7 @@ def test_occurred_at_that_is_not_a_timestamp_is_rejected(value: str) -> None:
 @pytest.mark.parametrize("value", ["1782865800", "1782865800.5"])
 @pytest.mark.parametrize("field", ["occurred_at", "recorded_at"])
 def test_unix_time_written_as_a_string_is_rejected(field: str, value: str) -> None:
-    """DESIGN section 2: a timestamp must be RFC 3339 *with offset*. "1782865800" is
+    """docs/events.md: a timestamp must be RFC 3339 *with offset*. "1782865800" is
     neither; it must not be silently read as Unix seconds in UTC."""
     assert reason_of(event(**{field: value})).startswith(f"{field}:")
 

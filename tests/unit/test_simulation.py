@@ -1,6 +1,6 @@
 """The outage-history simulator (dispatch.simulation) and ``dispatch simulate``.
 
-These tests check the simulator against DESIGN.md sections 2-4 directly (types,
+These tests check the simulator against docs/events.md and docs/kpis.md directly (types,
 envelope, offsets, checkpoints), not against its own constants, so that a
 change in the model that breaks the contract fails here.
 """
@@ -32,7 +32,7 @@ from dispatch.simulation import (
     write_jsonl,
 )
 
-# DESIGN section 3, written out here on purpose (not imported from the module).
+# docs/events.md, written out here on purpose (not imported from the module).
 DESIGN_TYPES = {
     "call.received",
     "call.verified",
@@ -107,7 +107,7 @@ class Incident:
 
 
 def incidents_of(events: list[dict[str, Any]]) -> dict[str, Incident]:
-    """Fold per DESIGN section 4: earliest occurred_at per checkpoint, ids deduplicated."""
+    """Fold per docs/kpis.md: earliest occurred_at per checkpoint, ids deduplicated."""
     seen: set[str] = set()
     out: dict[str, Incident] = defaultdict(Incident)
     for e in events:
@@ -617,7 +617,7 @@ def test_write_jsonl_to_path_text_and_binary_streams(tmp_path: Path) -> None:
 def test_json_fallback_writes_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     plan = SimulationPlan(duplicate_rate=0.05, malformed_rate=0.02)
     with_orjson = jsonl_bytes(plan)
-    monkeypatch.setattr(simulation, "_orjson", None)
+    monkeypatch.setattr(simulation.output, "_orjson", None)
     assert jsonl_bytes(plan) == with_orjson
 
 
@@ -732,6 +732,31 @@ def test_cli_inconsistent_options_exit_2(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_cli_unwritable_output_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = cli_parser().parse_args(["simulate", "--out", str(tmp_path / "missing" / "x.jsonl")])
-    assert args.run(args) == 1
-    assert "cannot write" in capsys.readouterr().err
+    from dispatch.cli import main
+
+    assert main(["simulate", "--out", str(tmp_path / "missing" / "x.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert "dispatch simulate: cannot write" in err and "Traceback" not in err
+
+
+def test_cli_duty_calendar_comes_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DISPATCH_DUTY_TIMEZONE", "Europe/Berlin")
+    monkeypatch.setenv("DISPATCH_DUTY_START", "07:00")
+    args = cli_parser().parse_args(["simulate"])
+    plan = cli_module().plan_from_args(args)
+    assert (plan.duty_timezone, plan.duty_start) == ("Europe/Berlin", time(7, 0))
+    args = cli_parser().parse_args(["simulate", "--duty-timezone", "Asia/Tokyo"])
+    assert cli_module().plan_from_args(args).duty_timezone == "Asia/Tokyo"
+
+
+def test_cli_bad_duty_setting_is_bad_usage(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dispatch.cli import main
+
+    monkeypatch.setenv("DISPATCH_DUTY_TIMEZONE", "Mars/Olympus")
+    assert main(["simulate", "--days", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "duty_timezone" in err and "Traceback" not in err

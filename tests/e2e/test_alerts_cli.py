@@ -1,0 +1,118 @@
+"""``dispatch alerts`` through the real CLI: the contract JSON against the SLA oracle
+on a simulated storm, the [sla] settings from TOML and env, and bad input."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import fails_cleanly, ok, run
+from tests.sla_oracle import Limits, oracle_alerts
+
+AS_OF = "2026-07-01T20:00:00+08:00"
+
+
+@pytest.fixture(scope="module")
+def storm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("storm")
+    ok(run("simulate", "--days", "2", "--storm-day", "0", "--seed", "11", "--duplicates",
+           "0.02", "--shuffle", "-o", "events.jsonl", cwd=folder))
+    return folder / "events.jsonl"
+
+
+def check_against_oracle(document: dict[str, object], events: Path, as_of: str,
+                         limits: Limits) -> None:
+    lines = [line for line in events.read_text(encoding="utf-8").splitlines() if line.strip()]
+    expected = oracle_alerts(lines, datetime.fromisoformat(as_of), limits)
+    assert document["counts"] == expected["counts"]
+    active = document["active"]
+    assert isinstance(active, list)
+    assert [(a["incident_id"], a["rule"], a["level"]) for a in active] == \
+           [(a["incident_id"], a["rule"], a["level"]) for a in expected["active"]]
+    for got, want in zip(active, expected["active"], strict=True):
+        assert datetime.fromisoformat(got["deadline"]) == want["deadline"]
+        assert (got["limit_minutes"], got["owner"], got["area"]) == \
+               (want["limit_minutes"], want["owner"], want["area"])
+
+
+def test_alerts_json_from_a_file_matches_the_oracle(storm: Path) -> None:
+    result = ok(run("alerts", "--input", str(storm), "--as-of", AS_OF, cwd=storm.parent))
+    document = json.loads(result.stdout)
+    assert document["as_of"] == "2026-07-01T12:00:00Z"
+    defaults = Limits({"arrival": {"urban": 45, "rural": 90, "remote": 120},
+                       "restoration": {"urban": 180, "rural": 240, "remote": 240}},
+                      {"arrival": 30, "restoration": None})
+    check_against_oracle(document, storm, AS_OF, defaults)
+    assert document["active"], "the storm day should have active alerts at 20:00"
+    assert sum(document["counts"]["arrival"].values()) > 50
+
+
+def test_alerts_from_a_store_equal_alerts_from_the_file(storm: Path) -> None:
+    ok(run("ingest", str(storm), cwd=storm.parent))
+    stored = ok(run("alerts", "--as-of", AS_OF, cwd=storm.parent)).stdout
+    direct = ok(run("alerts", "--input", str(storm), "--as-of", AS_OF, cwd=storm.parent)).stdout
+    assert stored == direct
+
+
+def test_limits_from_toml_and_env(storm: Path, tmp_path: Path) -> None:
+    config = tmp_path / "dispatch.toml"
+    config.write_text("[sla.arrival]\nurban = 20\nrural = 60.5\n[sla.priority]\n"
+                      "restoration = 100\n", encoding="utf-8")
+    env = {"DISPATCH_CONFIG": str(config), "DISPATCH_SLA__RESTORATION__REMOTE": "300"}
+    result = ok(run("alerts", "--input", str(storm), "--as-of", AS_OF, cwd=tmp_path, env=env))
+    limits = Limits({"arrival": {"urban": 20, "rural": 60.5, "remote": 120},
+                     "restoration": {"urban": 180, "rural": 240, "remote": 300}},
+                    {"arrival": 30, "restoration": 100})
+    check_against_oracle(json.loads(result.stdout), storm, AS_OF, limits)
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_people_formats_list_every_active_alert(storm: Path, fmt: str) -> None:
+    document = json.loads(ok(run("alerts", "--input", str(storm), "--as-of", AS_OF,
+                                 cwd=storm.parent)).stdout)
+    text = ok(run("alerts", "--input", str(storm), "--as-of", AS_OF, "--format", fmt,
+                  cwd=storm.parent)).stdout
+    assert f"{len(document['active'])} active" in text
+    for alert in document["active"]:
+        assert alert["incident_id"] in text
+    if fmt == "markdown":
+        assert "| deadline | level | rule |" in text
+
+
+@pytest.mark.parametrize(("toml", "env", "key"), [
+    ("[sla.arrival]\nsuburb = 10\n", {}, "sla.arrival.suburb"),
+    ("[sla.restoration]\nurban = -5\n", {}, "sla.restoration.urban"),
+    ("[sla.arrival]\nrural = \"soon\"\n", {}, "sla.arrival.rural"),
+    ("[sla.arrival]\nrural = true\n", {}, "sla.arrival.rural"),
+    ("[sla.priority]\nrepair = 10\n", {}, "sla.priority.repair"),
+    ("[sla]\nescalation = 5\n", {}, "sla.escalation"),
+    ("", {"DISPATCH_SLA__ARRIVAL__URBAN": "nan"}, "sla.arrival.urban"),
+    ("", {"DISPATCH_SLA__ARRIVAL__MOUNTAIN": "50"}, "sla.arrival.mountain"),
+    ("", {"DISPATCH_SLA__RESTORATION__REMOTE": "-1"}, "sla.restoration.remote"),
+])
+def test_bad_sla_settings_are_refused_at_start(storm: Path, tmp_path: Path, toml: str,
+                                               env: dict[str, str], key: str) -> None:
+    config = tmp_path / "dispatch.toml"
+    config.write_text(toml, encoding="utf-8")
+    for command in (["alerts", "--input", str(storm), "--as-of", AS_OF],
+                    ["ingest", str(storm)], ["worker"]):
+        message = fails_cleanly(run(*command, cwd=tmp_path,
+                                    env={"DISPATCH_CONFIG": str(config), **env}),
+                                codes=(2,), mentions=key)
+        assert len(message.splitlines()) == 1, message
+    assert not (tmp_path / "dispatch.db").exists()
+
+
+@pytest.mark.parametrize("as_of", ["2026-07-01T20:00:00", "yesterday", "2026-07-01T20:00Z",
+                                   "2026-13-01T20:00:00Z"])
+def test_bad_as_of_is_bad_usage(storm: Path, as_of: str) -> None:
+    fails_cleanly(run("alerts", "--input", str(storm), "--as-of", as_of, cwd=storm.parent),
+                  codes=(2,), mentions="--as-of")
+
+
+def test_input_and_store_together_is_bad_usage(storm: Path) -> None:
+    fails_cleanly(run("alerts", "--input", str(storm), "--store", "sqlite:///x.db",
+                      cwd=storm.parent), codes=(2,), mentions="either")

@@ -243,10 +243,10 @@ def histories(draw: st.DrawFn) -> History:
             shift = draw(st.one_of(st.just(timedelta(0)),
                                    st.integers(-120, 120).map(lambda m: timedelta(minutes=m))))
             spec = new(CHECKPOINT_TYPES[k], incident_id, times[k] + shift)
-            if k == 0 and not shift and CALL_TIES_SAME_PLACE:
-                first = next(c for c in specs if c.incident_id == incident_id
-                             and c.kind == "call.received")
-                specs[-1] = replace(spec, grid=first.grid, area=first.area)
+            if k == 0 and CALL_TIES_SAME_PLACE:
+                same_instant = next(c for c in specs if c.incident_id == incident_id
+                                    and c.kind == "call.received" and c.at == spec.at)
+                specs[-1] = replace(spec, grid=same_instant.grid, area=same_instant.area)
         for _ in range(draw(st.integers(0, 2))):
             new("crew.dispatched", incident_id, times[1] + timedelta(minutes=1))
         if draw(st.booleans()):

@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 FOLD = ("projections/incident.py", "projections/totals.py", "projections/report.py",
         "projections/duty.py", "projections/projector.py")
 TESTS = ("tests/unit/test_report_oracle.py", "tests/unit/test_duty_periods.py",
-         "tests/contract/test_store_contract.py", "tests/e2e/test_cli.py")
+         "tests/contract/test_store_contract.py")
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     group and hands its partitions to the others (broker bounds: 6 s to 30 min)."""
     worker_heartbeat_interval: float = 2.0
     """Seconds between heartbeats; at most a third of the session timeout."""
+    worker_idle_transaction_timeout: float = 30.0
+    """Seconds PostgreSQL lets a worker's open transaction wait for the worker (one
+    frozen mid-batch) before ending its session and releasing its locks."""
 
     sla: SlaSettings = SlaSettings()
     sla_clock: Literal["wall", "event"] = "wall"
@@ -172,6 +175,8 @@ class Settings(BaseSettings):
     def _heartbeat_within_session(self) -> Settings:
         if not 1.0 <= self.worker_session_timeout <= 1800.0:
             raise ValueError("worker_session_timeout must be between 1 and 1800 seconds")
+        if self.worker_idle_transaction_timeout <= 0:
+            raise ValueError("worker_idle_transaction_timeout must be above 0 seconds")
         if not 0 < self.worker_heartbeat_interval <= self.worker_session_timeout / 3:
             raise ValueError("worker_heartbeat_interval must be above 0 and at most a third "
                              "of worker_session_timeout")

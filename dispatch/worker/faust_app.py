@@ -20,11 +20,12 @@ import asyncpg
 import faust
 from aiokafka.errors import KafkaError
 
+from dispatch import bootstrap
 from dispatch.kafka.dead_letters import KafkaDeadLetters
 from dispatch.kafka.metrics import WorkerMetrics
 from dispatch.settings import Settings
+from projections.ports import ProjectionStore
 from projections.runners.stream import Message, PartitionProjector
-from projections.stores.postgres import PostgresStore
 
 log = logging.getLogger("dispatch.worker")
 WATCHDOG_SECONDS = 3.0
@@ -34,16 +35,13 @@ WATCHDOG_SECONDS = 3.0
 class WorkerRuntime:
     """The worker's resources, opened once, on first need."""
 
-    def __init__(self, app: faust.App, settings: Settings, metrics: WorkerMetrics) -> None:
+    def __init__(self, app: faust.App, settings: Settings, metrics: WorkerMetrics,
+                 store: ProjectionStore, dead_letters: KafkaDeadLetters) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
-        # A frozen worker's open transaction is ended once the group has given its
-        # partitions away, so the new owner is not blocked by its locks.
-        self.store = PostgresStore(settings.pg_dsn.get_secret_value(), settings.calendar,
-                                   change_retention_days=settings.change_retention_days,
-                                   idle_transaction_timeout=settings.worker_session_timeout)
-        self.dead_letters = KafkaDeadLetters(settings.kafka_bootstrap, settings.topic_dlq)
+        self.store = store
+        self.dead_letters = dead_letters
         self.projector = PartitionProjector(self.store, settings.topic_events,
                                             settings.consumer_group, self.dead_letters,
                                             metrics)
@@ -214,7 +212,8 @@ def build_app(settings: Settings, *, batch_max: int = 5000, batch_within: float 
         broker_session_timeout=settings.worker_session_timeout,
         broker_heartbeat_interval=settings.worker_heartbeat_interval,
     )
-    runtime = WorkerRuntime(app, settings, metrics or WorkerMetrics())
+    runtime = WorkerRuntime(app, settings, metrics or WorkerMetrics(),
+                            bootstrap.worker_store(settings), bootstrap.dead_letters(settings))
     topic = app.topic(settings.topic_events, key_type=bytes, value_type=bytes,
                       partitions=settings.partitions)
 

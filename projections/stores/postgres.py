@@ -4,6 +4,13 @@ One ``commit`` is one transaction: COPY for the append-only rows (event log,
 calls), ``unnest`` upserts for incidents and additive totals, and the consumer
 positions, checked against the expected ones under ``FOR UPDATE`` so a zombie
 worker that lost its partitions cannot commit over the new owner.
+
+``writing()`` opens a transaction before the reads and takes a
+transaction-level advisory lock: exclusive for embedded ingests (they may touch
+any incident), shared for the partitioned Kafka workers (each owns the
+incidents of its partitions), so an ingest never interleaves with anyone while
+workers still run side by side. The block's ``commit`` runs in a savepoint of
+that transaction and then commits it.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import asyncpg
@@ -64,6 +72,7 @@ _TOTALS_UPSERT = (
     + ", ".join(f"{c} = t.{c} + excluded.{c}" for c in FIELDS)
 )
 _MIGRATION_LOCK = 7_343_001  # advisory lock id: one migrator at a time
+_WRITE_LOCK = 7_343_002  # advisory lock id of writing(): exclusive or shared
 CHANGES_CHANNEL = "dispatch_changes"
 """NOTIFY channel: the payload is the new head sequence of the change log."""
 _OPEN_INCIDENT = "rejected_at IS NULL AND merged_at IS NULL AND t6 IS NULL AND closed_at IS NULL"
@@ -90,6 +99,9 @@ class PostgresStore(ProjectionStore):
         self.change_retention_days = change_retention_days
         self.idle_transaction_timeout = idle_transaction_timeout
         self._conn: Any = None
+        self._block: Any = None
+        """The transaction of the open ``writing()`` block, until its commit."""
+        self._in_block = False
         self._pruned_at = 0
 
     @property
@@ -136,6 +148,12 @@ class PostgresStore(ProjectionStore):
             consumer)
         return {(r[0], r[1]): r[2] for r in rows}
 
+    async def known_events(self, event_ids: Sequence[str]) -> dict[str, bytes]:
+        rows = await self.conn.fetch(
+            "SELECT event_id, raw FROM event_log WHERE event_id = ANY($1::text[])",
+            list(event_ids))
+        return {r[0]: bytes(r[1]) for r in rows}
+
     async def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         rows = await self.conn.fetch(
             "SELECT event_id FROM event_log WHERE event_id = ANY($1::text[])", list(event_ids))
@@ -149,7 +167,34 @@ class PostgresStore(ProjectionStore):
             "WHERE incident_id = ANY($1::text[])", list(incident_ids))
         return {r[0]: incident_from_row(tuple(r)) for r in rows}
 
+    @asynccontextmanager
+    async def writing(self, *, partitioned: bool = False) -> AsyncIterator[None]:
+        if self._in_block:
+            raise RuntimeError("writing() blocks do not nest")
+        transaction = self.conn.transaction()
+        await transaction.start()
+        self._block, self._in_block = transaction, True
+        try:
+            lock = "pg_advisory_xact_lock_shared" if partitioned else "pg_advisory_xact_lock"
+            await self.conn.execute(f"SELECT {lock}($1)", _WRITE_LOCK)
+            yield
+        finally:
+            self._in_block = False
+            if self._block is not None:
+                self._block = None
+                # If the connection is gone, the transaction went with it.
+                with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await transaction.rollback()
+
     async def commit(self, commit: Commit) -> None:
+        if self._in_block and self._block is None:
+            raise RuntimeError("one commit per writing() block")
+        await self._write(commit)
+        if self._block is not None:
+            block, self._block = self._block, None
+            await block.commit()
+
+    async def _write(self, commit: Commit) -> None:
         conn = self.conn
         async with conn.transaction():
             if commit.expected:

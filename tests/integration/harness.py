@@ -110,6 +110,8 @@ class Stack:
                 "DISPATCH_PARTITIONS": str(self.partitions), "DISPATCH_METRICS_PORT": "0",
                 "DISPATCH_WORKER_SESSION_TIMEOUT": str(SESSION_TIMEOUT),
                 "DISPATCH_WORKER_HEARTBEAT_INTERVAL": str(SESSION_TIMEOUT / 3),
+                # A worker frozen on purpose mid-batch must come back to its transaction.
+                "DISPATCH_WORKER_IDLE_TRANSACTION_TIMEOUT": "120",
                 "PYTHONPATH": str(REPO)}
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -30,7 +30,7 @@ Contract of ``ProjectionStore`` (checked by ``tests/contract``):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -219,6 +219,11 @@ class ProjectionStore(ABC):
     async def prune_changes(self, now_us: int) -> int:
         """Delete changes older than the retention; returns how many."""
         raise NotImplementedError(f"{type(self).__name__} keeps no change log")
+
+    async def listen_changes(self, wake: Callable[[], None]) -> bool:
+        """Have ``wake`` called whenever changes are committed (by any writer);
+        False if this store cannot push, and readers must poll."""
+        return False
 
     async def find_incidents(self, query: IncidentQuery) -> tuple[list[Incident], int]:
         """A page of incidents matching ``query`` (by t0, then id; no t0 last)

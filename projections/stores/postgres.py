@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -47,6 +47,7 @@ from projections.stores.migrate import migrations
 from projections.stores.rows import (
     COUNTERS,
     INCIDENT_COLUMNS,
+    POSITION_COLUMNS,
     TOTALS_COLUMNS,
     TOTALS_KEY,
     calendar_from_meta,
@@ -134,7 +135,7 @@ class PostgresStore(ProjectionStore):
             if stored is not None:
                 self.calendar = stored
             else:
-                await self.conn.executemany("INSERT INTO meta VALUES ($1, $2)",
+                await self.conn.executemany("INSERT INTO meta (key, value) VALUES ($1, $2)",
                                             calendar_meta(self.calendar))
 
     async def close(self) -> None:
@@ -201,7 +202,8 @@ class PostgresStore(ProjectionStore):
                 # Rows must exist before FOR UPDATE can lock them: two workers that both
                 # believe they own a fresh partition then serialise here.
                 await conn.executemany(
-                    "INSERT INTO positions VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+                    f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) "
+                    "VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
                     [(commit.consumer, s, p) for s, p in sorted(commit.expected)])
                 rows = await conn.fetch(
                     "SELECT source, partition, next_position FROM positions "
@@ -230,12 +232,13 @@ class PostgresStore(ProjectionStore):
                 await conn.execute(_TOTALS_UPSERT, *_columns(rows, len(TOTALS_COLUMNS)))
             if commit.rejected or commit.duplicates:
                 await conn.executemany(
-                    "INSERT INTO counters AS c VALUES ($1, $2) "
+                    "INSERT INTO counters AS c (name, value) VALUES ($1, $2) "
                     "ON CONFLICT (name) DO UPDATE SET value = c.value + excluded.value",
                     [("rejected_events", commit.rejected),
                      ("duplicate_events", commit.duplicates)])
             await conn.executemany(
-                "INSERT INTO positions VALUES ($1, $2, $3, $4) ON CONFLICT "
+                f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT "
                 "(consumer, source, partition) DO UPDATE "
                 "SET next_position = excluded.next_position",
                 [(commit.consumer, s, p, v) for (s, p), v in sorted(commit.positions.items())])
@@ -291,6 +294,10 @@ class PostgresStore(ProjectionStore):
             "SELECT (SELECT min(seq) FROM changes), (SELECT seq FROM change_head WHERE id = 1)")
         head = int(row[1])
         return ChangeWindow(head if row[0] is None else int(row[0]) - 1, head)
+
+    async def listen_changes(self, wake: Callable[[], None]) -> bool:
+        await self.conn.add_listener(CHANGES_CHANNEL, lambda *_: wake())
+        return True
 
     async def find_incidents(self, query: IncidentQuery) -> tuple[list[Incident], int]:
         clauses = [_OPEN_INCIDENT] if query.state == "open" else ["true"]

@@ -43,8 +43,10 @@ from projections.ports import (
 )
 from projections.stores.migrate import migrations
 from projections.stores.rows import (
+    CALL_COLUMNS,
     COUNTERS,
     INCIDENT_COLUMNS,
+    POSITION_COLUMNS,
     TOTALS_COLUMNS,
     TOTALS_KEY,
     calendar_from_meta,
@@ -54,6 +56,8 @@ from projections.stores.rows import (
 )
 from projections.totals import FIELDS, Bucket, Totals
 
+_INCIDENTS = ", ".join(INCIDENT_COLUMNS)
+_CALLS = ", ".join(CALL_COLUMNS)
 _INCIDENT_UPSERT = (
     f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))}) ON CONFLICT (incident_id) DO UPDATE SET "
@@ -171,7 +175,8 @@ class SqliteStore(ProjectionStore):
                 db.execute(f"PRAGMA user_version = {version}")
             stored = calendar_from_meta(dict(db.execute("SELECT key, value FROM meta")))
             if stored is None:
-                db.executemany("INSERT INTO meta VALUES (?, ?)", calendar_meta(self.calendar))
+                db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                               calendar_meta(self.calendar))
             else:
                 self.calendar = stored
         except BaseException:
@@ -206,7 +211,8 @@ class SqliteStore(ProjectionStore):
 
     async def load_incidents(self, incident_ids: Collection[str]) -> dict[str, Incident]:
         rows = self.db.execute(
-            "SELECT * FROM incidents WHERE incident_id IN (SELECT value FROM json_each(?))",
+            f"SELECT {_INCIDENTS} FROM incidents "
+            "WHERE incident_id IN (SELECT value FROM json_each(?))",
             (orjson.dumps(list(incident_ids)),))
         return {row[0]: incident_from_row(row) for row in rows}
 
@@ -265,15 +271,16 @@ class SqliteStore(ProjectionStore):
                 "VALUES (?, ?, ?, ?, ?)", commit.events)
             db.executemany(_INCIDENT_UPSERT, map(incident_row, commit.incidents))
             db.executemany(
-                "INSERT INTO calls VALUES (?, ?, ?, ?, ?)",
+                f"INSERT INTO calls ({_CALLS}) VALUES (?, ?, ?, ?, ?)",
                 [(c.event_id, c.incident_id, c.at, c.grid, c.area) for c in commit.calls])
             db.executemany(_TOTALS_UPSERT, [(*b, *v) for b, v in commit.deltas.items()])
             db.executemany(
-                "INSERT INTO counters VALUES (?, ?) "
+                "INSERT INTO counters (name, value) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
                 [("rejected_events", commit.rejected), ("duplicate_events", commit.duplicates)])
             db.executemany(
-                "INSERT INTO positions VALUES (?, ?, ?, ?) ON CONFLICT "
+                f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT "
                 "(consumer, source, partition) DO UPDATE "
                 "SET next_position = excluded.next_position",
                 [(commit.consumer, s, p, v) for (s, p), v in commit.positions.items()])
@@ -352,7 +359,8 @@ class SqliteStore(ProjectionStore):
         total = self.db.execute(f"SELECT count(*) FROM incidents WHERE {where}",
                                 params).fetchone()[0]
         rows = self.db.execute(
-            f"SELECT * FROM incidents WHERE {where} ORDER BY t0 IS NULL, t0, incident_id "
+            f"SELECT {_INCIDENTS} FROM incidents WHERE {where} "
+            "ORDER BY t0 IS NULL, t0, incident_id "
             "LIMIT ? OFFSET ?", (*params, query.limit, query.offset))
         return [incident_from_row(row) for row in rows], int(total)
 
@@ -365,11 +373,12 @@ class SqliteStore(ProjectionStore):
         return {name: int(stored.get(name, 0)) for name in COUNTERS}
 
     async def all_incidents(self) -> AsyncIterator[Incident]:
-        for row in self.db.execute("SELECT * FROM incidents"):
+        for row in self.db.execute(f"SELECT {_INCIDENTS} FROM incidents"):
             yield incident_from_row(row)
 
     async def all_calls(self) -> AsyncIterator[Fact]:
-        for event_id, incident_id, at, grid, area in self.db.execute("SELECT * FROM calls"):
+        for event_id, incident_id, at, grid, area in self.db.execute(
+                f"SELECT {_CALLS} FROM calls"):
             yield Fact(event_id, "call.received", incident_id, at, grid, area)
 
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:

@@ -40,8 +40,9 @@ class MemoryStore(ProjectionStore):
         self._incidents: dict[str, Incident] = {}
         self._calls: list[Fact] = []
         self._totals: dict[Bucket, Totals] = {}
-        self._counters = {"rejected_events": 0, "duplicate_events": 0}
+        self._counters = {"rejected_events": 0, "duplicate_events": 0, "conflicting_events": 0}
         self._positions: dict[tuple[str, str, int], int] = {}
+        self._fingerprints: dict[tuple[str, str, int], str] = {}
 
     async def open(self) -> None:
         return None
@@ -51,6 +52,9 @@ class MemoryStore(ProjectionStore):
 
     async def positions(self, consumer: str) -> dict[PositionKey, int]:
         return {(s, p): v for (c, s, p), v in self._positions.items() if c == consumer}
+
+    async def fingerprints(self, consumer: str) -> dict[PositionKey, str]:
+        return {(s, p): v for (c, s, p), v in self._fingerprints.items() if c == consumer}
 
     async def known_events(self, event_ids: Sequence[str]) -> dict[str, bytes]:
         return {i: self._events[i].raw for i in event_ids if i in self._events}
@@ -73,8 +77,11 @@ class MemoryStore(ProjectionStore):
         accumulate(self._totals, commit.deltas.items())
         self._counters["rejected_events"] += commit.rejected
         self._counters["duplicate_events"] += commit.duplicates
+        self._counters["conflicting_events"] += commit.conflicts
         for (source, partition), position in commit.positions.items():
             self._positions[(commit.consumer, source, partition)] = position
+        for (source, partition), fingerprint in commit.fingerprints.items():
+            self._fingerprints[(commit.consumer, source, partition)] = fingerprint
         if self.change_log:
             days = service_days(commit.deltas)
             rows = {day: list(self._totals[("", "", day)]) for day in days}

@@ -84,7 +84,11 @@ DURATION_KEYS = ("arrival", "restore_after_arrival")
 DIMENSIONS = ("grid", "area", "crew")
 NO_MEMBER = "(none)"
 TOP_KEYS = ("duty_timezone", "duty_start", "unattributed", "rejected_events",
-            "duplicate_events")
+            "duplicate_events", "conflicting_events")
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+END_OF_RANGE = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_COUNT = 2**53 - 1
+COUNT_FIELDS = {"call.received": "customers_affected", "power.restored": "customers_restored"}
 
 
 class Rejected(Exception):
@@ -108,9 +112,12 @@ def parse_instant(value: Any, name: str) -> datetime:
     if parsed.tzinfo is None:  # pragma: no cover - the regex already demands an offset
         raise Rejected(f"{name}: timestamp has no offset")
     try:
-        return parsed.astimezone(UTC)
+        instant = parsed.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+08:00 is before year 1 in UTC
         raise Rejected(f"{name}: out of range") from None
+    if not EARLIEST <= instant < END_OF_RANGE:
+        raise Rejected(f"{name}: out of range (1970 to before 2200)")
+    return instant
 
 
 def upcast_v0(obj: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +179,14 @@ def validate(line: str | bytes) -> OracleEvent:
     for name in REQUIRED_DATA[kind]:
         if not isinstance(data.get(name), str) or not data[name]:
             raise Rejected(f"data.{name}: missing")
+    count = data.get(COUNT_FIELDS.get(kind, ""))
+    if count is not None and (type(count) is not int or not 0 <= count <= MAX_COUNT):
+        raise Rejected(f"data.{COUNT_FIELDS[kind]}: not a count")
+    eta = data.get("eta_minutes") if kind == "crew.dispatched" else None
+    if eta is not None and (type(eta) not in (int, float) or not 0 <= eta < math.inf):
+        raise Rejected("data.eta_minutes: not a number of minutes")
+    if kind == "incident.closed" and data.get("satisfied") not in (None, True, False):
+        raise Rejected("data.satisfied: not a boolean")
     if kind == "call.received":
         if data["area"] not in AREAS:
             raise Rejected("data.area: not urban/rural/remote")
@@ -241,23 +256,50 @@ def mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def fold(lines: list[str]) -> tuple[list[OracleEvent], int, int]:
-    """Validate and de-duplicate: (accepted events, rejected count, duplicate count)."""
+def content(event: OracleEvent) -> tuple[Any, ...]:
+    """What happened: type, incident, instant and data (absent = null, the default
+    priority filled in, 5 = 5.0 but true != 1)."""
+    data = {k: v for k, v in event.data.items() if v is not None}
+    if event.type == "call.received":
+        data.setdefault("priority", "normal")
+    return (event.type, event.incident_id, event.occurred_at, _plain(data))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _plain(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("list", tuple(_plain(v) for v in value))
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    return ("text", value)
+
+
+def fold(lines: list[str]) -> tuple[list[OracleEvent], int, int, int]:
+    """Validate and de-duplicate in file order: (accepted events, rejected count,
+    duplicate count, conflicting count). A valid copy of an accepted ``event_id``
+    is a duplicate when its content is the same, else a conflict (the first stands)."""
     accepted: list[OracleEvent] = []
-    seen: set[str] = set()
-    rejected = duplicates = 0
+    seen: dict[str, OracleEvent] = {}
+    rejected = duplicates = conflicts = 0
     for line in lines:
         try:
             event = validate(line)
         except Rejected:
             rejected += 1
             continue
-        if event.event_id in seen:
-            duplicates += 1
+        first = seen.get(event.event_id)
+        if first is not None:
+            if content(first) == content(event):
+                duplicates += 1
+            else:
+                conflicts += 1
             continue
-        seen.add(event.event_id)
+        seen[event.event_id] = event
         accepted.append(event)
-    return accepted, rejected, duplicates
+    return accepted, rejected, duplicates, conflicts
 
 
 def incidents_of(events: list[OracleEvent]) -> dict[str, OracleIncident]:
@@ -363,7 +405,7 @@ def oracle_report(lines: list[str], duty_timezone: str = "Asia/Shanghai",
                   duty_start: str = "08:30") -> dict[str, Any]:
     """The docs/report.md report (contract keys only) of the JSON Lines ``lines``."""
     calendar = Calendar(duty_timezone, duty_start)
-    events, rejected, duplicates = fold(lines)
+    events, rejected, duplicates, conflicts = fold(lines)
     incidents = incidents_of(events)
 
     calls_by_date: dict[date, int] = {}
@@ -409,6 +451,7 @@ def oracle_report(lines: list[str], duty_timezone: str = "Asia/Shanghai",
         "unattributed": unattributed,
         "rejected_events": rejected,
         "duplicate_events": duplicates,
+        "conflicting_events": conflicts,
         "breakdowns": breakdowns(all_incidents, all_ends, calls),
     }
 

@@ -187,7 +187,9 @@ micros_in = st.integers  # readability below
 
 
 @st.composite
-def histories(draw: st.DrawFn) -> History:
+def histories(draw: st.DrawFn, conflicts: bool = False) -> History:
+    """``conflicts``: also reuse event ids with different content (then the file
+    order decides which copy stands, so only tests that keep the order use them)."""
     zone = draw(st.sampled_from(ZONES))
     duty_start = draw(st.sampled_from(STARTS))
     base = draw(st.sampled_from(BASE_DATES))
@@ -268,6 +270,16 @@ def histories(draw: st.DrawFn) -> History:
             lines.append(render(spec, draw(st.sampled_from(OFFSETS)), reorder=True))
         else:
             lines.append(render(spec, None))
+    # conflicting copies: the same event_id, a different instant or grid/area/crew
+    for _ in range(draw(st.integers(0, 3)) if conflicts else 0):
+        spec = draw(st.sampled_from(specs))
+        if draw(st.booleans()):
+            other = replace(spec, at=spec.at + timedelta(minutes=draw(st.integers(1, 90))))
+        else:
+            other = replace(spec, grid=draw(st.sampled_from(GRIDS)),
+                            area=draw(st.sampled_from(AREAS)),
+                            crew=draw(st.sampled_from(CREWS)))
+        lines.append(render(other, draw(st.sampled_from(OFFSETS))))
     # malformed lines, sometimes carrying an event_id that is also used validly
     for _ in range(draw(st.integers(0, 3))):
         how = draw(st.sampled_from(MALFORMED_KINDS))
@@ -307,7 +319,7 @@ def report_text(folder: Path, history: History, lines: list[str], name: str = "i
 # -- (a) engine == oracle -----------------------------------------------------------
 
 @PROPERTY_SETTINGS
-@given(histories())
+@given(histories(conflicts=True))
 def test_engine_report_matches_oracle(history: History) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = json.loads(report_text(Path(tmp), history, history.lines))
@@ -468,7 +480,7 @@ HAND_REPORT = {
          **extra(0, 0, (0, None), (0, None))},
     ],
     "overall": OVERALL,
-    "unattributed": 1, "rejected_events": 2, "duplicate_events": 1,
+    "unattributed": 1, "rejected_events": 2, "duplicate_events": 1, "conflicting_events": 0,
     "breakdowns": {
         # every call is URB-1 / urban: those members are the whole service
         "grid": {"URB-1": OVERALL},
@@ -535,3 +547,25 @@ def test_every_malformed_kind_is_rejected_by_the_oracle_and_the_engine() -> None
             raise AssertionError(f"engine accepts {how}: {line}")
         except InvalidEvent:
             pass
+
+
+def test_conflicting_copies_are_counted_and_the_first_stands() -> None:
+    call = Spec("c0", "call.received", "K", datetime(2026, 7, 1, 2, tzinfo=UTC),
+                grid="URB-2", area="rural")
+    arrival = Spec("c3", "crew.arrived", "K", datetime(2026, 7, 1, 3, tzinfo=UTC))
+    lines = [
+        render(call, timedelta(hours=8)),
+        render(arrival, None),
+        render(replace(arrival, at=arrival.at + timedelta(minutes=5)), None),  # conflict
+        render(replace(call, grid="URB-1"), None),  # conflict: another grid
+        render(call, timedelta(hours=-3), reorder=True),  # the same event, written anew
+        render(arrival, timedelta(hours=8), legacy=True),  # a v0 copy: the same event
+    ]
+    oracle = oracle_report(lines)
+    assert (oracle["conflicting_events"], oracle["duplicate_events"]) == (2, 2)
+    assert list(oracle["breakdowns"]["grid"]) == ["URB-2"]
+    assert oracle["overall"]["arrival"] == {"count": 1, "mean_minutes": 60.0}
+    history = History("Asia/Shanghai", "08:30", lines)
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = json.loads(report_text(Path(tmp), history, lines))
+    assert compare_reports(engine, oracle) == []

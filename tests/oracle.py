@@ -277,7 +277,14 @@ def _plain(value: Any) -> Any:
     return ("text", value)
 
 
-def fold(lines: list[str]) -> tuple[list[OracleEvent], int, int, int]:
+def fold(lines: list[str]) -> tuple[list[OracleEvent], int, int]:
+    """(accepted events, rejected count, duplicate count): ``fold_all`` without the
+    conflicting count."""
+    accepted, rejected, duplicates, _ = fold_all(lines)
+    return accepted, rejected, duplicates
+
+
+def fold_all(lines: list[str]) -> tuple[list[OracleEvent], int, int, int]:
     """Validate and de-duplicate in file order: (accepted events, rejected count,
     duplicate count, conflicting count). A valid copy of an accepted ``event_id``
     is a duplicate when its content is the same, else a conflict (the first stands)."""
@@ -405,7 +412,7 @@ def oracle_report(lines: list[str], duty_timezone: str = "Asia/Shanghai",
                   duty_start: str = "08:30") -> dict[str, Any]:
     """The docs/report.md report (contract keys only) of the JSON Lines ``lines``."""
     calendar = Calendar(duty_timezone, duty_start)
-    events, rejected, duplicates, conflicts = fold(lines)
+    events, rejected, duplicates, conflicts = fold_all(lines)
     incidents = incidents_of(events)
 
     calls_by_date: dict[date, int] = {}

@@ -74,8 +74,7 @@ NAMED = (
     Mutant("closed never counted", "projections/totals.py",
            "if incident.closed_at is not None:", "if False:"),
     Mutant("grid and area from the latest call", "projections/incident.py",
-           "        if new >= old:\n            return",
-           "        if new <= old:\n            return"),
+           ">= (t0, incident.call_event_id", "<= (t0, incident.call_event_id"),
     Mutant("crew: the dispatched one first", "projections/incident.py",
            "return self.arrived_crew if self.arrived_crew is not None else "
            "self.dispatched_crew",

@@ -2,8 +2,8 @@
 
 Contract of ``ProjectionStore`` (checked by ``tests/contract``):
 - ``commit(c)`` is atomic: the new events (the dedup record, keyed by event id),
-  the incident rows, the call rows, the totals deltas, the counters and the
-  consumer's next positions are all written, or none is;
+  the incident rows, the call rows, the shift rows, the totals deltas, the
+  counters and the consumer's next positions are all written, or none is;
 - ``commit`` refuses (``StalePosition``, nothing written) when, for a position
   key in ``c.expected``, the stored position (0 if none was stored) differs
   from the expected one: another consumer has moved it (a rebalance or a
@@ -11,7 +11,11 @@ Contract of ``ProjectionStore`` (checked by ``tests/contract``):
 - ``known_event_ids`` returns exactly those ids already committed;
 - ``load_incidents`` returns the committed state of the ids that exist;
 - ``totals`` returns the running sum of every committed delta, per bucket,
-  maintained for ``calendar`` (fixed when the store is first created);
+  maintained for ``calendar`` and ``sla_limits`` (both fixed when the store is
+  first created);
+- ``shifts`` returns every committed shift fact; ``handover_incidents`` the
+  outage incidents open at the end of their duty period under ``calendar``
+  (t0 in the period, t6 missing or not before its end);
 - reads reflect every commit that returned before them;
 - ``writing()`` serialises read-modify-write cycles between writers, also
   between processes: inside ``async with store.writing():`` the reads
@@ -37,6 +41,7 @@ from typing import NamedTuple
 
 from projections.duty import DutyCalendar
 from projections.incident import CALL, RESTORE, Fact, Incident
+from projections.sla import SlaLimits
 from projections.totals import Bucket, Totals
 
 DEFAULT_CHANGE_RETENTION_DAYS = 7.0
@@ -128,6 +133,16 @@ class StoreError(RuntimeError):
     ``str(exc)`` is one line for people, naming the store."""
 
 
+class StoreUnavailable(StoreError):
+    """A server behind a store or an adapter (PostgreSQL, Kafka) is unreachable, refused
+    the connection or its credentials, or failed the operation.
+
+    Adapters raise it in place of their driver's errors (kept as ``__cause__``), so
+    callers never need to know the driver. Nothing of the failed operation was
+    committed; the same call may succeed once the server answers again. ``str(exc)``
+    is one line for people naming the server, never a password."""
+
+
 @dataclass(slots=True)
 class Commit:
     consumer: str
@@ -139,6 +154,8 @@ class Commit:
     deltas: dict[Bucket, Totals] = field(default_factory=dict)
     rejected: int = 0
     duplicates: int = 0
+    shifts: list[Fact] = field(default_factory=list)
+    """``duty.shift_started`` facts (no incident): team, leader, members."""
     conflicts: int = 0
     """Copies of an accepted ``event_id`` with different content (rejected)."""
     fingerprints: dict[PositionKey, str] = field(default_factory=dict)
@@ -153,6 +170,8 @@ class ProjectionStore(ABC):
     """Read models plus the consumer positions that produced them (module contract)."""
 
     calendar: DutyCalendar
+    sla_limits: SlaLimits
+    """The limits the stored SLA counts of each duty period were computed with."""
 
     @abstractmethod
     async def open(self) -> None:
@@ -204,6 +223,14 @@ class ProjectionStore(ABC):
     @abstractmethod
     def all_calls(self) -> AsyncIterator[Fact]:
         """Every committed ``call.received`` fact (time, grid, area)."""
+
+    @abstractmethod
+    async def shifts(self) -> list[Fact]:
+        """Every committed ``duty.shift_started`` fact (few: one or two a day)."""
+
+    @abstractmethod
+    async def handover_incidents(self) -> list[Incident]:
+        """Outage incidents open at the end of their duty period (store calendar)."""
 
     @abstractmethod
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:

@@ -1,5 +1,8 @@
 """Publishing events to ``outage.events``, keyed by incident, validated on the way in.
 
+Duty events (``duty.*``) concern no incident: their key is ``duty``, so they all
+land on one partition, in order, like the events of one incident.
+
 confluent-kafka (librdkafka) is used here: of the three Kafka clients compared in
 ``bench/kafka_pipeline.py`` it was the fastest (figures in the README). Idempotence
 is on, so a retried send neither duplicates nor reorders messages of one incident.
@@ -13,7 +16,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaException, Producer
 
-from projections.ports import Record, Rejected
+from projections.ports import Record, Rejected, StoreUnavailable
+from schemas.events import DUTY_KEY, Envelope
 from schemas.parsing import InvalidEvent, parse_event
 
 
@@ -44,7 +48,18 @@ def produce_records(
 ) -> ProduceSummary:
     """Validate each record and publish it (key = incident id). Rejected records go
     to ``dlq_topic`` with ``reason`` and ``source`` headers. Returns after every
-    message is acked; raises ``KafkaException`` if any delivery failed."""
+    message is acked; raises ``StoreUnavailable`` if any delivery failed."""
+    try:
+        return _produce(batches, producer, topic, dlq_topic, on_rejected, on_batch)
+    except KafkaException as exc:
+        raise StoreUnavailable(f"Kafka: {exc}") from exc
+
+
+def _produce(
+    batches: Iterable[Sequence[Record]], producer: Producer, topic: str, dlq_topic: str,
+    on_rejected: Callable[[Rejected], None] | None,
+    on_batch: Callable[[Sequence[Record], ProduceSummary], None] | None,
+) -> ProduceSummary:
     summary = ProduceSummary()
     failures: list[str] = []
     started = time.perf_counter()
@@ -65,7 +80,7 @@ def produce_records(
                       [("reason", exc.reason.encode()),
                        ("source", record.label.encode())])
                 continue
-            _send(producer, topic, event.incident_id.encode(), record.raw, delivered, None)
+            _send(producer, topic, kafka_key(event), record.raw, delivered, None)
             summary.published += 1
         summary.lines += len(records)
         producer.poll(0)
@@ -77,6 +92,15 @@ def produce_records(
                              f"{failures[0] if failures else 'timeout'}")
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def kafka_key(event: Envelope) -> bytes:
+    """The message key: the incident id, or ``duty`` for ``duty.*`` events."""
+    kind: str = event.type  # type: ignore[attr-defined]
+    if kind.startswith("duty."):
+        return DUTY_KEY.encode()
+    assert event.incident_id is not None  # required on every incident event
+    return event.incident_id.encode()
 
 
 def _send(producer: Producer, topic: str, key: bytes | None, value: bytes,

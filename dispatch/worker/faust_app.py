@@ -16,15 +16,13 @@ import logging
 from collections.abc import Iterable
 from typing import Any, cast
 
-import asyncpg
 import faust
-from aiokafka.errors import KafkaError
 
 from dispatch import bootstrap
 from dispatch.kafka.dead_letters import KafkaDeadLetters
 from dispatch.kafka.metrics import WorkerMetrics
 from dispatch.settings import Settings
-from projections.ports import ProjectionStore
+from projections.ports import ProjectionStore, StoreUnavailable
 from projections.runners.stream import Message, PartitionProjector
 
 log = logging.getLogger("dispatch.worker")
@@ -76,7 +74,7 @@ class WorkerRuntime:
         async with self._store_lock:
             try:
                 seeks = await self.projector.assign(partitions)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except StoreUnavailable as exc:
                 log.warning("stored positions not readable (%s); reconnecting", exc)
                 await self._reconnect()
                 seeks = await self.projector.assign(partitions)
@@ -144,7 +142,7 @@ class WorkerRuntime:
         try:
             async with self._store_lock:
                 outcome = await self.projector.handle(messages)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as exc:
+        except StoreUnavailable as exc:
             # Nothing of this batch was committed. Faust has already fetched past it,
             # so once PostgreSQL (or the DLQ) answers again, every owned partition
             # goes back to its stored offset and the batch is fetched anew.
@@ -173,7 +171,7 @@ class WorkerRuntime:
                 await self.store.close()
                 await self.store.open()
                 break
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except StoreUnavailable as exc:
                 log.warning("PostgreSQL not answering (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

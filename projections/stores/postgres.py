@@ -43,27 +43,38 @@ from projections.ports import (
     ProjectionStore,
     StalePosition,
 )
+from projections.sla import SlaLimits
+from projections.stores.driver_errors import described, masked, translate_errors
 from projections.stores.migrate import migrations
 from projections.stores.rows import (
     COUNTERS,
     INCIDENT_COLUMNS,
+    INCIDENT_WRITE_COLUMNS,
     POSITION_COLUMNS,
+    SHIFT_COLUMNS,
     TOTALS_COLUMNS,
     TOTALS_KEY,
     calendar_from_meta,
     calendar_meta,
     incident_from_row,
     incident_row,
+    limits_from_meta,
+    limits_meta,
+    shift_from_row,
+    shift_row,
 )
 from projections.totals import FIELDS, Bucket, Totals
 
 _INCIDENT_TYPES = ("text", *["bigint"] * 7, "text", "text", "text", "bigint", "bigint", "text",
-                   "text", "bigint", "bigint", "text", "bigint", "text")
+                   "text", "bigint", "bigint", "text", "bigint", "text", "text", "integer",
+                   "text", "bigint")
+"""Types of ``INCIDENT_WRITE_COLUMNS``, in order."""
+assert len(_INCIDENT_TYPES) == len(INCIDENT_WRITE_COLUMNS)
 _INCIDENT_UPSERT = (
-    f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) SELECT * FROM unnest("
+    f"INSERT INTO incidents ({', '.join(INCIDENT_WRITE_COLUMNS)}) SELECT * FROM unnest("
     + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_INCIDENT_TYPES, start=1))
     + ") ON CONFLICT (incident_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_COLUMNS[1:])
+    + ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_WRITE_COLUMNS[1:])
 )
 _TOTALS_TYPES = ("text", "text", "text", *["bigint"] * len(FIELDS))
 _TOTALS_UPSERT = (
@@ -83,19 +94,29 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
 
 
+def _describe(store: PostgresStore, exc: BaseException) -> str:
+    return f"PostgreSQL at {masked(store.dsn)}: {described(exc)}"
+
+
+@translate_errors((OSError, asyncpg.PostgresError, asyncpg.InterfaceError), _describe)
 class PostgresStore(ProjectionStore):
-    """``idle_transaction_timeout`` (seconds): PostgreSQL ends a session whose open
+    """Driver errors (connection, credentials, server shutdown, failed transaction)
+    leave every public method as ``StoreUnavailable``.
+
+    ``idle_transaction_timeout`` (seconds): PostgreSQL ends a session whose open
     transaction waits that long for its client, so a worker frozen mid-commit
     (stopped, paused VM) releases its position locks instead of blocking the
     worker that took its partitions over. The session is named
     ``dispatch[PID]`` in ``pg_stat_activity``."""
 
     def __init__(self, dsn: str, calendar: DutyCalendar | None = None, *,
+                 sla_limits: SlaLimits | None = None,
                  change_log: bool = True,
                  change_retention_days: float = DEFAULT_CHANGE_RETENTION_DAYS,
                  idle_transaction_timeout: float | None = None) -> None:
         self.dsn = dsn
         self.calendar = calendar or DutyCalendar()
+        self.sla_limits = sla_limits or SlaLimits()
         self.change_log = change_log
         self.change_retention_days = change_retention_days
         self.idle_transaction_timeout = idle_transaction_timeout
@@ -131,12 +152,17 @@ class PostgresStore(ProjectionStore):
                     await self.conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                         version, name)
-            stored = calendar_from_meta(dict(await self.conn.fetch("SELECT key, value FROM meta")))
+            meta = dict(await self.conn.fetch("SELECT key, value FROM meta"))
+            stored = calendar_from_meta(meta)
+            limits = limits_from_meta(meta)
             if stored is not None:
                 self.calendar = stored
-            else:
-                await self.conn.executemany("INSERT INTO meta (key, value) VALUES ($1, $2)",
-                                            calendar_meta(self.calendar))
+            if limits is not None:
+                self.sla_limits = limits
+            if stored is None or limits is None:
+                await self.conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    calendar_meta(self.calendar) + limits_meta(self.sla_limits))
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -225,13 +251,17 @@ class PostgresStore(ProjectionStore):
                     "event_log", records=commit.events,
                     columns=("event_id", "incident_id", "type", "occurred_us", "raw"))
             if commit.incidents:
-                rows = [incident_row(i) for i in commit.incidents]
-                await conn.execute(_INCIDENT_UPSERT, *_columns(rows, len(INCIDENT_COLUMNS)))
+                rows = [incident_row(i, self.calendar) for i in commit.incidents]
+                await conn.execute(_INCIDENT_UPSERT, *_columns(rows, len(INCIDENT_WRITE_COLUMNS)))
             if commit.calls:
                 await conn.copy_records_to_table(
                     "calls", records=[(c.event_id, c.incident_id, c.at, c.grid, c.area)
                                       for c in commit.calls],
                     columns=("event_id", "incident_id", "occurred_us", "grid", "area"))
+            if commit.shifts:
+                await conn.copy_records_to_table(
+                    "shifts", records=[shift_row(f) for f in commit.shifts],
+                    columns=SHIFT_COLUMNS)
             if commit.deltas:
                 # Sorted so concurrent workers lock shared total rows in one order (no deadlock).
                 rows = [(*b, *v) for b, v in sorted(commit.deltas.items())]
@@ -350,6 +380,15 @@ class PostgresStore(ProjectionStore):
                     "SELECT event_id, incident_id, occurred_us, grid, area FROM calls",
                     prefetch=5000):
                 yield Fact(r[0], "call.received", r[1], r[2], r[3], r[4])
+
+    async def shifts(self) -> list[Fact]:
+        rows = await self.conn.fetch(f"SELECT {', '.join(SHIFT_COLUMNS)} FROM shifts")
+        return [shift_from_row(tuple(r)) for r in rows]
+
+    async def handover_incidents(self) -> list[Incident]:
+        rows = await self.conn.fetch(f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents "
+                                     "WHERE handover_end IS NOT NULL")
+        return [incident_from_row(tuple(r)) for r in rows]
 
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:
         rows = await self.conn.fetch(

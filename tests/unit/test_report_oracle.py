@@ -60,9 +60,6 @@ def stamp(instant: datetime, offset: timedelta | None) -> str:
     return f"{text}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-CALL_TIES_SAME_PLACE = True
-"""Two calls of one incident at the same instant name the same grid and area, while
-the engine still breaks such ties on the values rather than on the event id."""
 GRIDS = ("URB-1", "URB-2", "RUR-9")
 AREAS = ("urban", "rural", "remote")
 CREWS = ("CREW-1", "CREW-2", "CREW-7")
@@ -244,11 +241,7 @@ def histories(draw: st.DrawFn, conflicts: bool = False) -> History:
             k = draw(st.sampled_from((0, 0, 3, 3, draw(st.integers(0, 6)))))
             shift = draw(st.one_of(st.just(timedelta(0)),
                                    st.integers(-120, 120).map(lambda m: timedelta(minutes=m))))
-            spec = new(CHECKPOINT_TYPES[k], incident_id, times[k] + shift)
-            if k == 0 and CALL_TIES_SAME_PLACE:
-                same_instant = next(c for c in specs if c.incident_id == incident_id
-                                    and c.kind == "call.received" and c.at == spec.at)
-                specs[-1] = replace(spec, grid=same_instant.grid, area=same_instant.area)
+            new(CHECKPOINT_TYPES[k], incident_id, times[k] + shift)
         for _ in range(draw(st.integers(0, 2))):
             new("crew.dispatched", incident_id, times[1] + timedelta(minutes=1))
         if draw(st.booleans()):

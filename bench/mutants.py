@@ -153,18 +153,23 @@ def scratch_copy(into: Path) -> Path:
 
 def run_tests(copy: Path, examples: int, timeout: float) -> tuple[bool, float]:
     """True if the tests fail (the mutant is killed)."""
+    killed, seconds, _ = run_tests_output(copy, examples, timeout)
+    return killed, seconds
+
+
+def run_tests_output(copy: Path, examples: int, timeout: float) -> tuple[bool, float, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_")}
-    env.update(PYTHONPATH=str(copy), ORACLE_MAX_EXAMPLES=str(examples),
+    env.update(PYTHONPATH=str(copy), ORACLE_MAX_EXAMPLES=str(examples), ORACLE_NO_SHRINK="1",
                PYTHONDONTWRITEBYTECODE="1")
     started = time.monotonic()
     try:
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-x", "-q", "-m", "not servers",
-             "-p", "no:randomly", "-p", "no:cacheprovider", *TESTS],
+             *TESTS],
             cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return True, time.monotonic() - started  # a hang counts as noticed
-    return done.returncode != 0, time.monotonic() - started
+        return True, time.monotonic() - started, "timeout"  # a hang counts as noticed
+    return done.returncode != 0, time.monotonic() - started, done.stdout[-3000:]
 
 
 def main() -> int:
@@ -187,9 +192,10 @@ def main() -> int:
     results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
         copy = scratch_copy(Path(tmp))
-        clean, seconds = run_tests(copy, args.examples, args.timeout)
+        clean, seconds, output = run_tests_output(copy, args.examples, args.timeout)
         if clean:
-            print("the tests fail without any mutant: fix that first", file=sys.stderr)
+            print(f"the tests fail without any mutant: fix that first\n{output}",
+                  file=sys.stderr)
             return 2
         print(f"unmutated: tests pass in {seconds:.0f}s", flush=True)
         for n, mutant in enumerate(mutants, start=1):

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from dispatch.cli import main
@@ -38,8 +38,11 @@ CHECKPOINT_TYPES = ("call.received", "call.verified", "crew.departed", "crew.arr
 MICROS_PER_MINUTE = 60_000_000
 
 # ORACLE_MAX_EXAMPLES=2000 for a deeper (slower) search than the default budget
+# ORACLE_NO_SHRINK=1: report the first failing example as found (the mutation run)
 PROPERTY_SETTINGS = settings(max_examples=int(os.environ.get("ORACLE_MAX_EXAMPLES", "100")),
                              deadline=None,
+                             phases=[p for p in Phase if not (
+                                 p is Phase.shrink and os.environ.get("ORACLE_NO_SHRINK"))],
                              suppress_health_check=[HealthCheck.too_slow,
                                                     HealthCheck.data_too_large])
 

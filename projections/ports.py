@@ -164,6 +164,23 @@ class Commit:
     changes: list[NewChange] = field(default_factory=list)
     """Extra change-log entries (e.g. alert transitions); the store adds the
     incident and period changes of the batch itself."""
+    outbox: list[OutboxEntry] = field(default_factory=list)
+    """Events written by commands, to publish after the commit (same transaction)."""
+    answer: CommandAnswer | None = None
+    """A command's answer kept under its idempotency key (same transaction)."""
+
+
+class OutboxEntry(NamedTuple):
+    event_id: str
+    key: str
+    """The Kafka message key."""
+    raw: bytes
+
+
+class CommandAnswer(NamedTuple):
+    idempotency_key: str
+    status: int
+    body: bytes
 
 
 class ProjectionStore(ABC):
@@ -238,6 +255,23 @@ class ProjectionStore(ABC):
 
     @abstractmethod
     async def event_count(self) -> int: ...
+
+    # The write side (``dispatch serve``'s commands): optional too.
+
+    async def events_of_types(self, types: Collection[str]) -> list[bytes]:
+        """The original bytes of every logged event of one of ``types``."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no command tables")
+
+    async def command_answer(self, idempotency_key: str) -> CommandAnswer | None:
+        """The answer committed under ``idempotency_key``, if any."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no command tables")
+
+    async def unpublished(self, limit: int = 500) -> list[tuple[int, OutboxEntry]]:
+        """Outbox entries not yet marked published, oldest first, with their sequence."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no command tables")
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} keeps no command tables")
 
     # The change log and the live queries: optional, a store without them
     # serves reports but not ``dispatch serve``'s stream.

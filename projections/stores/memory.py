@@ -17,6 +17,7 @@ from projections.ports import (
     DEFAULT_CHANGE_RETENTION_DAYS,
     Change,
     ChangeWindow,
+    CommandAnswer,
     Commit,
     LoggedEvent,
     PositionKey,
@@ -40,6 +41,7 @@ class MemoryStore(ProjectionStore):
         self._changes: list[Change] = []
         self._head = 0
         self._events: dict[str, LoggedEvent] = {}
+        self._answers: dict[str, CommandAnswer] = {}
         self._incidents: dict[str, Incident] = {}
         self._calls: list[Fact] = []
         self._shifts: list[Fact] = []
@@ -75,6 +77,8 @@ class MemoryStore(ProjectionStore):
                 raise StalePosition(f"{source}[{partition}] moved")
         for event in commit.events:
             self._events[event.event_id] = event
+        if commit.answer is not None:
+            self._answers[commit.answer.idempotency_key] = commit.answer
         for incident in commit.incidents:
             self._incidents[incident.incident_id] = incident.copy()
         self._calls.extend(commit.calls)
@@ -138,3 +142,9 @@ class MemoryStore(ProjectionStore):
 
     async def event_count(self) -> int:
         return len(self._events)
+
+    async def events_of_types(self, types: Collection[str]) -> list[bytes]:
+        return [e.raw for e in self._events.values() if e.type in types]
+
+    async def command_answer(self, idempotency_key: str) -> CommandAnswer | None:
+        return self._answers.get(idempotency_key)

@@ -36,9 +36,11 @@ from projections.ports import (
     DEFAULT_CHANGE_RETENTION_DAYS,
     Change,
     ChangeWindow,
+    CommandAnswer,
     Commit,
     IncidentQuery,
     LoggedEvent,
+    OutboxEntry,
     PositionKey,
     ProjectionStore,
     StalePosition,
@@ -287,6 +289,13 @@ class PostgresStore(ProjectionStore):
                     "SET fingerprint = excluded.fingerprint",
                     [(commit.consumer, s, p, v)
                      for (s, p), v in sorted(commit.fingerprints.items())])
+            if commit.outbox:
+                await conn.executemany(
+                    "INSERT INTO outbox (event_id, kafka_key, raw) VALUES ($1, $2, $3)",
+                    commit.outbox)
+            if commit.answer is not None:
+                await conn.execute("INSERT INTO command_answers (idempotency_key, status, body) "
+                                   "VALUES ($1, $2, $3)", *commit.answer)
             if self.change_log:
                 # Last, so the change_head row lock is held only for the end of the batch.
                 await self._append_changes(commit)
@@ -398,3 +407,25 @@ class PostgresStore(ProjectionStore):
 
     async def event_count(self) -> int:
         return int(await self.conn.fetchval("SELECT count(*) FROM event_log"))
+
+    async def events_of_types(self, types: Collection[str]) -> list[bytes]:
+        rows = await self.conn.fetch("SELECT raw FROM event_log WHERE type = ANY($1::text[])",
+                                     sorted(types))
+        return [bytes(row[0]) for row in rows]
+
+    async def command_answer(self, idempotency_key: str) -> CommandAnswer | None:
+        row = await self.conn.fetchrow(
+            "SELECT idempotency_key, status, body FROM command_answers "
+            "WHERE idempotency_key = $1", idempotency_key)
+        return None if row is None else CommandAnswer(row[0], int(row[1]), bytes(row[2]))
+
+    async def unpublished(self, limit: int = 500) -> list[tuple[int, OutboxEntry]]:
+        rows = await self.conn.fetch(
+            "SELECT seq, event_id, kafka_key, raw FROM outbox WHERE published_us IS NULL "
+            "ORDER BY seq LIMIT $1", limit)
+        return [(int(r[0]), OutboxEntry(r[1], r[2], bytes(r[3]))) for r in rows]
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        await self.conn.execute(
+            "UPDATE outbox SET published_us = $1 WHERE seq = ANY($2::bigint[])",
+            time.time_ns() // 1000, list(seqs))

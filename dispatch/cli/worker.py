@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--batch-size", type=int, metavar="N", help="max messages per batch")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve Prometheus metrics on 127.0.0.1:PORT (0: off; default 9108)")
+    parser.add_argument("--instance-id", metavar="NAME",
+                        help="static group membership name, stable per worker slot: a "
+                             "restarted worker resumes at once (env DISPATCH_WORKER_INSTANCE_ID)")
     parser.add_argument("--log-level", default="warning",
                         choices=("debug", "info", "warning", "error"))
     parser.set_defaults(run=run)
@@ -41,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         updates["pg_dsn"] = SecretStr(args.pg_dsn)
     if args.bootstrap:
         updates["kafka_bootstrap"] = args.bootstrap
+    if args.instance_id:
+        updates["worker_instance_id"] = args.instance_id
     if args.metrics_port is not None:
         updates["metrics_port"] = args.metrics_port
     settings = settings.model_copy(update=updates)

@@ -27,7 +27,9 @@ from tests.oracle import (
     Calendar,
     OracleIncident,
     Rejected,
+    breakdowns,
     fold,
+    fold_all,
     incidents_of,
     parse_instant,
     statistics,
@@ -99,7 +101,7 @@ def history_report(lines: list[str], duty_timezone: str, duty_start: str, *,
                    as_of: str | None = None, known_at: str | None = None) -> dict[str, Any]:
     """The report's contract keys for one window (module doc)."""
     calendar = Calendar(duty_timezone, duty_start)
-    _, rejected, duplicates = fold(lines)
+    _, rejected, duplicates, conflicts = fold_all(lines)
     events = kept_events(lines, as_of, known_at)
 
     def in_range(day: date) -> bool:
@@ -132,6 +134,10 @@ def history_report(lines: list[str], duty_timezone: str, duty_start: str, *,
         "overall": statistics(everyone, total_calls, ends),
         "unattributed": sum(1 for i in outage if i.t(0) is None),
         "rejected_events": rejected, "duplicate_events": duplicates,
+        "conflicting_events": conflicts,
+        "breakdowns": breakdowns(everyone, ends, [
+            e for e in events if e.type == "call.received"
+            and in_range(calendar.duty_date_of(e.occurred_at))]),
     }
 
 

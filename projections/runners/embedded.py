@@ -24,6 +24,7 @@ from projections.incident import Fact
 from projections.ports import ProjectionStore, Record, Rejected
 from projections.projector import Projector, facts_of
 from projections.runners.files import file_source, read_records
+from projections.sla_live import SlaPolicy
 
 INGEST_CONSUMER = "ingest"
 PARALLEL_FROM_BYTES = 8 << 20
@@ -64,13 +65,17 @@ async def ingest_files(
     progress: Progress | None = None,
     from_start: bool = False,
     parse_workers: int | None = None,
+    sla: SlaPolicy | None = None,
 ) -> IngestSummary:
     """Ingest ``paths`` in order; see the module doc for the resume contract.
 
     ``on_rejected`` is called for every rejected line before the batch that
     contains it is committed. With ``strict`` the ingest stops at the first
     rejected line, committing the lines before it. ``parse_workers`` processes
-    validate ahead (0: inline; None: decided by input size).
+    validate ahead (0: inline; None: decided by input size). With ``sla``, each
+    batch's transaction also keeps the SLA state and alert outbox of the
+    incidents it touched (``projections.sla_live``), and a last transaction
+    re-evaluates every rule due by the end.
     """
     summary = IngestSummary()
     started = time.perf_counter()
@@ -96,6 +101,11 @@ async def ingest_files(
                 for rejected in prepared.rejected:
                     if on_rejected is not None:
                         on_rejected(rejected)
+                if sla is not None:
+                    prepared.commit.sla = sla.for_batch(
+                        prepared.commit.incidents,
+                        max((e.at for e in prepared.commit.events), default=None),
+                        time.time_ns() // 1000)
                 await store.commit(prepared.commit)
                 summary.lines += len(records)
                 summary.accepted += prepared.accepted
@@ -107,6 +117,9 @@ async def ingest_files(
                     break
             if summary.stopped_at is not None:
                 break
+        if sla is not None:
+            # Rules touched by earlier batches may have passed a threshold since.
+            await store.sla_tick(sla.for_tick(time.time_ns() // 1000))
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

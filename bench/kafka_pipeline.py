@@ -535,6 +535,7 @@ class Bench:
 
     def produce(self) -> None:
         from dispatch.cli.produce import produce_files
+        from dispatch.kafka.producer import make_producer
         from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
 
         n = self.args.events
@@ -548,7 +549,7 @@ class Bench:
             f"producing to {self.topic} (6 partitions)")
         self.new_topic(self.topic)
         before = machine_cpu()
-        summary = produce_files([self.events_file], self.bootstrap, self.topic,
+        summary = produce_files([self.events_file], make_producer(self.bootstrap), self.topic,
                                 f"{self.topic}.dlq")
         self.offsets = end_offsets(self.bootstrap, self.topic, 6)
         self.n = sum(self.offsets.values())

@@ -17,13 +17,26 @@ Contract of ``ProjectionStore`` (checked by ``tests/contract``):
   of the plan's incidents (and, for ``due``, of every stored rule due by the
   plan's instant) against the stored SLA rows, writes the new rows and appends
   each transition to the alert outbox, at most once per ``alert_id``
-  (``projections.sla_live``); ``c.sla_update`` is then what it wrote.
+  (``projections.sla_live``); ``c.sla_update`` is then what it wrote;
+- ``writing()`` serialises read-modify-write cycles between writers, also
+  between processes: inside ``async with store.writing():`` the reads
+  (``positions``, ``known_event_ids``, ``known_events``, ``load_incidents``) see
+  every commit of every other writer, and no other writer commits until the
+  block ends. The block holds at most one ``commit``, which makes it durable
+  when it returns; leaving the block without a commit (or by an exception)
+  writes nothing. A commit outside ``writing()`` is still atomic but its reads
+  may be stale: use that only when nobody else writes the same incidents.
+  ``writing(partitioned=True)`` is for writers that own disjoint sets of
+  incidents (Kafka partitions keyed by incident id): they need not exclude
+  each other, only the other writers;
+- opening a store is safe while other processes open, create or migrate it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -115,6 +128,12 @@ class StalePosition(RuntimeError):
     """The stored position moved under this consumer; re-read positions and retry."""
 
 
+class StoreError(RuntimeError):
+    """The store cannot be used (not a store, unreadable, read-only, locked, full).
+
+    ``str(exc)`` is one line for people, naming the store."""
+
+
 @dataclass(slots=True)
 class Commit:
     consumer: str
@@ -169,10 +188,21 @@ class ProjectionStore(ABC):
     async def known_event_ids(self, event_ids: Sequence[str]) -> set[str]: ...
 
     @abstractmethod
+    async def known_events(self, event_ids: Sequence[str]) -> dict[str, bytes]:
+        """The original bytes of those of ``event_ids`` already committed."""
+
+    @abstractmethod
     async def load_incidents(self, incident_ids: Collection[str]) -> dict[str, Incident]: ...
 
     @abstractmethod
     async def commit(self, commit: Commit) -> None: ...
+
+    def writing(self, *, partitioned: bool = False) -> AbstractAsyncContextManager[None]:
+        """A serialised read-modify-write block (see module contract).
+
+        The default suits a store that only one process, one task at a time,
+        writes (the in-memory store)."""
+        return _no_lock()
 
     @abstractmethod
     async def totals(self) -> dict[Bucket, Totals]: ...
@@ -272,3 +302,8 @@ def _matches(incident: Incident, query: IncidentQuery) -> bool:
     if query.grid is not None and incident.grid != query.grid:
         return False
     return query.area is None or incident.area == query.area
+
+
+@asynccontextmanager
+async def _no_lock() -> AsyncIterator[None]:
+    yield

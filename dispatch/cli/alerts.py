@@ -11,6 +11,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from dispatch import bootstrap
 from dispatch.cli.common import (
     BadUsage,
     ProgressLine,
@@ -25,8 +26,6 @@ from projections.duty import to_micros
 from projections.incident import Incident
 from projections.runners.embedded import ingest_files
 from projections.sla import RULES, STATES, SlaLimits, alerts_document
-from projections.stores import open_store
-from projections.stores.memory import MemoryStore
 from schemas.events import RFC3339
 
 FORMATS = ("json", "table", "markdown")
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     limits = settings.sla_limits
 
     async def from_files() -> list[Incident]:
-        store = MemoryStore(settings.calendar)
+        store = bootstrap.scratch_store(settings)
         rejects = RejectsFile(args.rejects)
         progress = ProgressLine()
         try:
@@ -87,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         return [i async for i in store.all_incidents()]
 
     async def from_store() -> list[Incident]:
-        async with open_store(settings.store, settings.calendar) as store:
+        async with bootstrap.read_model_store(settings) as store:
             return [i async for i in store.all_incidents()]
 
     if not args.input:

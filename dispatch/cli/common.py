@@ -139,6 +139,9 @@ def print_summary(summary: IngestSummary, verb: str = "ingested") -> None:
     print(f"{verb} {summary.lines:,} lines in {summary.seconds:.2f}s ({rate:,.0f} lines/s): "
           f"{summary.accepted:,} accepted, {summary.duplicates:,} duplicate, "
           f"{summary.rejected:,} rejected", file=sys.stderr)
+    if summary.skipped_lines:
+        print(f"left out {summary.skipped_lines:,} lines that another ingest running at the "
+              "same time committed first", file=sys.stderr)
     if summary.skipped_bytes:
         print(f"resumed after {summary.skipped_bytes:,} bytes already ingested "
               "(use --from-start to read files again)", file=sys.stderr)

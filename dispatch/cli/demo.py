@@ -9,12 +9,12 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from dispatch.cli.common import ProgressLine, RejectsFile, print_summary
+from dispatch import bootstrap
+from dispatch.cli.common import ProgressLine, RejectsFile, print_summary, settings_from
 from dispatch.cli.render import render
 from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
 from projections.queries import duty_report
 from projections.runners.embedded import ingest_files
-from projections.stores.sqlite import SqliteStore
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -46,13 +46,15 @@ def _demo(folder: Path, args: argparse.Namespace) -> int:
     store_path = folder / "demo.db"
     for stale in (store_path, Path(f"{store_path}-wal"), Path(f"{store_path}-shm")):
         stale.unlink(missing_ok=True)
+    settings = settings_from(args)
     plan = SimulationPlan(seed=args.seed, start=date(2026, 7, 1), days=2, storm_days=(1,),
                           duplicate_rate=0.02, shuffle=True, late_rate=0.01, skew_rate=0.01,
-                          malformed_rate=0.001)
+                          malformed_rate=0.001, duty_timezone=settings.duty_timezone,
+                          duty_start=settings.duty_start_time)
     count = write_jsonl(simulate_lines(plan), events)
     print(f"simulated {count:,} lines (normal day 2026-07-01, storm day 2026-07-02) "
           f"into {events}", file=sys.stderr)
-    store = SqliteStore(store_path)
+    store = bootstrap.read_model_store(settings, f"sqlite:///{store_path}")
     rejects = RejectsFile(None)
 
     async def work() -> str:

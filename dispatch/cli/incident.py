@@ -6,9 +6,9 @@ import argparse
 import asyncio
 import json
 
+from dispatch import bootstrap
 from dispatch.cli.common import UserError, add_store_option, require_store, settings_from
 from projections.queries import Timeline, incident_timeline
-from projections.stores import open_store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     require_store(settings)
 
     async def look_up() -> Timeline | None:
-        async with open_store(settings.store, settings.calendar) as store:
+        async with bootstrap.read_model_store(settings) as store:
             return await incident_timeline(store, args.incident_id)
 
     timeline = asyncio.run(look_up())

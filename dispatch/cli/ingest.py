@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 
+from dispatch import bootstrap
 from dispatch.cli.common import (
     ProgressLine,
     RejectsFile,
@@ -18,7 +19,6 @@ from dispatch.cli.common import (
     settings_from,
 )
 from projections.runners.embedded import ingest_files
-from projections.stores import open_store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -46,8 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     paths = existing_files(args.files)
-    store = open_store(settings.store, settings.calendar,
-                       change_retention_days=settings.change_retention_days)
+    store = bootstrap.read_model_store(settings)
     rejects = RejectsFile(args.rejects)
     progress = ProgressLine()
 

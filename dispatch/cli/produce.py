@@ -9,11 +9,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dispatch import bootstrap
 from dispatch.cli.common import RejectsFile, UserError, existing_files, settings_from
 from projections.ports import Record, Rejected
 from projections.runners.files import read_records
 
 if TYPE_CHECKING:
+    from confluent_kafka import Producer
+
     from dispatch.kafka.producer import ProduceSummary
 
 
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         ensure_topics(settings)
-        summary = produce_files(paths, settings.kafka_bootstrap, settings.topic_events,
+        summary = produce_files(paths, bootstrap.event_producer(settings), settings.topic_events,
                                 settings.topic_dlq, on_rejected=rejects, progress=progress)
     except KafkaException as exc:
         raise UserError(f"Kafka at {settings.kafka_bootstrap}: {exc}") from None
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def produce_files(
-    paths: Sequence[Path], bootstrap: str, topic: str, dlq_topic: str,
+    paths: Sequence[Path], producer: Producer, topic: str, dlq_topic: str,
     on_rejected: Callable[[Rejected], None] | None = None,
     progress: Callable[[str, int, int, int], None] | None = None,
 ) -> ProduceSummary:
@@ -94,4 +97,4 @@ def produce_files(
             name, size = current[0]
             progress(name, records[-1].next_position, size, summary.lines)
 
-    return produce_records(batches(), bootstrap, topic, dlq_topic, on_rejected, on_batch)
+    return produce_records(batches(), producer, topic, dlq_topic, on_rejected, on_batch)

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from dispatch import bootstrap
 from dispatch.cli.common import (
     ProgressLine,
     RejectsFile,
@@ -21,8 +22,6 @@ from dispatch.cli.common import (
 from dispatch.cli.render import FORMATS, render
 from projections.queries import duty_report
 from projections.runners.embedded import ingest_files
-from projections.stores import open_store
-from projections.stores.memory import MemoryStore
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def from_files() -> str:
         paths = existing_files(args.input)
-        store = MemoryStore(settings.calendar)
+        store = bootstrap.scratch_store(settings)
         rejects = RejectsFile(args.rejects)
         progress = ProgressLine()
         try:
@@ -75,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         require_store(settings)
 
     async def from_store() -> str:
-        store = open_store(settings.store, settings.calendar)
+        store = bootstrap.read_model_store(settings)
         async with store:
             report = await duty_report(store, settings.calendar if calendar_given else None)
         return render(report, args.format)

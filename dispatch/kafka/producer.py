@@ -38,14 +38,13 @@ def make_producer(bootstrap: str) -> Producer:
 
 
 def produce_records(
-    batches: Iterable[Sequence[Record]], bootstrap: str, topic: str, dlq_topic: str,
+    batches: Iterable[Sequence[Record]], producer: Producer, topic: str, dlq_topic: str,
     on_rejected: Callable[[Rejected], None] | None = None,
     on_batch: Callable[[Sequence[Record], ProduceSummary], None] | None = None,
 ) -> ProduceSummary:
     """Validate each record and publish it (key = incident id). Rejected records go
     to ``dlq_topic`` with ``reason`` and ``source`` headers. Returns after every
     message is acked; raises ``KafkaException`` if any delivery failed."""
-    producer = make_producer(bootstrap)
     summary = ProduceSummary()
     failures: list[str] = []
     started = time.perf_counter()

@@ -20,11 +20,12 @@ import asyncpg
 import faust
 from aiokafka.errors import KafkaError
 
+from dispatch import bootstrap
 from dispatch.kafka.dead_letters import KafkaDeadLetters
 from dispatch.kafka.metrics import WorkerMetrics
 from dispatch.settings import Settings
+from projections.ports import ProjectionStore
 from projections.runners.stream import Message, PartitionProjector
-from projections.stores.postgres import PostgresStore
 
 log = logging.getLogger("dispatch.worker")
 
@@ -32,13 +33,13 @@ log = logging.getLogger("dispatch.worker")
 class WorkerRuntime:
     """The worker's resources, opened once, on first need."""
 
-    def __init__(self, app: faust.App, settings: Settings, metrics: WorkerMetrics) -> None:
+    def __init__(self, app: faust.App, settings: Settings, metrics: WorkerMetrics,
+                 store: ProjectionStore, dead_letters: KafkaDeadLetters) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
-        self.store = PostgresStore(settings.pg_dsn.get_secret_value(), settings.calendar,
-                                   change_retention_days=settings.change_retention_days)
-        self.dead_letters = KafkaDeadLetters(settings.kafka_bootstrap, settings.topic_dlq)
+        self.store = store
+        self.dead_letters = dead_letters
         self.projector = PartitionProjector(self.store, settings.topic_events,
                                             settings.consumer_group, self.dead_letters,
                                             metrics)
@@ -146,7 +147,8 @@ def build_app(settings: Settings, *, batch_max: int = 5000, batch_within: float 
         broker_commit_interval=1.0,
         stream_wait_empty=False,
     )
-    runtime = WorkerRuntime(app, settings, metrics or WorkerMetrics())
+    runtime = WorkerRuntime(app, settings, metrics or WorkerMetrics(),
+                            bootstrap.worker_store(settings), bootstrap.dead_letters(settings))
     topic = app.topic(settings.topic_events, key_type=bytes, value_type=bytes,
                       partitions=settings.partitions)
 

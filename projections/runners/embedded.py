@@ -4,6 +4,12 @@ A file's position (byte offset after the last committed line) is stored in the
 same transaction as the read-model rows, so re-running an interrupted ingest
 resumes exactly where the last commit ended: nothing lost, nothing counted twice.
 
+Each batch is folded and committed inside ``store.writing()``, so any number of
+ingests may write one store at once: each batch reads the incidents, the known
+event ids and the file's position as the other processes committed them. A
+batch whose lines another process has meanwhile committed (the same file
+ingested twice at once) is left out, so that file still counts once.
+
 Validation (pydantic) is the costliest step, so on large inputs it runs in
 worker processes, a few batches ahead of the fold and the commit, which stay in
 this process, in file order.
@@ -38,6 +44,8 @@ class IngestSummary:
     duplicates: int = 0
     rejected: int = 0
     skipped_bytes: int = 0
+    skipped_lines: int = 0
+    """Lines that another process running at the same time committed first."""
     seconds: float = 0.0
     stopped_at: Rejected | None = None
     """In strict mode: the first rejected line; nothing after it was committed."""
@@ -91,28 +99,46 @@ async def ingest_files(
             offset = 0 if from_start else stored.get((source, 0), 0)
             size = path.stat().st_size
             summary.skipped_bytes += offset
+            committed = offset
+            """Where this file's committed lines end, as far as this process knows."""
             batches = read_records(path, source, offset, batch_size)
             for records, parsed in _parsed(batches, pool, ahead=2 * max(parse_workers, 1)):
                 if strict:
                     records, parsed = _until_first_reject(records, parsed, summary)
                     if not records:
                         break
-                prepared = await projector.prepare(records, parsed=parsed)
-                for rejected in prepared.rejected:
-                    if on_rejected is not None:
-                        on_rejected(rejected)
-                if sla is not None:
-                    prepared.commit.sla = sla.for_batch(
-                        prepared.commit.incidents,
-                        max((e.at for e in prepared.commit.events), default=None),
-                        time.time_ns() // 1000)
-                await store.commit(prepared.commit)
-                summary.lines += len(records)
-                summary.accepted += prepared.accepted
-                summary.duplicates += prepared.commit.duplicates
-                summary.rejected += len(prepared.rejected)
+                end = records[-1].next_position
+                async with store.writing():
+                    if not from_start:
+                        now = (await store.positions(INGEST_CONSUMER)).get((source, 0), 0)
+                        # Lines up to the stored position are committed (another process
+                        # may be ingesting this file too): leave them out.
+                        now = max(committed, (await store.positions(INGEST_CONSUMER)).get(
+                            (source, 0), 0))
+                        if records[0].next_position <= now:
+                            before = len(records)
+                            records, parsed = _after(now, records, parsed)
+                            summary.skipped_lines += before - len(records)
+                        committed = now
+                    if records:
+                        prepared = await projector.prepare(records, parsed=parsed)
+                        for rejected in prepared.rejected:
+                            if on_rejected is not None:
+                                on_rejected(rejected)
+                        if sla is not None:
+                            prepared.commit.sla = sla.for_batch(
+                                prepared.commit.incidents,
+                                max((e.at for e in prepared.commit.events), default=None),
+                                time.time_ns() // 1000)
+                        await store.commit(prepared.commit)
+                        committed = end
+                if records:
+                    summary.lines += len(records)
+                    summary.accepted += prepared.accepted
+                    summary.duplicates += prepared.commit.duplicates
+                    summary.rejected += len(prepared.rejected)
                 if progress is not None:
-                    progress(path.name, records[-1].next_position, size, summary)
+                    progress(path.name, end, size, summary)
                 if summary.stopped_at is not None:
                     break
             if summary.stopped_at is not None:
@@ -143,6 +169,13 @@ def _parsed(batches: Iterator[list[Record]], pool: ProcessPoolExecutor | None,
     while pending:
         done, future = pending.popleft()
         yield done, future.result()
+
+
+def _after(position: int, records: list[Record],
+           parsed: Parsed) -> tuple[list[Record], Parsed]:
+    """The records that end after ``position`` (those before it are committed)."""
+    keep = [i for i, record in enumerate(records) if record.next_position > position]
+    return [records[i] for i in keep], [parsed[i] for i in keep]
 
 
 def _until_first_reject(records: list[Record], parsed: Parsed,

@@ -6,7 +6,9 @@ says. Contract:
 - ``assign(partitions)`` returns the offset to seek each partition to: the next
   position stored in the read-model database, never Kafka's committed offset;
 - ``handle(messages)`` projects one batch and commits it in one store
-  transaction together with the next offsets; only messages that continue a
+  transaction together with the next offsets; its reads and its commit form
+  one ``writing(partitioned=True)`` block, so it relies on every incident's
+  events being in one partition (the key is the incident id); only messages that continue a
   partition exactly where the store left it are applied: re-deliveries are
   skipped, and a gap (the client reads from somewhere else) is refused with a
   seek back to the stored position;
@@ -119,11 +121,14 @@ class PartitionProjector:
         records = [Record(self.topic, m.partition, m.offset + 1, m.value) for m in fresh]
         partitions = {m.partition for m in fresh}
         expected = {(self.topic, p): self.owned[p] for p in partitions}
-        prepared = await self.projector.prepare(records, expected)
-        if prepared.rejected:
-            await self.dead_letters.send(prepared.rejected)
         try:
-            await self.store.commit(prepared.commit)
+            # Partitioned: other workers own other incidents, so they need not wait for us;
+            # an embedded ingest into the same database does.
+            async with self.store.writing(partitioned=True):
+                prepared = await self.projector.prepare(records, expected)
+                if prepared.rejected:
+                    await self.dead_letters.send(prepared.rejected)
+                await self.store.commit(prepared.commit)
         except StalePosition:
             stored = await self.store.positions(self.projector.consumer)
             for partition in partitions:

@@ -59,6 +59,9 @@ class MemoryStore(ProjectionStore):
     async def positions(self, consumer: str) -> dict[PositionKey, int]:
         return {(s, p): v for (c, s, p), v in self._positions.items() if c == consumer}
 
+    async def known_events(self, event_ids: Sequence[str]) -> dict[str, bytes]:
+        return {i: self._events[i].raw for i in event_ids if i in self._events}
+
     async def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         return {i for i in event_ids if i in self._events}
 

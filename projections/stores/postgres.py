@@ -4,12 +4,20 @@ One ``commit`` is one transaction: COPY for the append-only rows (event log,
 calls), ``unnest`` upserts for incidents and additive totals, and the consumer
 positions, checked against the expected ones under ``FOR UPDATE`` so a zombie
 worker that lost its partitions cannot commit over the new owner.
+
+``writing()`` opens a transaction before the reads and takes a
+transaction-level advisory lock: exclusive for embedded ingests (they may touch
+any incident), shared for the partitioned Kafka workers (each owns the
+incidents of its partitions), so an ingest never interleaves with anyone while
+workers still run side by side. The block's ``commit`` runs in a savepoint of
+that transaction and then commits it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import asyncpg
@@ -42,6 +50,7 @@ from projections.stores.migrate import migrations
 from projections.stores.rows import (
     COUNTERS,
     INCIDENT_COLUMNS,
+    POSITION_COLUMNS,
     TOTALS_COLUMNS,
     TOTALS_KEY,
     calendar_from_meta,
@@ -67,6 +76,7 @@ _TOTALS_UPSERT = (
     + ", ".join(f"{c} = t.{c} + excluded.{c}" for c in FIELDS)
 )
 _MIGRATION_LOCK = 7_343_001  # advisory lock id: one migrator at a time
+_WRITE_LOCK = 7_343_002  # advisory lock id of writing(): exclusive or shared
 _SLA_LOCK = 7_343_003
 """Transaction lock around the SLA part of a commit: the timer of one worker and the
 batches of another never evaluate the same rows at once (and never deadlock: it is
@@ -101,6 +111,9 @@ class PostgresStore(ProjectionStore):
         self.change_log = change_log
         self.change_retention_days = change_retention_days
         self._conn: Any = None
+        self._block: Any = None
+        """The transaction of the open ``writing()`` block, until its commit."""
+        self._in_block = False
         self._pruned_at = 0
 
     @property
@@ -129,7 +142,7 @@ class PostgresStore(ProjectionStore):
             if stored is not None:
                 self.calendar = stored
             else:
-                await self.conn.executemany("INSERT INTO meta VALUES ($1, $2)",
+                await self.conn.executemany("INSERT INTO meta (key, value) VALUES ($1, $2)",
                                             calendar_meta(self.calendar))
 
     async def close(self) -> None:
@@ -142,6 +155,12 @@ class PostgresStore(ProjectionStore):
             "SELECT source, partition, next_position FROM positions WHERE consumer = $1",
             consumer)
         return {(r[0], r[1]): r[2] for r in rows}
+
+    async def known_events(self, event_ids: Sequence[str]) -> dict[str, bytes]:
+        rows = await self.conn.fetch(
+            "SELECT event_id, raw FROM event_log WHERE event_id = ANY($1::text[])",
+            list(event_ids))
+        return {r[0]: bytes(r[1]) for r in rows}
 
     async def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         rows = await self.conn.fetch(
@@ -156,14 +175,42 @@ class PostgresStore(ProjectionStore):
             "WHERE incident_id = ANY($1::text[])", list(incident_ids))
         return {r[0]: incident_from_row(tuple(r)) for r in rows}
 
+    @asynccontextmanager
+    async def writing(self, *, partitioned: bool = False) -> AsyncIterator[None]:
+        if self._in_block:
+            raise RuntimeError("writing() blocks do not nest")
+        transaction = self.conn.transaction()
+        await transaction.start()
+        self._block, self._in_block = transaction, True
+        try:
+            lock = "pg_advisory_xact_lock_shared" if partitioned else "pg_advisory_xact_lock"
+            await self.conn.execute(f"SELECT {lock}($1)", _WRITE_LOCK)
+            yield
+        finally:
+            self._in_block = False
+            if self._block is not None:
+                self._block = None
+                # If the connection is gone, the transaction went with it.
+                with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await transaction.rollback()
+
     async def commit(self, commit: Commit) -> None:
+        if self._in_block and self._block is None:
+            raise RuntimeError("one commit per writing() block")
+        await self._write(commit)
+        if self._block is not None:
+            block, self._block = self._block, None
+            await block.commit()
+
+    async def _write(self, commit: Commit) -> None:
         conn = self.conn
         async with conn.transaction():
             if commit.expected:
                 # Rows must exist before FOR UPDATE can lock them: two workers that both
                 # believe they own a fresh partition then serialise here.
                 await conn.executemany(
-                    "INSERT INTO positions VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+                    f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) "
+                    "VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
                     [(commit.consumer, s, p) for s, p in sorted(commit.expected)])
                 rows = await conn.fetch(
                     "SELECT source, partition, next_position FROM positions "
@@ -192,12 +239,13 @@ class PostgresStore(ProjectionStore):
                 await conn.execute(_TOTALS_UPSERT, *_columns(rows, len(TOTALS_COLUMNS)))
             if commit.rejected or commit.duplicates:
                 await conn.executemany(
-                    "INSERT INTO counters AS c VALUES ($1, $2) "
+                    "INSERT INTO counters AS c (name, value) VALUES ($1, $2) "
                     "ON CONFLICT (name) DO UPDATE SET value = c.value + excluded.value",
                     [("rejected_events", commit.rejected),
                      ("duplicate_events", commit.duplicates)])
             await conn.executemany(
-                "INSERT INTO positions VALUES ($1, $2, $3, $4) ON CONFLICT "
+                f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT "
                 "(consumer, source, partition) DO UPDATE "
                 "SET next_position = excluded.next_position",
                 [(commit.consumer, s, p, v) for (s, p), v in sorted(commit.positions.items())])

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 from projections.duty import DutyCalendar, parse_duty_start
-from projections.incident import Incident
+from projections.incident import CHECKPOINTS, Incident
 from projections.totals import FIELDS
 
-INCIDENT_COLUMNS: tuple[str, ...] = (
-    "incident_id", "t0", "t1", "t2", "t3", "t4", "t5", "t6", "grid", "area", "priority",
-    "customers", "dispatched_at", "dispatched_crew", "arrived_crew", "rejected_at",
-    "merged_at", "merged_into", "closed_at", "owner",
-)
+CHECKPOINT_COLUMNS: tuple[str, ...] = tuple(f"t{k}" for k in range(len(CHECKPOINTS)))
+"""``t0`` .. ``t6``: ``Incident.times`` by checkpoint (docs/kpis.md)."""
+INCIDENT_ATTRIBUTES: tuple[str, ...] = tuple(
+    f.name for f in fields(Incident) if f.name not in ("incident_id", "times"))
+"""The other ``Incident`` fields, in declaration order, each stored in the column of
+the same name (a new field needs a migration that adds its column)."""
+INCIDENT_COLUMNS: tuple[str, ...] = ("incident_id", *CHECKPOINT_COLUMNS, *INCIDENT_ATTRIBUTES)
+"""Every column of ``incidents``; statements name them in this order."""
+CALL_COLUMNS: tuple[str, ...] = ("event_id", "incident_id", "occurred_us", "grid", "area")
+POSITION_COLUMNS: tuple[str, ...] = ("consumer", "source", "partition", "next_position")
 TOTALS_KEY: tuple[str, ...] = ("dimension", "member", "duty_date")
 TOTALS_COLUMNS: tuple[str, ...] = TOTALS_KEY + FIELDS
 COUNTERS: tuple[str, ...] = ("rejected_events", "duplicate_events")
@@ -31,14 +38,18 @@ def calendar_from_meta(meta: Mapping[str, str]) -> DutyCalendar | None:
     return DutyCalendar(meta["duty_timezone"], parse_duty_start(meta["duty_start"]))
 
 
+_attributes = attrgetter(*INCIDENT_ATTRIBUTES)
+_FIRST_ATTRIBUTE = 1 + len(CHECKPOINT_COLUMNS)
+
+
 def incident_row(incident: Incident) -> tuple[Any, ...]:
-    return (
-        incident.incident_id, *incident.times, incident.grid, incident.area,
-        incident.priority, incident.customers, incident.dispatched_at,
-        incident.dispatched_crew, incident.arrived_crew, incident.rejected_at,
-        incident.merged_at, incident.merged_into, incident.closed_at, incident.owner,
-    )
+    """The values of ``INCIDENT_COLUMNS`` for ``incident``."""
+    return (incident.incident_id, *incident.times, *_attributes(incident))
 
 
 def incident_from_row(row: Sequence[Any]) -> Incident:
-    return Incident(row[0], list(row[1:8]), *row[8:])
+    """The incident of a row selected as ``INCIDENT_COLUMNS`` (in that order).
+
+    Positional on purpose (keywords cost 4x on the ingest path): the attribute
+    columns follow ``Incident``'s field order by construction."""
+    return Incident(row[0], list(row[1:_FIRST_ATTRIBUTE]), *row[_FIRST_ATTRIBUTE:])

@@ -2,14 +2,19 @@
 
 Every ``commit`` is one ``BEGIN IMMEDIATE`` transaction in WAL mode with
 ``synchronous=FULL``, so a kill at any point leaves either the whole batch (rows
-and positions) or none of it.
+and positions) or none of it. ``writing()`` opens that transaction before the
+reads of a read-modify-write, so SQLite's write lock serialises whole cycles
+between processes. Creating and migrating a store happen under the same lock,
+after re-reading the schema version, so processes may create one at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +42,15 @@ from projections.ports import (
     PositionKey,
     ProjectionStore,
     StalePosition,
+    StoreError,
 )
 from projections.sla_live import SlaPlan, SlaRow, evaluate, outbox_changes, plan_instant
 from projections.stores.migrate import migrations
 from projections.stores.rows import (
+    CALL_COLUMNS,
     COUNTERS,
     INCIDENT_COLUMNS,
+    POSITION_COLUMNS,
     TOTALS_COLUMNS,
     TOTALS_KEY,
     calendar_from_meta,
@@ -52,6 +60,8 @@ from projections.stores.rows import (
 )
 from projections.totals import FIELDS, Bucket, Totals
 
+_INCIDENTS = ", ".join(INCIDENT_COLUMNS)
+_CALLS = ", ".join(CALL_COLUMNS)
 _INCIDENT_UPSERT = (
     f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))}) ON CONFLICT (incident_id) DO UPDATE SET "
@@ -63,6 +73,26 @@ _TOTALS_UPSERT = (
     f"ON CONFLICT ({', '.join(TOTALS_KEY)}) DO UPDATE SET "
     + ", ".join(f"{c} = {c} + excluded.{c}" for c in FIELDS)
 )
+
+BUSY_TIMEOUT_MS = 30_000
+"""How long a statement waits for a lock held by another process."""
+WRITE_LOCK_PATIENCE_S = 600.0
+"""How long ``writing()`` keeps trying for the write lock before giving up."""
+
+
+def statements(script: str) -> list[str]:
+    """The complete SQL statements of ``script``, in order (SQLite's own tokenizer
+    decides where one ends, so semicolons in strings, comments and trigger bodies
+    are handled)."""
+    found: list[str] = []
+    start = 0
+    for i, char in enumerate(script):
+        if char == ";" and sqlite3.complete_statement(script[start:i + 1]):
+            found.append(script[start:i + 1])
+            start = i + 1
+    if script[start:].strip() and sqlite3.complete_statement(script[start:] + ";"):
+        found.append(script[start:])
+    return found
 
 
 _SLA_COLUMNS = ", ".join(SlaRow._fields)
@@ -82,6 +112,7 @@ class SqliteStore(ProjectionStore):
         self.change_log = change_log
         self.change_retention_days = change_retention_days
         self._db: sqlite3.Connection | None = None
+        self._writing = False
         self._pruned_at = 0
 
     @property
@@ -95,31 +126,72 @@ class SqliteStore(ProjectionStore):
             return
         if self.path.parent and not self.path.parent.exists():
             raise FileNotFoundError(f"folder {self.path.parent} does not exist")
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA busy_timeout=30000")
-        db.execute("PRAGMA cache_size=-262144")  # 256 MiB page cache: big batches stay hot
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
         self._db = db
-        self._migrate()
-        self._load_or_save_calendar()
+        try:
+            # The busy timeout first: the other pragmas may wait for another process.
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA cache_size=-262144")  # 256 MiB page cache: big batches stay hot
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._db = None
+            db.close()
+            raise self._error(exc) from None
 
-    def _migrate(self) -> None:
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        """One line for people: which store, and what is wrong with it."""
+        message = str(exc)
+        if self.path.is_dir():
+            message = "is a directory, not a store file"
+        elif "not a database" in message:
+            message = "is not a dispatch store (not an SQLite database)"
+        elif "readonly" in message or "read-only" in message:
+            message = "is read-only (the store's file and its folder must be writable)"
+        elif "unable to open" in message:
+            message = "cannot be opened (check the path and the folder's permissions)"
+        return StoreError(f"store {self.path}: {message}")
+
+    def _pending(self) -> tuple[list[tuple[int, str, str]], bool]:
+        """Migrations not yet applied, and whether the duty calendar is missing."""
         current = self.db.execute("PRAGMA user_version").fetchone()[0]
-        for version, _name, sql in migrations("sqlite"):
-            if version > current:
-                # One script, one transaction: the schema and its version move together.
-                self.db.executescript(
-                    f"BEGIN IMMEDIATE;\n{sql}\n;PRAGMA user_version = {version};\nCOMMIT;")
-
-    def _load_or_save_calendar(self) -> None:
-        stored = calendar_from_meta(dict(self.db.execute("SELECT key, value FROM meta")))
+        pending = [m for m in migrations("sqlite") if m[0] > current]
+        if current == 0:
+            return pending, True
+        meta = dict(self.db.execute("SELECT key, value FROM meta"))
+        stored = calendar_from_meta(meta)
         if stored is not None:
             self.calendar = stored
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        self.db.executemany("INSERT INTO meta VALUES (?, ?)", calendar_meta(self.calendar))
-        self.db.execute("COMMIT")
+        return pending, stored is None
+
+    def _migrate(self) -> None:
+        pending, unstamped = self._pending()
+        if not pending and not unstamped:
+            return  # the usual case: no write, so read-only use never takes the write lock
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the lock: look again.
+            pending, _ = self._pending()
+            for version, _name, sql in pending:
+                for statement in statements(sql):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version}")
+            stored = calendar_from_meta(dict(db.execute("SELECT key, value FROM meta")))
+            if stored is None:
+                db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                               calendar_meta(self.calendar))
+            else:
+                self.calendar = stored
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     async def close(self) -> None:
         if self._db is not None:
@@ -132,6 +204,13 @@ class SqliteStore(ProjectionStore):
             (consumer,))
         return {(source, partition): position for source, partition, position in rows}
 
+    async def known_events(self, event_ids: Sequence[str]) -> dict[str, bytes]:
+        rows = self.db.execute(
+            "SELECT event_id, raw FROM event_log "
+            "WHERE event_id IN (SELECT value FROM json_each(?))",
+            (orjson.dumps(list(event_ids)),))
+        return {row[0]: bytes(row[1]) for row in rows}
+
     async def known_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         # One statement per batch: the ids travel as one JSON array parameter.
         rows = self.db.execute(
@@ -141,13 +220,53 @@ class SqliteStore(ProjectionStore):
 
     async def load_incidents(self, incident_ids: Collection[str]) -> dict[str, Incident]:
         rows = self.db.execute(
-            "SELECT * FROM incidents WHERE incident_id IN (SELECT value FROM json_each(?))",
+            f"SELECT {_INCIDENTS} FROM incidents "
+            "WHERE incident_id IN (SELECT value FROM json_each(?))",
             (orjson.dumps(list(incident_ids)),))
         return {row[0]: incident_from_row(row) for row in rows}
 
+    @asynccontextmanager
+    async def writing(self, *, partitioned: bool = False) -> AsyncIterator[None]:
+        if self._writing:
+            raise RuntimeError("writing() blocks do not nest")
+        db = self.db
+        await self._begin_immediate()
+        self._writing = True
+        try:
+            yield
+        finally:
+            self._writing = False
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+
+    async def _begin_immediate(self) -> None:
+        """Take the write lock, polling so that this task (and Ctrl-C) stays responsive
+        and a process that commits batch after batch cannot starve this one."""
+        db = self.db
+        db.execute("PRAGMA busy_timeout=0")
+        deadline = time.monotonic() + WRITE_LOCK_PATIENCE_S
+        try:
+            while True:
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                        raise self._error(exc) from None
+                if time.monotonic() > deadline:
+                    raise StoreError(f"store {self.path}: another process held the write "
+                                     f"lock for over {WRITE_LOCK_PATIENCE_S:.0f}s")
+                await asyncio.sleep(0.001)
+        finally:
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
     async def commit(self, commit: Commit) -> None:
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
+        if self._writing:
+            if not db.in_transaction:
+                raise RuntimeError("one commit per writing() block")
+        else:
+            await self._begin_immediate()
         try:
             for (source, partition), expected in commit.expected.items():
                 row = db.execute(
@@ -161,25 +280,34 @@ class SqliteStore(ProjectionStore):
                 "VALUES (?, ?, ?, ?, ?)", commit.events)
             db.executemany(_INCIDENT_UPSERT, map(incident_row, commit.incidents))
             db.executemany(
-                "INSERT INTO calls VALUES (?, ?, ?, ?, ?)",
+                f"INSERT INTO calls ({_CALLS}) VALUES (?, ?, ?, ?, ?)",
                 [(c.event_id, c.incident_id, c.at, c.grid, c.area) for c in commit.calls])
             db.executemany(_TOTALS_UPSERT, [(*b, *v) for b, v in commit.deltas.items()])
             db.executemany(
-                "INSERT INTO counters VALUES (?, ?) "
+                "INSERT INTO counters (name, value) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
                 [("rejected_events", commit.rejected), ("duplicate_events", commit.duplicates)])
             db.executemany(
-                "INSERT INTO positions VALUES (?, ?, ?, ?) ON CONFLICT "
+                f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT "
                 "(consumer, source, partition) DO UPDATE "
                 "SET next_position = excluded.next_position",
                 [(commit.consumer, s, p, v) for (s, p), v in commit.positions.items()])
             alerts = self._commit_sla(commit, commit.sla) if commit.sla is not None else []
             if self.change_log:
                 self._append_changes(commit, alerts)
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK")
+            raise self._error(exc) from None
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise self._error(exc) from None
 
     def _commit_sla(self, commit: Commit, plan: SlaPlan) -> list[NewChange]:
         """Inside the commit's transaction: evaluate, write rows and outbox entries."""
@@ -233,7 +361,7 @@ class SqliteStore(ProjectionStore):
     async def mark_alerts_sent(self, alert_ids: Collection[str], sent_us: int,
                                positions: dict[PositionKey, int]) -> None:
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
+        await self._begin_immediate()
         try:
             db.executemany("UPDATE sla_outbox SET sent_us = ? WHERE alert_id = ? "
                            "AND sent_us IS NULL", [(sent_us, a) for a in alert_ids])
@@ -312,7 +440,8 @@ class SqliteStore(ProjectionStore):
         total = self.db.execute(f"SELECT count(*) FROM incidents WHERE {where}",
                                 params).fetchone()[0]
         rows = self.db.execute(
-            f"SELECT * FROM incidents WHERE {where} ORDER BY t0 IS NULL, t0, incident_id "
+            f"SELECT {_INCIDENTS} FROM incidents WHERE {where} "
+            "ORDER BY t0 IS NULL, t0, incident_id "
             "LIMIT ? OFFSET ?", (*params, query.limit, query.offset))
         return [incident_from_row(row) for row in rows], int(total)
 
@@ -325,11 +454,12 @@ class SqliteStore(ProjectionStore):
         return {name: int(stored.get(name, 0)) for name in COUNTERS}
 
     async def all_incidents(self) -> AsyncIterator[Incident]:
-        for row in self.db.execute("SELECT * FROM incidents"):
+        for row in self.db.execute(f"SELECT {_INCIDENTS} FROM incidents"):
             yield incident_from_row(row)
 
     async def all_calls(self) -> AsyncIterator[Fact]:
-        for event_id, incident_id, at, grid, area in self.db.execute("SELECT * FROM calls"):
+        for event_id, incident_id, at, grid, area in self.db.execute(
+                f"SELECT {_CALLS} FROM calls"):
             yield Fact(event_id, "call.received", incident_id, at, grid, area)
 
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:

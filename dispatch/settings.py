@@ -117,6 +117,10 @@ class Settings(BaseSettings):
 
     change_retention_days: float = 7.0
     """How long the change log keeps changes for live subscribers (``dispatch serve``)."""
+    sse_heartbeat_seconds: float = 15.0
+    """A comment line on idle streams this often, so proxies and clients see a live link."""
+    sse_queue_size: int = 2000
+    """Changes a stream subscriber may lag behind before it is dropped (it reconnects)."""
     api_tokens: SecretStr = SecretStr("")
     """Comma-separated bearer tokens of the HTTP API; an entry may later carry a role
     (``TOKEN:ROLE``). Never printed."""
@@ -143,7 +147,7 @@ class Settings(BaseSettings):
         parse_duty_start(value)
         return value
 
-    @field_validator("change_retention_days")
+    @field_validator("change_retention_days", "sse_heartbeat_seconds")
     @classmethod
     def _positive_days(cls, value: float) -> float:
         if not value > 0:
@@ -157,7 +161,7 @@ class Settings(BaseSettings):
             raise ValueError("must be between 0.01 and 60 seconds")
         return value
 
-    @field_validator("batch_size", "partitions")
+    @field_validator("batch_size", "partitions", "sse_queue_size")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

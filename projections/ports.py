@@ -35,7 +35,7 @@ Contract of ``ProjectionStore`` (checked by ``tests/contract``):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -243,6 +243,11 @@ class ProjectionStore(ABC):
     async def prune_changes(self, now_us: int) -> int:
         """Delete changes older than the retention; returns how many."""
         raise NotImplementedError(f"{type(self).__name__} keeps no change log")
+
+    async def listen_changes(self, wake: Callable[[], None]) -> bool:
+        """Have ``wake`` called whenever changes are committed (by any writer);
+        False if this store cannot push, and readers must poll."""
+        return False
 
     # The live SLA state and the alert outbox (projections.sla_live): optional,
     # a store without them serves reports and ``dispatch alerts`` but no live alerts.

@@ -14,13 +14,15 @@ from dispatch.cli import (
     ingest,
     produce,
     report,
+    serve,
     simulate,
     topics,
     worker,
 )
 from dispatch.cli.common import BadUsage, UserError
 
-SUBCOMMANDS = (demo, ingest, report, incident, alerts, simulate, topics, produce, worker)
+SUBCOMMANDS = (demo, ingest, report, incident, alerts, simulate, topics, produce, worker,
+               serve)
 
 
 _SERVER_CLIENTS = frozenset({"asyncpg", "kafka", "aiokafka", "confluent_kafka"})

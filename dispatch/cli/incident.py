@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from typing import Any
 
 from dispatch import bootstrap
 from dispatch.cli.common import UserError, add_store_option, require_store, settings_from
@@ -39,8 +40,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def as_json(timeline: Timeline) -> str:
+    return json.dumps(as_document(timeline), indent=2, ensure_ascii=False)
+
+
+def as_document(timeline: Timeline) -> dict[str, Any]:
+    """The JSON document of one incident (also served by ``/api/incidents/{id}``)."""
     incident = timeline.incident
-    return json.dumps({
+    return {
         "incident_id": incident.incident_id,
         "outage": incident.is_outage,
         "grid": incident.grid, "area": incident.area, "priority": incident.priority,
@@ -48,7 +54,7 @@ def as_json(timeline: Timeline) -> str:
         "checkpoints": dict(timeline.checkpoints()),
         "stages_minutes": timeline.stage_minutes(),
         "events": [json.loads(e.raw) for e in timeline.events],
-    }, indent=2, ensure_ascii=False)
+    }
 
 
 def as_table(timeline: Timeline) -> str:

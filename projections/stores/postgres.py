@@ -16,7 +16,7 @@ that transaction and then commits it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -384,6 +384,10 @@ class PostgresStore(ProjectionStore):
             "SELECT (SELECT min(seq) FROM changes), (SELECT seq FROM change_head WHERE id = 1)")
         head = int(row[1])
         return ChangeWindow(head if row[0] is None else int(row[0]) - 1, head)
+
+    async def listen_changes(self, wake: Callable[[], None]) -> bool:
+        await self.conn.add_listener(CHANGES_CHANNEL, lambda *_: wake())
+        return True
 
     async def find_incidents(self, query: IncidentQuery) -> tuple[list[Incident], int]:
         clauses = [_OPEN_INCIDENT] if query.state == "open" else ["true"]

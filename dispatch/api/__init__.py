@@ -1,0 +1,1 @@
+"""``dispatch serve``: the read models over HTTP, a live change stream and the board."""

@@ -1,0 +1,185 @@
+"""The live change feed: one tail of the change log, fanned out to SSE subscribers.
+
+Contract:
+- ``ChangeFeed.run`` follows the store's change log (woken by the store's push
+  notifications where it has them, PostgreSQL LISTEN/NOTIFY, and polling at
+  ``poll_interval`` otherwise) and offers every new change, encoded once as an
+  SSE frame, to every subscriber, in sequence order;
+- ``subscribe`` is synchronous: the subscriber receives exactly the changes
+  after ``Subscriber.since`` (the feed's position at that moment); earlier ones
+  it reads from the store (``backlog``), so a reconnecting client gets every
+  change after its ``Last-Event-ID`` once;
+- a subscriber whose queue is full is dropped (its stream ends; the client
+  reconnects and catches up from the store): a slow client never slows the
+  feed or the writers, and memory per subscriber is bounded;
+- a store that cannot be reached is retried with backoff; subscribers stay
+  connected (heartbeats continue) and resume when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import orjson
+
+from dispatch.api.pool import CONNECTION_ERRORS, OPEN_TIMEOUT_S, discard
+from projections.changes import public_data
+from projections.duty import DutyCalendar
+from projections.ports import Change, ProjectionStore
+
+log = logging.getLogger("dispatch.serve")
+
+PAGE = 1000
+RETRY_MS = 2000
+"""Sent as the SSE ``retry:`` field: how long a browser waits before reconnecting."""
+
+
+def frame(change: Change, calendar: DutyCalendar) -> bytes:
+    """One SSE frame: ``id`` = the change sequence, ``event`` = its kind."""
+    data = orjson.dumps(public_data(change, calendar))
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (change.seq, change.kind.encode(), data)
+
+
+def resync_frame(head: int, reason: str) -> bytes:
+    data = orjson.dumps({"head": head, "reason": reason})
+    return b"id: %d\nevent: resync\ndata: %s\n\n" % (head, data)
+
+
+HEARTBEAT = b": heartbeat\n\n"
+
+
+@dataclass(eq=False)
+class Subscriber:
+    since: int
+    queue: asyncio.Queue[bytes | None]
+    dropped: bool = False
+
+    def offer(self, item: bytes) -> None:
+        if self.dropped:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.dropped = True
+            # Make room for the end marker; what was queued is read again from
+            # the store when the client reconnects.
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+
+@dataclass
+class FeedStats:
+    delivered: int = 0
+    dropped: int = 0
+    store_errors: int = 0
+    subscribers: set[Subscriber] = field(default_factory=set)
+
+
+class ChangeFeed:
+    def __init__(self, factory: Callable[[], ProjectionStore], *,
+                 poll_interval: float = 0.2, queue_size: int = 2000) -> None:
+        self._factory = factory
+        self.calendar = DutyCalendar()
+        """The store's own calendar, once ``start`` has opened it."""
+        self._store = factory()
+        self._push = False
+        self.poll_interval = poll_interval
+        self.queue_size = queue_size
+        self.position = 0
+        self.healthy = False
+        self.stats = FeedStats()
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        """Open the tail and take the current head as the starting position
+        (raises if the store cannot be reached)."""
+        await self._connect()
+        self.position = (await self._store.change_window()).head
+
+    async def _connect(self) -> None:
+        self._store = self._factory()
+        await asyncio.wait_for(self._store.open(), OPEN_TIMEOUT_S)
+        self.calendar = self._store.calendar
+        self._push = await self._store.listen_changes(self._wake.set)
+        self.healthy = True
+
+    def subscribe(self) -> Subscriber:
+        subscriber = Subscriber(self.position, asyncio.Queue(self.queue_size))
+        self.stats.subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.stats.subscribers.discard(subscriber)
+
+    async def run(self) -> None:
+        """Follow the log until cancelled (see module contract)."""
+        backoff = 0.25
+        while True:
+            try:
+                if not self.healthy:
+                    await discard(self._store)
+                    # Keep the position: what was committed meanwhile is read next.
+                    await self._connect()
+                    log.warning("store reachable again; live feed resumed at %d", self.position)
+                    backoff = 0.25
+                await self._drain()
+                # With push notifications, polling is only the safety net.
+                timeout = self.poll_interval * (5 if self._push else 1)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                self._wake.clear()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The feed must outlive any failure: connection errors are expected,
+                # anything else is logged and retried the same way.
+                if not isinstance(exc, CONNECTION_ERRORS):
+                    log.exception("live feed failed; retrying")
+                elif self.healthy:
+                    log.warning("store unreachable (%s); live feed retrying", type(exc).__name__)
+                self.healthy = False
+                self.stats.store_errors += 1
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _drain(self) -> None:
+        while True:
+            changes = await self._store.changes_after(self.position, PAGE)
+            if not changes:
+                return
+            subscribers = list(self.stats.subscribers)
+            for change in changes:
+                encoded = frame(change, self.calendar)
+                for subscriber in subscribers:
+                    subscriber.offer(encoded)
+            self.position = changes[-1].seq
+            self.stats.delivered += len(changes)
+            for subscriber in subscribers:
+                if subscriber.dropped and subscriber in self.stats.subscribers:
+                    self.stats.dropped += 1
+                    self.unsubscribe(subscriber)
+
+    async def close(self) -> None:
+        for subscriber in list(self.stats.subscribers):
+            subscriber.offer(b"")  # wakes it; an empty item ends the stream
+        await discard(self._store)
+
+
+async def backlog(store: ProjectionStore, after: int, until: int,
+                  calendar: DutyCalendar) -> AsyncIterator[bytes]:
+    """Frames of the stored changes ``after < seq <= until``, in order."""
+    position = after
+    while position < until:
+        changes = await store.changes_after(position, PAGE)
+        for change in changes:
+            if change.seq > until:
+                return
+            yield frame(change, calendar)
+        if not changes:
+            return
+        position = changes[-1].seq

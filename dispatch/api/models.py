@@ -1,0 +1,152 @@
+"""Response schemas of the HTTP API, for ``/openapi.json``.
+
+Handlers return the same JSON the CLI prints (built by ``projections``), as
+bytes; these models describe it. ``tests/api`` validates real responses against
+the published document, so the two cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Open(BaseModel):
+    """Documented keys; newer versions may add keys (clients ignore unknown ones)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class StageStat(Open):
+    count: int = Field(description="incidents with both checkpoints and a non-negative stage")
+    mean_minutes: float | None = Field(description="mean of those, null when count is 0")
+
+
+class Stages(Open):
+    verify: StageStat
+    depart: StageStat
+    arrive: StageStat
+    diagnose: StageStat
+    repair: StageStat
+    restore: StageStat
+
+
+class Statistics(Open):
+    calls: int
+    incidents: int
+    restored: int
+    open_at_handover: int
+    stages: Stages
+    avg_restoration_minutes: float | None
+    anomalies: int
+    closed: int
+    restoration_anomalies: int
+    arrival: StageStat
+    restore_after_arrival: StageStat
+
+
+class DutyPeriod(Statistics):
+    duty_date: str = Field(description="local date on which the period starts (YYYY-MM-DD)")
+    start: str = Field(description="RFC 3339, in the duty time zone")
+    end: str = Field(description="RFC 3339, exclusive")
+
+
+class Report(Open):
+    duty_timezone: str
+    duty_start: str
+    duty_periods: list[DutyPeriod]
+    overall: Statistics
+    unattributed: int
+    rejected_events: int
+    duplicate_events: int
+    breakdowns: dict[str, dict[str, Statistics]] = Field(
+        description="per grid, area and crew: statistics over all the periods")
+
+
+IncidentState = Literal["open", "restored", "closed", "rejected", "merged"]
+
+
+class Checkpoints(Open):
+    call: str | None
+    verify: str | None
+    depart: str | None
+    arrive: str | None
+    diagnose: str | None
+    repair: str | None
+    restore: str | None
+
+
+class StageMinutes(Open):
+    verify: float | None
+    depart: float | None
+    arrive: float | None
+    diagnose: float | None
+    repair: float | None
+    restore: float | None
+
+
+class IncidentSummary(Open):
+    incident_id: str
+    state: IncidentState
+    duty_date: str | None = Field(description="duty period of its first call; null if none")
+    grid: str | None
+    area: str | None
+    priority: str | None
+    customers_affected: int | None
+    crew: str | None
+    merged_into: str | None
+    checkpoints: Checkpoints
+    stages_minutes: StageMinutes
+
+
+class IncidentPage(Open):
+    total: int = Field(description="incidents matching the filters")
+    limit: int
+    offset: int
+    items: list[IncidentSummary]
+
+
+class IncidentDetail(Open):
+    """What ``dispatch incident ID --format json`` prints."""
+
+    incident_id: str
+    outage: bool
+    grid: str | None
+    area: str | None
+    priority: str | None
+    crew: str | None
+    merged_into: str | None
+    checkpoints: Checkpoints
+    stages_minutes: StageMinutes
+    events: list[dict[str, object]] = Field(description="accepted events, event-time order")
+
+
+class Status(Open):
+    change_seq: int = Field(description="newest change sequence (the stream's ids)")
+    pruned_through: int = Field(description="changes up to this sequence are no longer kept")
+    retention_days: float
+    duty_timezone: str
+    duty_start: str
+    current_duty_date: str = Field(description="duty date of the period running now")
+    stage_norms_minutes: dict[str, float]
+    live: bool = Field(description="the change feed is following the store")
+    subscribers: int
+
+
+class Error(Open):
+    error: str
+
+
+class FieldError(Open):
+    field: str
+    message: str
+
+
+class ValidationFailure(Open):
+    error: str
+    fields: list[FieldError]
+
+
+class Session(Open):
+    token: str = Field(min_length=1)

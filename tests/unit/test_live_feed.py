@@ -1,0 +1,131 @@
+"""The pure and in-process parts of ``dispatch serve``: token parsing, the change
+feed's fan-out, slow subscribers being dropped, and resuming from the store."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dispatch.api.auth import ApiTokens, Principal, bearer
+from dispatch.api.feed import ChangeFeed, backlog
+from projections.stores.memory import MemoryStore
+from tests.contract.test_store_contract import commit
+
+
+def test_tokens_and_roles() -> None:
+    tokens = ApiTokens.parse(" viewer-token-1 , disp-token-22:dispatcher,crew-token-3:crew:C-7 ")
+    assert len(tokens) == 3
+    assert tokens.identify("viewer-token-1") == Principal("viewer")
+    assert tokens.identify("disp-token-22") == Principal("dispatcher")
+    assert tokens.identify("crew-token-3") == Principal("crew:C-7")
+    for wrong in (None, "", "viewer-token-", "viewer-token-11", "disp-token-22:dispatcher"):
+        assert tokens.identify(wrong) is None
+    assert len(ApiTokens.parse("")) == 0
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("good-token-1,,other-token-2", "entry 2 is empty"),
+    ("good-token-1:admin", "entry 1: unknown role"),
+    ("good-token-1:crew:", "entry 1: unknown role"),
+    ("short", "at least 8 characters"),
+])
+def test_bad_token_lists_name_the_entry_never_the_token(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        ApiTokens.parse(text)
+    assert "good-token" not in str(caught.value)
+
+
+def test_bearer_header() -> None:
+    assert bearer("Bearer abc") == "abc"
+    assert bearer("bearer  abc ") == "abc"
+    assert bearer("Basic abc") is None
+    assert bearer(None) is None
+
+
+async def _feed(store: MemoryStore, queue_size: int = 100) -> ChangeFeed:
+    feed = ChangeFeed(lambda: store, poll_interval=0.01, queue_size=queue_size)
+    await feed.start()
+    return feed
+
+
+async def test_feed_fans_out_in_order_from_its_start() -> None:
+    store = MemoryStore(change_log=True)
+    await store.commit(commit(1))
+    feed = await _feed(store)
+    assert feed.position == 2
+    first, second = feed.subscribe(), feed.subscribe()
+    assert first.since == 2
+    task = asyncio.create_task(feed.run())
+    try:
+        await store.commit(commit(2))
+        frames = [await asyncio.wait_for(first.queue.get(), 2) for _ in range(2)]
+        assert frames == [await second.queue.get() for _ in range(2)]
+        assert frames[0].startswith(b"id: 3\nevent: incident\ndata: {")
+        assert frames[1].startswith(b"id: 4\nevent: period\n")
+    finally:
+        task.cancel()
+
+
+async def test_a_slow_subscriber_is_dropped_and_the_others_are_not() -> None:
+    store = MemoryStore(change_log=True)
+    feed = await _feed(store, queue_size=3)
+    slow, fast = feed.subscribe(), feed.subscribe()
+    task = asyncio.create_task(feed.run())
+    got: list[bytes] = []
+
+    async def drain() -> None:
+        while len(got) < 10:
+            got.append(await fast.queue.get())
+
+    reader = asyncio.create_task(drain())
+    try:
+        for n in range(1, 6):
+            await store.commit(commit(n))
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(reader, 2)
+    finally:
+        task.cancel()
+    assert slow.dropped and not fast.dropped
+    assert slow.queue.qsize() == 1 and slow.queue.get_nowait() is None  # the end marker
+    assert slow not in feed.stats.subscribers and fast in feed.stats.subscribers
+    assert feed.stats.dropped == 1
+    assert [int(f.split(b"\n", 1)[0][4:]) for f in got] == list(range(1, 11))
+
+
+async def test_backlog_reads_exactly_the_range_from_the_store() -> None:
+    store = MemoryStore(change_log=True)
+    for n in range(1, 5):
+        await store.commit(commit(n))
+    feed = await _feed(store)
+    frames = [f async for f in backlog(store, 3, 6, feed.calendar)]
+    assert [int(f.split(b"\n", 1)[0][4:]) for f in frames] == [4, 5, 6]
+
+
+class FlakyStore(MemoryStore):
+    """Fails its reads while ``down`` is set, as a store whose server went away."""
+
+    down = False
+
+    async def changes_after(self, seq: int, limit: int = 1000):  # type: ignore[no-untyped-def]
+        if self.down:
+            raise ConnectionRefusedError("store down")
+        return await super().changes_after(seq, limit)
+
+
+async def test_the_feed_survives_a_store_outage_and_loses_nothing() -> None:
+    store = FlakyStore(change_log=True)
+    feed = await _feed(store)
+    subscriber = feed.subscribe()
+    task = asyncio.create_task(feed.run())
+    try:
+        store.down = True
+        await asyncio.sleep(0.1)
+        assert not feed.healthy
+        await store.commit(commit(1))  # committed while the feed cannot read
+        store.down = False
+        frames = [await asyncio.wait_for(subscriber.queue.get(), 3) for _ in range(2)]
+    finally:
+        task.cancel()
+    assert feed.healthy and feed.stats.store_errors >= 1
+    assert [int(f.split(b"\n", 1)[0][4:]) for f in frames] == [1, 2]

@@ -117,3 +117,25 @@ def test_a_raised_alert_is_not_lowered_when_the_limit_grows() -> None:
     second = evaluate([relaxed], prior, 32 * 60_000_000, SlaLimits())
     assert second.transitions == []
     assert second.rows[0].raised == "breach"
+
+
+def test_docs_examples_have_the_keys_the_engine_writes() -> None:
+    import re
+    from pathlib import Path
+
+    from projections.sla import alerts_document
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "sla.md").read_text(encoding="utf-8")
+    fences = dict(re.findall(r"^```json ([\w-]+)\n(.*?)^```", text, re.MULTILINE | re.DOTALL))
+    incident = Incident("A", area="rural", priority="normal", grid="G", owner="AG-1")
+    incident.times[0] = 0
+    document = alerts_document([incident], 100 * 60_000_000, SlaLimits())
+    example = json.loads(fences["alerts"])
+    assert list(example) == list(document)
+    assert list(example["counts"]) == list(document["counts"])
+    for rule, counts in document["counts"].items():
+        assert list(example["counts"][rule]) == list(counts)
+    assert list(example["active"][0]) == list(document["active"][0])
+    published = orjson.loads(evaluate([incident], {}, 100 * 60_000_000,
+                                      SlaLimits()).transitions[0].payload)
+    assert list(json.loads(fences["alert-message"])) == list(published)

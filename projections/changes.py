@@ -30,6 +30,7 @@ from projections.duty import MICROS_PER_MINUTE, DutyCalendar
 from projections.incident import CALL, CHECKPOINTS, RESTORE, STAGES, Incident
 from projections.ports import Change, NewChange
 from projections.report import statistics
+from projections.sla import RULES, SlaLimits, rule_clock, rule_state, utc_text
 from projections.stores.rows import incident_from_row, incident_row
 from projections.totals import UNATTRIBUTED, Bucket, Totals
 
@@ -51,9 +52,31 @@ def incident_state(incident: Incident) -> str:
     return "open"
 
 
-def incident_summary(incident: Incident, calendar: DutyCalendar) -> dict[str, Any]:
+def sla_summary(incident: Incident, as_of_us: int, limits: SlaLimits) -> dict[str, Any]:
+    """Per SLA rule, as of ``as_of_us``: null when not armed, else its ``state``,
+    ``deadline`` (RFC 3339 UTC), ``limit_minutes`` and ``minutes_left`` (negative
+    once past the deadline; null once the stop checkpoint is in)."""
+    out: dict[str, Any] = {}
+    for rule in RULES:
+        state = rule_state(incident, rule, as_of_us, limits)
+        clock = rule_clock(incident, rule, limits, as_of_us)
+        if state is None or clock is None:
+            out[rule] = None
+            continue
+        running = state in ("ok", "warning", "breach")
+        out[rule] = {"state": state, "deadline": utc_text(clock.deadline),
+                     "limit_minutes": clock.limit_minutes,
+                     "minutes_left": (clock.deadline - as_of_us) / MICROS_PER_MINUTE
+                     if running else None}
+    return out
+
+
+def incident_summary(incident: Incident, calendar: DutyCalendar,
+                     limits: SlaLimits | None = None, as_of_us: int | None = None
+                     ) -> dict[str, Any]:
     """The public view of one incident row (``/api/incidents`` items, ``incident``
-    changes): state, attributes, checkpoint instants and stage minutes."""
+    changes): state, attributes, checkpoint instants and stage minutes, and with
+    ``limits`` its SLA rules as of ``as_of_us``."""
     times = incident.times
     stages: dict[str, float | None] = {}
     for k, stage in enumerate(STAGES, start=1):
@@ -74,6 +97,9 @@ def incident_summary(incident: Incident, calendar: DutyCalendar) -> dict[str, An
         "checkpoints": {name: None if t is None else calendar.format_instant(t)
                         for name, t in zip(CHECKPOINTS, times, strict=True)},
         "stages_minutes": stages,
+        "owner": incident.owner,
+        **({} if limits is None or as_of_us is None
+           else {"sla": sla_summary(incident, as_of_us, limits)}),
     }
 
 
@@ -101,12 +127,14 @@ def period_changes(rows: Mapping[str, Totals]) -> list[NewChange]:
             for day, vector in sorted(rows.items())]
 
 
-def public_data(change: Change, calendar: DutyCalendar) -> dict[str, Any]:
-    """What subscribers receive for ``change``: an ``incident_summary``, a
-    ``period_summary``, or an alert payload as the SLA layer wrote it."""
+def public_data(change: Change, calendar: DutyCalendar, limits: SlaLimits | None = None,
+                as_of_us: int | None = None) -> dict[str, Any]:
+    """What subscribers receive for ``change``: an ``incident_summary`` (with its SLA
+    rules as of ``as_of_us`` when ``limits`` are given), a ``period_summary``, or an
+    alert payload as the SLA layer wrote it."""
     stored = orjson.loads(change.data)
     if change.kind == "incident":
-        return incident_summary(incident_from_row(stored), calendar)
+        return incident_summary(incident_from_row(stored), calendar, limits, as_of_us)
     if change.kind == "period":
         return period_summary(change.key, stored, calendar)
     result: dict[str, Any] = stored

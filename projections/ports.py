@@ -145,6 +145,11 @@ class Commit:
     deltas: dict[Bucket, Totals] = field(default_factory=dict)
     rejected: int = 0
     duplicates: int = 0
+    conflicts: int = 0
+    """Copies of an accepted ``event_id`` with different content (rejected)."""
+    fingerprints: dict[PositionKey, str] = field(default_factory=dict)
+    """For file sources: a digest of the bytes before the new position, stored
+    with it (so a rewritten file can be told from an appended one)."""
     changes: list[NewChange] = field(default_factory=list)
     """Extra change-log entries (e.g. alert transitions); the store adds the
     incident and period changes of the batch itself."""
@@ -185,6 +190,10 @@ class ProjectionStore(ABC):
         """The next position per key committed by ``consumer``."""
 
     @abstractmethod
+    async def fingerprints(self, consumer: str) -> dict[PositionKey, str]:
+        """The fingerprint committed with each position of ``consumer`` (file sources)."""
+
+    @abstractmethod
     async def known_event_ids(self, event_ids: Sequence[str]) -> set[str]: ...
 
     @abstractmethod
@@ -209,7 +218,8 @@ class ProjectionStore(ABC):
 
     @abstractmethod
     async def counters(self) -> dict[str, int]:
-        """``rejected_events`` and ``duplicate_events`` (0 when none yet)."""
+        """``rejected_events``, ``duplicate_events`` and ``conflicting_events``
+        (0 when none yet)."""
 
     @abstractmethod
     def all_incidents(self) -> AsyncIterator[Incident]:

@@ -5,6 +5,12 @@ touches and the batch's new facts, it returns the new states and the exact
 totals deltas. ``Projector`` wraps it with the store port: parse and reject,
 drop duplicates, load, fold, and hand the runner a ``Commit`` that it writes in
 one transaction together with the consumer positions.
+
+An ``event_id`` seen before (earlier in the batch, or in the store) marks a
+duplicate when the copy is the same event, and a conflict when its content
+differs (``schemas.identity``): the later copy is then rejected with a reason
+that says ``conflict``, dead-lettered like an invalid message and counted in
+``conflicting_events``; the first accepted copy stands.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from projections.totals import (
     contributions,
     zeros,
 )
+from schemas.identity import difference
 from schemas.parsing import InvalidEvent, parse_event
 
 
@@ -97,6 +104,7 @@ class PreparedBatch:
     commit: Commit
     accepted: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    """Invalid messages and conflicting copies (``commit.conflicts`` of them)."""
     previous: dict[str, Incident] = field(default_factory=dict)
     """Stored state of the touched incidents before this batch."""
 
@@ -122,25 +130,35 @@ class Projector:
         facts: list[Fact] = []
         logged: list[LoggedEvent] = []
         positions: dict[PositionKey, int] = {}
-        seen_in_batch: set[str] = set()
-        duplicates = 0
+        valid: list[tuple[Record, Fact]] = []
         for record, fact in zip(records, parsed, strict=True):
             positions[(record.source, record.partition)] = record.next_position
             if isinstance(fact, str):
                 rejected.append(Rejected(record, fact))
+            else:
+                valid.append((record, fact))
+        # Every copy is measured against the accepted one: stored, or else the first
+        # copy in this batch.
+        accepted = await self.store.known_events(
+            list(dict.fromkeys(f.event_id for _, f in valid))) if valid else {}
+        duplicates = conflicts = 0
+        for record, fact in valid:
+            earlier = accepted.get(fact.event_id)
+            if earlier is None:
+                accepted[fact.event_id] = record.raw
+                facts.append(fact)
+                logged.append(LoggedEvent(fact.event_id, fact.incident_id, fact.type, fact.at,
+                                          record.raw))
                 continue
-            if fact.event_id in seen_in_batch:
+            differs = difference(earlier, record.raw)
+            if differs is None:
                 duplicates += 1
-                continue
-            seen_in_batch.add(fact.event_id)
-            facts.append(fact)
-            logged.append(LoggedEvent(fact.event_id, fact.incident_id, fact.type, fact.at,
-                                      record.raw))
-        known = await self.store.known_event_ids([f.event_id for f in facts]) if facts else set()
-        if known:
-            duplicates += sum(1 for f in facts if f.event_id in known)
-            logged = [e for e in logged if e.event_id not in known]
-            facts = [f for f in facts if f.event_id not in known]
+            else:
+                conflicts += 1
+                rejected.append(Rejected(record, _conflict(fact.event_id, differs)))
+        if conflicts:
+            rejected.sort(key=lambda r: (r.record.source, r.record.partition,
+                                         r.record.next_position))
         stored = await self.store.load_incidents({f.incident_id for f in facts})
         incidents, deltas = fold_batch(stored, facts, calendar)
         commit = Commit(
@@ -151,7 +169,13 @@ class Projector:
             incidents=list(incidents.values()),
             calls=[f for f in facts if f.type == "call.received"],
             deltas=deltas,
-            rejected=len(rejected),
+            rejected=len(rejected) - conflicts,
             duplicates=duplicates,
+            conflicts=conflicts,
         )
         return PreparedBatch(commit, accepted=len(facts), rejected=rejected, previous=stored)
+
+
+def _conflict(event_id: str, differs: str) -> str:
+    return (f"conflict: event_id {event_id!r} was already accepted with different content "
+            f"({differs}); the first copy stands")

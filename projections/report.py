@@ -2,7 +2,7 @@
 
 Contract: ``build_report`` output has exactly the contract keys of docs/report.md, in
 that order, plus extra keys (``closed``, ``restoration_anomalies``, ``arrival``,
-``restore_after_arrival``, ``breakdowns``) that extend it. Means are exact:
+``restore_after_arrival``, ``breakdowns``, ``conflicting_events``) that extend it. Means are exact:
 integer microsecond sums divided once, so every backend prints the same bytes.
 """
 
@@ -93,6 +93,7 @@ def build_report(totals: Mapping[Bucket, Totals], counters: Mapping[str, int],
         "unattributed": unattributed[INDEX["incidents"]] if unattributed else 0,
         "rejected_events": counters.get("rejected_events", 0),
         "duplicate_events": counters.get("duplicate_events", 0),
+        "conflicting_events": counters.get("conflicting_events", 0),
         "breakdowns": breakdowns,
     }
 

@@ -5,21 +5,34 @@ Contract:
 - ``occurred_at`` / ``recorded_at`` are RFC 3339 strings that carry a UTC offset:
   a naive timestamp (or a bare number) is invalid;
 - unknown extra fields, in the envelope and in ``data``, are kept, not rejected;
-- models are frozen: an event is an immutable fact.
+- models are frozen: an event is an immutable fact;
+- valid ranges (docs/validation.md): instants from ``EARLIEST`` (1970-01-01Z)
+  to before ``END_OF_RANGE`` (2200-01-01Z); counts are JSON integers from 0 to
+  below 2^53 (what every JSON reader and both stores hold exactly); numbers are
+  finite; integer, number and boolean fields take no strings and no other type
+  (no ``"5"``, ``true`` or ``5.0`` for a count; no ``1`` for a boolean).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, Strict, TypeAdapter
 from pydantic_core import core_schema
 
 CURRENT_SCHEMA_VERSION = 1
 """The envelope version this engine validates; older versions are upcast first."""
 
 RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""The first valid instant (inclusive)."""
+END_OF_RANGE = datetime(2200, 1, 1, tzinfo=UTC)
+"""The first instant past the valid range (exclusive)."""
+MAX_COUNT = 2**53 - 1
+"""The largest valid count: integers up to it are exact in every JSON reader."""
+_RFC3339_IN_RANGE = RFC3339.replace("^\\d{4}", "^(19[6-9]\\d|2[01]\\d\\d|2200)")
+"""For the JSON Schema files: the same shape, years near the valid range only."""
 
 
 class _Rfc3339:
@@ -32,18 +45,28 @@ class _Rfc3339:
                                      handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.chain_schema([
             core_schema.str_schema(pattern=RFC3339),
-            core_schema.datetime_schema(tz_constraint="aware"),
+            core_schema.datetime_schema(tz_constraint="aware", ge=EARLIEST, lt=END_OF_RANGE),
         ], metadata={"pydantic_js_functions": [_json_schema]})
 
 
 def _json_schema(schema: Any, handler: Any) -> dict[str, Any]:
-    return {"type": "string", "format": "date-time", "pattern": RFC3339}
+    return {"type": "string", "format": "date-time", "pattern": _RFC3339_IN_RANGE,
+            "formatMinimum": "1970-01-01T00:00:00Z",
+            "formatExclusiveMaximum": "2200-01-01T00:00:00Z",
+            "description": "RFC 3339 with seconds and offset; from 1970-01-01T00:00:00Z "
+                           "to before 2200-01-01T00:00:00Z"}
 
 
 Timestamp = Annotated[datetime, _Rfc3339]
 """An instant written as an RFC 3339 string with seconds and a UTC offset."""
 
 NonEmpty = Annotated[str, Field(min_length=1)]
+Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
+"""A JSON integer from 0 to 2^53 - 1 (no strings, booleans or fractions)."""
+Minutes = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+"""A finite, non-negative JSON number (no strings or booleans)."""
+Flag = Annotated[bool, Strict()]
+"""``true`` or ``false`` only."""
 Area = Literal["urban", "rural", "remote"]
 Priority = Literal["normal", "vulnerable", "important"]
 
@@ -58,7 +81,7 @@ class CallReceivedData(EventData):
     grid: NonEmpty
     area: Area
     priority: Priority = "normal"
-    customers_affected: Annotated[int, Field(ge=0)] | None = None
+    customers_affected: Count | None = None
     agent: str | None = None
     description: str | None = None
 
@@ -78,7 +101,7 @@ class CallMergedData(EventData):
 class CrewDispatchedData(EventData):
     crew: NonEmpty
     dispatcher: str | None = None
-    eta_minutes: Annotated[float, Field(ge=0)] | None = None
+    eta_minutes: Minutes | None = None
 
 
 class CrewData(EventData):
@@ -91,11 +114,11 @@ class FaultDiagnosedData(EventData):
 
 
 class PowerRestoredData(EventData):
-    customers_restored: Annotated[int, Field(ge=0)] | None = None
+    customers_restored: Count | None = None
 
 
 class IncidentClosedData(EventData):
-    satisfied: bool | None = None
+    satisfied: Flag | None = None
 
 
 class Envelope(BaseModel):
@@ -107,7 +130,8 @@ class Envelope(BaseModel):
     incident_id: NonEmpty
     occurred_at: Timestamp
     recorded_at: Timestamp | None = None
-    schema_version: Literal[1] = 1
+    schema_version: Annotated[int, Strict(), Field(ge=1, le=1)] = 1
+    """Only 1 after upcasting; an integer (``true`` and ``1.0`` are not versions)."""
     source: str | None = None
     actor: str | None = None
 

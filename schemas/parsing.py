@@ -2,18 +2,22 @@
 
 Contract: ``parse_event(raw)`` returns a validated, upcast event, or raises
 ``InvalidEvent`` whose ``reason`` names the field at fault in one line. It never
-raises anything else for bad input.
+raises anything else for bad input. Besides the models' rules it refuses
+``NaN``, ``Infinity`` and numbers too large for a double anywhere in the event
+(unknown extra fields included): they are not JSON, and a stored event must
+print back as valid JSON.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from schemas.events import CURRENT_SCHEMA_VERSION, EVENT_ADAPTER, Event
+from schemas.events import CURRENT_SCHEMA_VERSION, EVENT_ADAPTER, MAX_COUNT, Event
 from schemas.upcasting import upcast
 
 _NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
@@ -31,7 +35,7 @@ def parse_event(raw: bytes | str) -> Event:
     """Validate one event (see module contract)."""
     try:
         # Fast path: current-version events validate straight from JSON in Rust.
-        return EVENT_ADAPTER.validate_json(raw)
+        return _finite(EVENT_ADAPTER.validate_json(raw))
     except ValidationError as first_error:
         error = first_error
     try:
@@ -50,6 +54,41 @@ def parse_event(raw: bytes | str) -> Event:
                 raise InvalidEvent(describe(exc, obj)) from None
             raise InvalidEvent(str(exc)) from None
     raise InvalidEvent(describe(error, obj))
+
+
+def _finite(event: Event) -> Event:
+    """``event``, unless an unknown extra field holds a non-finite number (the
+    declared number fields refuse them already)."""
+    envelope_extra = event.__pydantic_extra__
+    data_extra = event.data.__pydantic_extra__
+    if envelope_extra or data_extra:
+        where = _non_finite(envelope_extra, "") or _non_finite(data_extra, "data")
+        if where:
+            raise InvalidEvent(f"{where}: not a finite number (NaN, Infinity and numbers "
+                               "beyond 1.8e308 are not valid JSON numbers)")
+    return event
+
+
+def _non_finite(value: Any, where: str) -> str | None:
+    """The path of the first non-finite number in ``value``, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where or "event"
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
+
+
+_RANGE_ERRORS = frozenset({"greater_than_equal", "greater_than", "less_than", "less_than_equal"})
+_TYPE_ERRORS = frozenset({"int_type", "float_type", "bool_type", "int_from_float",
+                          "finite_number"})
 
 
 def describe(error: ValidationError, obj: dict[str, Any]) -> str:
@@ -71,6 +110,15 @@ def describe(error: ValidationError, obj: dict[str, Any]) -> str:
     if kind == "string_pattern_mismatch" and loc and loc[-1].endswith("_at"):
         return f"{where}: expected an RFC 3339 timestamp with seconds and offset, " \
                f"got {first.get('input')!r}"
+    if kind in _RANGE_ERRORS and loc and loc[-1].endswith("_at"):
+        return (f"{where}: out of range: instants must be from 1970-01-01T00:00:00Z to "
+                f"before 2200-01-01T00:00:00Z, got {first.get('input')!s}")
+    if kind in _RANGE_ERRORS and loc and loc[-1].startswith("customers"):
+        return (f"{where}: out of range: counts are integers from 0 to {MAX_COUNT:,} "
+                f"(below 2^53), got {first.get('input')!r}")
+    if kind in _TYPE_ERRORS:
+        return (f"{where}: {first['msg']}, got {first.get('input')!r} "
+                "(values are not converted from other types)")
     if kind in ("datetime_type", "datetime_parsing", "datetime_from_date_parsing"):
         return f"{where}: expected an RFC 3339 timestamp with offset ({first['msg']})"
     more = error.error_count() - 1

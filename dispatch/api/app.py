@@ -44,9 +44,11 @@ from dispatch.api.feed import (
 from dispatch.api.pool import StorePool, StoreUnavailable
 from dispatch.cli.incident import as_document
 from dispatch.cli.render import render
+from projections.changes import incident_summary
 from projections.duty import DutyCalendar, load_zone, parse_duty_start
 from projections.ports import IncidentQuery, ProjectionStore
 from projections.queries import duty_report, incident_timeline
+from projections.sla import SlaLimits, alerts_document
 
 DEFAULT_STAGE_NORMS: dict[str, float] = {
     "verify": 5.0, "depart": 10.0, "arrive": 30.0, "diagnose": 20.0, "repair": 90.0,
@@ -65,6 +67,7 @@ class ServeOptions:
     subscriber_queue: int = 2000
     pool_size: int = 4
     stage_norms: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STAGE_NORMS))
+    sla_limits: SlaLimits = field(default_factory=SlaLimits)
 
 
 class ApiError(Exception):
@@ -131,7 +134,7 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
     """The app over the stores ``factory`` makes (each call: a new, unopened store)."""
     pool = StorePool(factory, options.pool_size)
     feed = ChangeFeed(factory, poll_interval=options.poll_interval,
-                      queue_size=options.subscriber_queue)
+                      queue_size=options.subscriber_queue, limits=options.sla_limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -247,12 +250,21 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> Response:
-        from projections.changes import incident_summary
-
         seq = (await store.change_window()).head
         found, total = await store.find_incidents(IncidentQuery(state, grid, area, limit, offset))
+        now = time.time_ns() // 1000
         return _json({"total": total, "limit": limit, "offset": offset,
-                      "items": [incident_summary(i, store.calendar) for i in found]}, seq=seq)
+                      "items": [incident_summary(i, store.calendar, options.sla_limits, now)
+                                for i in found]}, seq=seq)
+
+    @app.get("/api/alerts", response_model=models.Alerts, dependencies=documented_auth,
+             responses={401: errors[401], 503: errors[503]},
+             summary="Active SLA alerts as of now, as `dispatch alerts --format json`")
+    async def alerts(store: Store) -> Response:
+        seq = (await store.change_window()).head
+        incidents = [i async for i in store.all_incidents()]
+        document = alerts_document(incidents, time.time_ns() // 1000, options.sla_limits)
+        return _json(document, seq=seq)
 
     @app.get("/api/incidents/{incident_id}", response_model=models.IncidentDetail,
              dependencies=documented_auth,
@@ -297,7 +309,8 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
                 else:
                     # Bounded by the subscriber queue: a longer backlog ends the stream
                     # with what was sent; the client resumes from there.
-                    async for item in backlog(store, resume, subscriber.since, feed.calendar):
+                    async for item in backlog(store, resume, subscriber.since, feed.calendar,
+                                              options.sla_limits):
                         replay.append(item)
                         if len(replay) >= options.subscriber_queue:
                             break

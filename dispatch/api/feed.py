@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ from dispatch.api.pool import CONNECTION_ERRORS, OPEN_TIMEOUT_S, discard
 from projections.changes import public_data
 from projections.duty import DutyCalendar
 from projections.ports import Change, ProjectionStore
+from projections.sla import SlaLimits
 
 log = logging.getLogger("dispatch.serve")
 
@@ -38,9 +40,10 @@ RETRY_MS = 2000
 """Sent as the SSE ``retry:`` field: how long a browser waits before reconnecting."""
 
 
-def frame(change: Change, calendar: DutyCalendar) -> bytes:
-    """One SSE frame: ``id`` = the change sequence, ``event`` = its kind."""
-    data = orjson.dumps(public_data(change, calendar))
+def frame(change: Change, calendar: DutyCalendar, limits: SlaLimits | None = None) -> bytes:
+    """One SSE frame: ``id`` = the change sequence, ``event`` = its kind; incidents
+    carry their SLA rules as of now."""
+    data = orjson.dumps(public_data(change, calendar, limits, time.time_ns() // 1000))
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (change.seq, change.kind.encode(), data)
 
 
@@ -82,8 +85,10 @@ class FeedStats:
 
 class ChangeFeed:
     def __init__(self, factory: Callable[[], ProjectionStore], *,
-                 poll_interval: float = 0.2, queue_size: int = 2000) -> None:
+                 poll_interval: float = 0.2, queue_size: int = 2000,
+                 limits: SlaLimits | None = None) -> None:
         self._factory = factory
+        self.limits = limits
         self.calendar = DutyCalendar()
         """The store's own calendar, once ``start`` has opened it."""
         self._store = factory()
@@ -154,7 +159,7 @@ class ChangeFeed:
                 return
             subscribers = list(self.stats.subscribers)
             for change in changes:
-                encoded = frame(change, self.calendar)
+                encoded = frame(change, self.calendar, self.limits)
                 for subscriber in subscribers:
                     subscriber.offer(encoded)
             self.position = changes[-1].seq
@@ -170,8 +175,8 @@ class ChangeFeed:
         await discard(self._store)
 
 
-async def backlog(store: ProjectionStore, after: int, until: int,
-                  calendar: DutyCalendar) -> AsyncIterator[bytes]:
+async def backlog(store: ProjectionStore, after: int, until: int, calendar: DutyCalendar,
+                  limits: SlaLimits | None = None) -> AsyncIterator[bytes]:
     """Frames of the stored changes ``after < seq <= until``, in order."""
     position = after
     while position < until:
@@ -179,7 +184,7 @@ async def backlog(store: ProjectionStore, after: int, until: int,
         for change in changes:
             if change.seq > until:
                 return
-            yield frame(change, calendar)
+            yield frame(change, calendar, limits)
         if not changes:
             return
         position = changes[-1].seq

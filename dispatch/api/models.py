@@ -86,6 +86,19 @@ class StageMinutes(Open):
     restore: float | None
 
 
+class SlaRule(Open):
+    state: Literal["ok", "warning", "breach", "met", "late", "anomaly"]
+    deadline: str = Field(description="RFC 3339 UTC")
+    limit_minutes: float
+    minutes_left: float | None = Field(
+        description="until the deadline, negative past it; null once the clock stopped")
+
+
+class SlaRules(Open):
+    arrival: SlaRule | None = Field(description="null while not armed (no call yet)")
+    restoration: SlaRule | None = Field(description="null while not armed (no arrival yet)")
+
+
 class IncidentSummary(Open):
     incident_id: str
     state: IncidentState
@@ -98,6 +111,8 @@ class IncidentSummary(Open):
     merged_into: str | None
     checkpoints: Checkpoints
     stages_minutes: StageMinutes
+    owner: str | None = Field(description="first-contact agent of the earliest call")
+    sla: SlaRules = Field(description="the SLA rules as of the moment of the answer")
 
 
 class IncidentPage(Open):
@@ -120,6 +135,39 @@ class IncidentDetail(Open):
     checkpoints: Checkpoints
     stages_minutes: StageMinutes
     events: list[dict[str, object]] = Field(description="accepted events, event-time order")
+
+
+class Alert(Open):
+    incident_id: str
+    rule: Literal["arrival", "restoration"]
+    level: Literal["warning", "breach"]
+    start: str
+    deadline: str
+    limit_minutes: float
+    grid: str | None
+    area: str | None
+    priority: str | None
+    owner: str | None
+
+
+class StateCounts(Open):
+    ok: int
+    warning: int
+    breach: int
+    met: int
+    late: int
+    anomaly: int
+
+
+class AlertCounts(Open):
+    arrival: StateCounts
+    restoration: StateCounts
+
+
+class Alerts(Open):
+    as_of: str = Field(description="RFC 3339 UTC")
+    active: list[Alert] = Field(description="by deadline, then incident id, then rule")
+    counts: AlertCounts
 
 
 class Status(Open):

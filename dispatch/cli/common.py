@@ -138,7 +138,11 @@ def print_summary(summary: IngestSummary, verb: str = "ingested") -> None:
     rate = summary.lines / summary.seconds if summary.seconds else 0.0
     print(f"{verb} {summary.lines:,} lines in {summary.seconds:.2f}s ({rate:,.0f} lines/s): "
           f"{summary.accepted:,} accepted, {summary.duplicates:,} duplicate, "
-          f"{summary.rejected:,} rejected", file=sys.stderr)
+          f"{summary.rejected:,} rejected"
+          + (f", {summary.conflicts:,} conflicting" if summary.conflicts else ""),
+          file=sys.stderr)
+    for notice in summary.rewritten + summary.held_back:
+        print(notice, file=sys.stderr)
     if summary.skipped_lines:
         print(f"left out {summary.skipped_lines:,} lines that another ingest running at the "
               "same time committed first", file=sys.stderr)

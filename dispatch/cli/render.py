@@ -24,7 +24,8 @@ def render(report: Report, fmt: str) -> str:
               *(f"{s} min" for s in STAGES), "avg restoration min"]
     footer = (f"duty periods start {report['duty_start']} {report['duty_timezone']}; "
               f"unattributed {report['unattributed']}, rejected events "
-              f"{report['rejected_events']}, duplicate events {report['duplicate_events']}")
+              f"{report['rejected_events']}, duplicate events {report['duplicate_events']}, "
+              f"conflicting events {report['conflicting_events']}")
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")

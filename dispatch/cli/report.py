@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         if summary.stopped_at is not None:
             raise UserError(f"--strict: stopped at {summary.stopped_at.record.label}: "
                             f"{summary.stopped_at.reason}")
-        if summary.rejected:
+        if summary.rejected or summary.conflicts or summary.held_back:
             print_summary(summary, "read")
         return render(await duty_report(store), args.format)
 

@@ -83,7 +83,8 @@ def options_from(settings: Settings, no_auth: bool, host: str) -> object:
                             "(or pass --no-auth on a loopback host)")
     return ServeOptions(tokens=tokens, retention_days=settings.change_retention_days,
                         heartbeat_s=settings.sse_heartbeat_seconds,
-                        subscriber_queue=settings.sse_queue_size)
+                        subscriber_queue=settings.sse_queue_size,
+                        sla_limits=settings.sla_limits)
 
 
 def run(args: argparse.Namespace) -> int:

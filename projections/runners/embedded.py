@@ -22,14 +22,21 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 from projections.incident import Fact
 from projections.ports import ProjectionStore, Record, Rejected
 from projections.projector import Projector, facts_of
-from projections.runners.files import file_source, read_records
+from projections.runners.files import (
+    Batch,
+    HeldBack,
+    file_source,
+    prefix_fingerprint,
+    read_records,
+)
 from projections.sla_live import SlaPolicy
 
 INGEST_CONSUMER = "ingest"
@@ -43,9 +50,14 @@ class IngestSummary:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    conflicts: int = 0
     skipped_bytes: int = 0
     skipped_lines: int = 0
     """Lines that another process running at the same time committed first."""
+    rewritten: list[str] = field(default_factory=list)
+    """Files whose ingested bytes changed (read again from the top), for people."""
+    held_back: list[str] = field(default_factory=list)
+    """Unfinished last lines left unread, for people."""
     seconds: float = 0.0
     stopped_at: Rejected | None = None
     """In strict mode: the first rejected line; nothing after it was committed."""
@@ -94,53 +106,10 @@ async def ingest_files(
             if parse_workers else None)
     try:
         for path in paths:
-            source = file_source(path)
-            stored = await store.positions(INGEST_CONSUMER)
-            offset = 0 if from_start else stored.get((source, 0), 0)
-            size = path.stat().st_size
-            summary.skipped_bytes += offset
-            committed = offset
-            """Where this file's committed lines end, as far as this process knows."""
-            batches = read_records(path, source, offset, batch_size)
-            for records, parsed in _parsed(batches, pool, ahead=2 * max(parse_workers, 1)):
-                if strict:
-                    records, parsed = _until_first_reject(records, parsed, summary)
-                    if not records:
-                        break
-                end = records[-1].next_position
-                async with store.writing():
-                    if not from_start:
-                        now = (await store.positions(INGEST_CONSUMER)).get((source, 0), 0)
-                        # Lines up to the stored position are committed (another process
-                        # may be ingesting this file too): leave them out.
-                        now = max(committed, (await store.positions(INGEST_CONSUMER)).get(
-                            (source, 0), 0))
-                        if records[0].next_position <= now:
-                            before = len(records)
-                            records, parsed = _after(now, records, parsed)
-                            summary.skipped_lines += before - len(records)
-                        committed = now
-                    if records:
-                        prepared = await projector.prepare(records, parsed=parsed)
-                        for rejected in prepared.rejected:
-                            if on_rejected is not None:
-                                on_rejected(rejected)
-                        if sla is not None:
-                            prepared.commit.sla = sla.for_batch(
-                                prepared.commit.incidents,
-                                max((e.at for e in prepared.commit.events), default=None),
-                                time.time_ns() // 1000)
-                        await store.commit(prepared.commit)
-                        committed = end
-                if records:
-                    summary.lines += len(records)
-                    summary.accepted += prepared.accepted
-                    summary.duplicates += prepared.commit.duplicates
-                    summary.rejected += len(prepared.rejected)
-                if progress is not None:
-                    progress(path.name, end, size, summary)
-                if summary.stopped_at is not None:
-                    break
+            await _ingest_file(store, projector, path, summary, pool,
+                               ahead=2 * max(parse_workers, 1), batch_size=batch_size,
+                               strict=strict, on_rejected=on_rejected, progress=progress,
+                               from_start=from_start, sla=sla)
             if summary.stopped_at is not None:
                 break
         if sla is not None:
@@ -153,14 +122,115 @@ async def ingest_files(
     return summary
 
 
-def _parsed(batches: Iterator[list[Record]], pool: ProcessPoolExecutor | None,
-            ahead: int) -> Iterator[tuple[list[Record], Parsed]]:
+async def _resume_point(store: ProjectionStore, path: Path, source: str,
+                        summary: IngestSummary) -> tuple[int, Any, tuple[int, str] | None]:
+    """Where to start reading ``path``: the offset, the running hash of the bytes
+    before it, and the stored (position, fingerprint) found invalid, if any."""
+    key = (source, 0)
+    offset = (await store.positions(INGEST_CONSUMER)).get(key, 0)
+    fingerprint = (await store.fingerprints(INGEST_CONSUMER)).get(key)
+    if offset == 0:
+        return 0, None, None
+    prefix = prefix_fingerprint(path, offset)
+    if fingerprint is None or (prefix is not None and prefix[1] == fingerprint):
+        summary.skipped_bytes += offset
+        return offset, None if prefix is None else prefix[0], None
+    summary.rewritten.append(
+        f"{path.name}: the first {offset:,} bytes are not the ones ingested before "
+        f"(the file is {'shorter' if prefix is None else 'different'}: rewritten in place?); "
+        "reading it again from the top, events already stored count as duplicates")
+    return 0, None, (offset, fingerprint)
+
+
+async def _ingest_file(store: ProjectionStore, projector: Projector, path: Path,
+                       summary: IngestSummary, pool: ProcessPoolExecutor | None, *,
+                       ahead: int, batch_size: int, strict: bool,
+                       on_rejected: Callable[[Rejected], None] | None,
+                       progress: Progress | None, from_start: bool,
+                       sla: SlaPolicy | None = None) -> None:
+    source = file_source(path)
+    key = (source, 0)
+    stale: tuple[int, str] | None = None
+    if from_start:
+        offset, hasher = 0, None
+    else:
+        offset, hasher, stale = await _resume_point(store, path, source, summary)
+    size = _size(path)
+    committed = offset
+    """Where this file's committed lines end, as far as this process knows."""
+    held_back = HeldBack()
+    batches = read_records(path, source, offset, batch_size, hasher, held_back)
+    for batch, parsed in _parsed(batches, pool, ahead):
+        records: list[Record] = batch
+        fingerprint = batch.fingerprint
+        if strict:
+            records, parsed = _until_first_reject(records, parsed, summary)
+            if not records:
+                break
+            if len(records) < len(batch):
+                fingerprint = _fingerprint_at(path, records[-1].next_position)
+        end = records[-1].next_position
+        async with store.writing():
+            if not from_start:
+                # Lines up to the stored position are committed (another process may be
+                # ingesting this file too): leave them out. A position found invalid at
+                # the start (the file was rewritten) does not count.
+                now = (await store.positions(INGEST_CONSUMER)).get(key, 0)
+                if stale is not None and now == stale[0] and (
+                        await store.fingerprints(INGEST_CONSUMER)).get(key) == stale[1]:
+                    now = 0
+                now = max(committed, now)
+                if records[0].next_position <= now:
+                    before = len(records)
+                    records, parsed = _after(now, records, parsed)
+                    summary.skipped_lines += before - len(records)
+                committed = now
+            if records:
+                prepared = await projector.prepare(records, parsed=parsed)
+                prepared.commit.fingerprints[key] = fingerprint
+                for rejected in prepared.rejected:
+                    if on_rejected is not None:
+                        on_rejected(rejected)
+                if sla is not None:
+                    prepared.commit.sla = sla.for_batch(
+                        prepared.commit.incidents,
+                        max((e.at for e in prepared.commit.events), default=None),
+                        time.time_ns() // 1000)
+                await store.commit(prepared.commit)
+                committed = end
+        if records:
+            summary.lines += len(records)
+            summary.accepted += prepared.accepted
+            summary.duplicates += prepared.commit.duplicates
+            summary.rejected += prepared.commit.rejected
+            summary.conflicts += prepared.commit.conflicts
+        if progress is not None:
+            progress(path.name, end, size, summary)
+        if summary.stopped_at is not None:
+            return
+    if held_back.size:
+        summary.held_back.append(
+            f"{path.name}:{held_back.line}: the last line has no newline and is not complete "
+            f"JSON ({held_back.size:,} bytes): left unread until it is finished")
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def _fingerprint_at(path: Path, end: int) -> str:
+    found = prefix_fingerprint(path, end)
+    return "" if found is None else found[1]
+
+
+def _parsed(batches: Iterator[Batch], pool: ProcessPoolExecutor | None,
+            ahead: int) -> Iterator[tuple[Batch, Parsed]]:
     """Batches with their parse results, in order, keeping ``ahead`` in flight."""
     if pool is None:
         for records in batches:
             yield records, facts_of([r.raw for r in records])
         return
-    pending: deque[tuple[list[Record], Future[Parsed]]] = deque()
+    pending: deque[tuple[Batch, Future[Parsed]]] = deque()
     for records in batches:
         pending.append((records, pool.submit(facts_of, [r.raw for r in records])))
         if len(pending) > ahead:

@@ -44,8 +44,9 @@ class MemoryStore(ProjectionStore):
         self._incidents: dict[str, Incident] = {}
         self._calls: list[Fact] = []
         self._totals: dict[Bucket, Totals] = {}
-        self._counters = {"rejected_events": 0, "duplicate_events": 0}
+        self._counters = {"rejected_events": 0, "duplicate_events": 0, "conflicting_events": 0}
         self._positions: dict[tuple[str, str, int], int] = {}
+        self._fingerprints: dict[tuple[str, str, int], str] = {}
         self._sla: dict[tuple[str, str], SlaRow] = {}
         self._outbox: dict[str, OutboxEntry] = {}
         self._sla_clock: int | None = None
@@ -58,6 +59,9 @@ class MemoryStore(ProjectionStore):
 
     async def positions(self, consumer: str) -> dict[PositionKey, int]:
         return {(s, p): v for (c, s, p), v in self._positions.items() if c == consumer}
+
+    async def fingerprints(self, consumer: str) -> dict[PositionKey, str]:
+        return {(s, p): v for (c, s, p), v in self._fingerprints.items() if c == consumer}
 
     async def known_events(self, event_ids: Sequence[str]) -> dict[str, bytes]:
         return {i: self._events[i].raw for i in event_ids if i in self._events}
@@ -80,8 +84,11 @@ class MemoryStore(ProjectionStore):
         accumulate(self._totals, commit.deltas.items())
         self._counters["rejected_events"] += commit.rejected
         self._counters["duplicate_events"] += commit.duplicates
+        self._counters["conflicting_events"] += commit.conflicts
         for (source, partition), position in commit.positions.items():
             self._positions[(commit.consumer, source, partition)] = position
+        for (source, partition), fingerprint in commit.fingerprints.items():
+            self._fingerprints[(commit.consumer, source, partition)] = fingerprint
         alerts = self._commit_sla(commit, commit.sla) if commit.sla is not None else []
         if self.change_log:
             days = service_days(commit.deltas)

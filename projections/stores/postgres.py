@@ -156,6 +156,12 @@ class PostgresStore(ProjectionStore):
             consumer)
         return {(r[0], r[1]): r[2] for r in rows}
 
+    async def fingerprints(self, consumer: str) -> dict[PositionKey, str]:
+        rows = await self.conn.fetch(
+            "SELECT source, partition, fingerprint FROM fingerprints WHERE consumer = $1",
+            consumer)
+        return {(r[0], r[1]): r[2] for r in rows}
+
     async def known_events(self, event_ids: Sequence[str]) -> dict[str, bytes]:
         rows = await self.conn.fetch(
             "SELECT event_id, raw FROM event_log WHERE event_id = ANY($1::text[])",
@@ -237,18 +243,27 @@ class PostgresStore(ProjectionStore):
                 # Sorted so concurrent workers lock shared total rows in one order (no deadlock).
                 rows = [(*b, *v) for b, v in sorted(commit.deltas.items())]
                 await conn.execute(_TOTALS_UPSERT, *_columns(rows, len(TOTALS_COLUMNS)))
-            if commit.rejected or commit.duplicates:
+            if commit.rejected or commit.duplicates or commit.conflicts:
                 await conn.executemany(
                     "INSERT INTO counters AS c (name, value) VALUES ($1, $2) "
                     "ON CONFLICT (name) DO UPDATE SET value = c.value + excluded.value",
                     [("rejected_events", commit.rejected),
-                     ("duplicate_events", commit.duplicates)])
+                     ("duplicate_events", commit.duplicates),
+                     ("conflicting_events", commit.conflicts)])
             await conn.executemany(
                 f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) "
                 "VALUES ($1, $2, $3, $4) ON CONFLICT "
                 "(consumer, source, partition) DO UPDATE "
                 "SET next_position = excluded.next_position",
                 [(commit.consumer, s, p, v) for (s, p), v in sorted(commit.positions.items())])
+            if commit.fingerprints:
+                await conn.executemany(
+                    "INSERT INTO fingerprints (consumer, source, partition, fingerprint) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT "
+                    "(consumer, source, partition) DO UPDATE "
+                    "SET fingerprint = excluded.fingerprint",
+                    [(commit.consumer, s, p, v)
+                     for (s, p), v in sorted(commit.fingerprints.items())])
             alerts = await self._commit_sla(commit, commit.sla) if commit.sla else []
             if self.change_log:
                 # Last, so the change_head row lock is held only for the end of the batch.

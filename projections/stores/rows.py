@@ -23,7 +23,7 @@ CALL_COLUMNS: tuple[str, ...] = ("event_id", "incident_id", "occurred_us", "grid
 POSITION_COLUMNS: tuple[str, ...] = ("consumer", "source", "partition", "next_position")
 TOTALS_KEY: tuple[str, ...] = ("dimension", "member", "duty_date")
 TOTALS_COLUMNS: tuple[str, ...] = TOTALS_KEY + FIELDS
-COUNTERS: tuple[str, ...] = ("rejected_events", "duplicate_events")
+COUNTERS: tuple[str, ...] = ("rejected_events", "duplicate_events", "conflicting_events")
 
 
 def calendar_meta(calendar: DutyCalendar) -> list[tuple[str, str]]:

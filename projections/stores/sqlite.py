@@ -204,6 +204,12 @@ class SqliteStore(ProjectionStore):
             (consumer,))
         return {(source, partition): position for source, partition, position in rows}
 
+    async def fingerprints(self, consumer: str) -> dict[PositionKey, str]:
+        rows = self.db.execute(
+            "SELECT source, partition, fingerprint FROM fingerprints WHERE consumer = ?",
+            (consumer,))
+        return {(source, partition): value for source, partition, value in rows}
+
     async def known_events(self, event_ids: Sequence[str]) -> dict[str, bytes]:
         rows = self.db.execute(
             "SELECT event_id, raw FROM event_log "
@@ -286,13 +292,21 @@ class SqliteStore(ProjectionStore):
             db.executemany(
                 "INSERT INTO counters (name, value) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                [("rejected_events", commit.rejected), ("duplicate_events", commit.duplicates)])
+                [("rejected_events", commit.rejected), ("duplicate_events", commit.duplicates),
+                 ("conflicting_events", commit.conflicts)])
             db.executemany(
                 f"INSERT INTO positions ({', '.join(POSITION_COLUMNS)}) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT "
                 "(consumer, source, partition) DO UPDATE "
                 "SET next_position = excluded.next_position",
                 [(commit.consumer, s, p, v) for (s, p), v in commit.positions.items()])
+            if commit.fingerprints:
+                db.executemany(
+                    "INSERT INTO fingerprints (consumer, source, partition, fingerprint) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT "
+                    "(consumer, source, partition) DO UPDATE "
+                    "SET fingerprint = excluded.fingerprint",
+                    [(commit.consumer, s, p, v) for (s, p), v in commit.fingerprints.items()])
             alerts = self._commit_sla(commit, commit.sla) if commit.sla is not None else []
             if self.change_log:
                 self._append_changes(commit, alerts)

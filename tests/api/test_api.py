@@ -15,7 +15,8 @@ import pytest
 from tests.api.harness import TOKEN, Server, dispatch
 from tests.oracle import fold, incidents_of
 
-ROUTES = ["/api/status", "/api/report", "/api/incidents", "/api/incidents/X", "/api/stream"]
+ROUTES = ["/api/status", "/api/report", "/api/incidents", "/api/incidents/X", "/api/stream",
+          "/api/alerts"]
 
 
 def validate(body: Any, schema_name: str, document: dict[str, Any]) -> None:
@@ -178,3 +179,26 @@ def test_openapi_describes_real_schemas(server: Server) -> None:
     assert "bearer" in json.dumps(document["components"]["securitySchemes"]).lower()
     with server.client() as client:
         validate(client.get("/api/status").json(), "Status", document)
+
+
+def test_alerts_are_what_the_cli_prints_as_of_the_same_instant(
+        server: Server, loaded: tuple[str, Path], tmp_path: Path) -> None:
+    store, _ = loaded
+    with server.client() as client:
+        response = client.get("/api/alerts")
+        assert response.status_code == 200
+        document = response.json()
+        validate(document, "Alerts", client.get("/openapi.json").json())
+        cli = dispatch("alerts", "--store", store, "--as-of", document["as_of"], cwd=tmp_path)
+        assert cli.returncode == 0, cli.stderr
+        assert document == json.loads(cli.stdout)
+        assert document["active"], "a history in the past leaves open incidents in breach"
+        # The incidents' SLA rules agree with the active alerts.
+        items = client.get("/api/incidents", params={"limit": 1000}).json()["items"]
+        levels = {(i["incident_id"], rule): r["state"] for i in items
+                  for rule, r in i["sla"].items() if r and r["state"] in ("warning", "breach")}
+        assert levels == {(a["incident_id"], a["rule"]): a["level"] for a in document["active"]}
+        for item in items:
+            for rule in item["sla"].values():
+                if rule and rule["state"] == "breach":
+                    assert rule["minutes_left"] < 0

@@ -73,7 +73,8 @@ class StoreContract:
 
     async def test_new_store_is_empty(self, store: ProjectionStore) -> None:
         assert await store.totals() == {}
-        assert await store.counters() == {"rejected_events": 0, "duplicate_events": 0}
+        assert await store.counters() == {"rejected_events": 0, "duplicate_events": 0,
+                                          "conflicting_events": 0}
         assert await store.positions("c") == {}
         assert await store.known_event_ids(["e1"]) == set()
         assert await store.load_incidents(["i1"]) == {}
@@ -84,7 +85,8 @@ class StoreContract:
         assert await store.known_event_ids(["e1", "e9"]) == {"e1"}
         assert await store.load_incidents(["i1", "i9"]) == {"i1": incident("i1")}
         assert await store.totals() == {("", "", "2026-07-01"): vector(calls=1, incidents=1)}
-        assert await store.counters() == {"rejected_events": 1, "duplicate_events": 2}
+        assert await store.counters() == {"rejected_events": 1, "duplicate_events": 2,
+                                          "conflicting_events": 0}
         assert await store.positions("c") == {("src", 0): 10}
         assert await store.positions("other") == {}
         assert [c async for c in store.all_calls()] == [
@@ -99,7 +101,8 @@ class StoreContract:
                                              ("grid", "G1", "2026-07-02"): vector(calls=3)}))
         assert await store.totals() == {("", "", "2026-07-01"): vector(calls=1),
                                         ("grid", "G1", "2026-07-02"): vector(calls=3)}
-        assert await store.counters() == {"rejected_events": 2, "duplicate_events": 4}
+        assert await store.counters() == {"rejected_events": 2, "duplicate_events": 4,
+                                          "conflicting_events": 0}
         assert await store.positions("c") == {("src", 0): 20}
 
     async def test_incident_rows_are_replaced(self, store: ProjectionStore) -> None:
@@ -116,7 +119,8 @@ class StoreContract:
             await store.commit(commit(2, expected={("src", 0): 5}))
         assert await store.known_event_ids(["e2"]) == set()
         assert await store.positions("c") == {("src", 0): 10}
-        assert await store.counters() == {"rejected_events": 1, "duplicate_events": 2}
+        assert await store.counters() == {"rejected_events": 1, "duplicate_events": 2,
+                                          "conflicting_events": 0}
         await store.commit(commit(2, expected={("src", 0): 10}))
         assert await store.positions("c") == {("src", 0): 20}
 

@@ -134,6 +134,16 @@ class StoreError(RuntimeError):
     ``str(exc)`` is one line for people, naming the store."""
 
 
+class StoreUnavailable(StoreError):
+    """A server behind a store or an adapter (PostgreSQL, Kafka) is unreachable, refused
+    the connection or its credentials, or failed the operation.
+
+    Adapters raise it in place of their driver's errors (kept as ``__cause__``), so
+    callers never need to know the driver. Nothing of the failed operation was
+    committed; the same call may succeed once the server answers again. ``str(exc)``
+    is one line for people naming the server, never a password."""
+
+
 @dataclass(slots=True)
 class Commit:
     consumer: str

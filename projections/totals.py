@@ -53,33 +53,35 @@ ANOMALIES = INDEX["anomalies"]
 RESTORATION_ANOMALIES = INDEX["restoration_anomalies"]
 
 
-def _duration(name: str) -> tuple[int, int]:
-    return INDEX[f"{name}_count"], INDEX[f"{name}_sum_us"]
+def _count_index(name: str) -> int:
+    """Index of duration ``name``'s count; its sum of microseconds is the next one."""
+    count_at = INDEX[f"{name}_count"]
+    if FIELDS[count_at + 1] != f"{name}_sum_us":
+        raise RuntimeError(f"totals field {name}_sum_us must follow {name}_count")
+    return count_at
 
 
-RESTORATION = _duration("restoration")
-ARRIVAL = _duration("arrival")
-AFTER_ARRIVAL = _duration("after_arrival")
-STAGE_DURATIONS: tuple[tuple[int, int], ...] = tuple(_duration(stage) for stage in STAGES)
-"""``(count, sum_us)`` indexes of each stage, in stage order."""
+RESTORATION = _count_index("restoration")
+ARRIVAL = _count_index("arrival")
+AFTER_ARRIVAL = _count_index("after_arrival")
+STAGE_COUNTS: tuple[int, ...] = tuple(_count_index(stage) for stage in STAGES)
+"""Count index of each stage, in stage order."""
 
 
 def zeros() -> Totals:
     return [0] * WIDTH
 
 
-def _add_duration(vector: Totals, start: int | None, end: int | None,
-                  at: tuple[int, int]) -> bool:
-    """Add ``end - start`` to the (count, sum) indexes ``at`` if both exist and it is
-    not negative; returns True when it was negative (an anomaly)."""
+def _add_duration(vector: Totals, start: int | None, end: int | None, count_at: int) -> bool:
+    """Add ``end - start`` to the count at ``count_at`` and the sum after it if both
+    exist and it is not negative; returns True when it was negative (an anomaly)."""
     if start is None or end is None:
         return False
     span = end - start
     if span < 0:
         return True
-    count_at, sum_at = at
     vector[count_at] += 1
-    vector[sum_at] += span
+    vector[count_at + 1] += span
     return False
 
 
@@ -97,8 +99,8 @@ def incident_totals(incident: Incident, period_end: int | None) -> Totals:
         vector[CLOSED] = 1
     anomalies = 0
     # Stage k runs from checkpoint k-1 to checkpoint k.
-    for k, stage_at in enumerate(STAGE_DURATIONS, start=1):
-        if _add_duration(vector, times[k - 1], times[k], stage_at):
+    for k, count_at in enumerate(STAGE_COUNTS, start=1):
+        if _add_duration(vector, times[k - 1], times[k], count_at):
             anomalies += 1
     vector[ANOMALIES] = anomalies
     if _add_duration(vector, t0, t6, RESTORATION):

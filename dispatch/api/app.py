@@ -29,6 +29,7 @@ from fastapi import Depends, FastAPI, Header, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dispatch.api import models
@@ -37,16 +38,15 @@ from dispatch.api.feed import (
     HEARTBEAT,
     RETRY_MS,
     ChangeFeed,
-    Subscriber,
     backlog,
     resync_frame,
 )
-from dispatch.api.pool import StorePool, StoreUnavailable
+from dispatch.api.pool import StorePool
 from dispatch.cli.incident import as_document
 from dispatch.cli.render import render
 from projections.changes import incident_summary
 from projections.duty import DutyCalendar, load_zone, parse_duty_start
-from projections.ports import IncidentQuery, ProjectionStore
+from projections.ports import IncidentQuery, ProjectionStore, StoreUnavailable
 from projections.queries import duty_report, incident_timeline
 from projections.sla import SlaLimits, alerts_document
 
@@ -173,6 +173,12 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
         return JSONResponse({"error": "store unavailable, retry shortly"}, status_code=503,
                             headers={"Retry-After": "2"})
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Framework errors (unparsable body, unknown path, wrong method) in our shape.
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
+                            headers=exc.headers)
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
@@ -192,7 +198,9 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
         return Response(page, media_type="text/html; charset=utf-8",
                         headers={"Cache-Control": "no-cache"})
 
-    @app.post("/api/session", status_code=204, responses={401: errors[401]},
+    @app.post("/api/session", status_code=204, responses={
+                  400: {"model": models.Error, "description": "the body is not JSON"},
+                  401: errors[401], 422: errors[422]},
               summary="Exchange a token for a cookie the board's EventSource can send")
     async def open_session(body: models.Session) -> Response:
         if options.tokens is not None and options.tokens.identify(body.token) is None:
@@ -300,6 +308,7 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
                 window = await store.change_window()
                 opening: list[bytes] = [b"retry: %d\n\n" % RETRY_MS]
                 replay: list[bytes] = []
+                replayed = 0
                 if resume is None:
                     pass
                 elif resume < window.pruned_through or resume > window.head:
@@ -307,32 +316,31 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
                            else "newer than the store's head")
                     opening.append(resync_frame(subscriber.since, f"{resume} is {why}"))
                 else:
-                    # Bounded by the subscriber queue: a longer backlog ends the stream
-                    # with what was sent; the client resumes from there.
-                    async for item in backlog(store, resume, subscriber.since, feed.calendar,
-                                              options.sla_limits):
-                        replay.append(item)
-                        if len(replay) >= options.subscriber_queue:
+                    # Bounded like the live queue: a longer backlog ends the stream after
+                    # what was sent, and the client resumes from there.
+                    async for chunk, count in backlog(store, resume, subscriber.since,
+                                                      feed.calendar, options.sla_limits):
+                        replay.append(chunk)
+                        replayed += count
+                        if replayed >= options.subscriber_queue:
                             break
         except BaseException:
             feed.unsubscribe(subscriber)
             raise
+        truncated = replayed >= options.subscriber_queue
 
         async def frames() -> AsyncIterator[bytes]:
             try:
-                for item in opening:
-                    yield item
-                for stored in replay:
-                    yield stored
-                if len(replay) >= options.subscriber_queue:
+                yield b"".join(opening + replay)
+                if truncated:
                     return
                 while True:
                     try:
-                        live = await asyncio.wait_for(_next(subscriber), options.heartbeat_s)
+                        live = await asyncio.wait_for(subscriber.take(), options.heartbeat_s)
                     except TimeoutError:
                         yield HEARTBEAT
                         continue
-                    if not live:  # dropped (too slow) or the server is stopping
+                    if live is None:  # dropped (too slow) or the server is stopping
                         return
                     yield live
             finally:
@@ -342,10 +350,6 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
             "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     return app
-
-
-async def _next(subscriber: Subscriber) -> bytes | None:
-    return await subscriber.queue.get()
 
 
 def _calendar(stored: DutyCalendar, zone: str | None, start: str | None) -> DutyCalendar:

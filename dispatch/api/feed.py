@@ -4,14 +4,16 @@ Contract:
 - ``ChangeFeed.run`` follows the store's change log (woken by the store's push
   notifications where it has them, PostgreSQL LISTEN/NOTIFY, and polling at
   ``poll_interval`` otherwise) and offers every new change, encoded once as an
-  SSE frame, to every subscriber, in sequence order;
+  SSE frame, to every subscriber, in sequence order; the frames of one read of
+  the log travel as one chunk (one write per subscriber, not one per change);
 - ``subscribe`` is synchronous: the subscriber receives exactly the changes
   after ``Subscriber.since`` (the feed's position at that moment); earlier ones
   it reads from the store (``backlog``), so a reconnecting client gets every
   change after its ``Last-Event-ID`` once;
-- a subscriber whose queue is full is dropped (its stream ends; the client
-  reconnects and catches up from the store): a slow client never slows the
-  feed or the writers, and memory per subscriber is bounded;
+- a subscriber with more than ``queue_size`` changes not yet sent is dropped (its
+  stream ends; the client reconnects and catches up from the store): a slow
+  client never slows the feed or the writers, and memory per subscriber is
+  bounded;
 - a store that cannot be reached is retried with backoff; subscribers stay
   connected (heartbeats continue) and resume when it is back.
 """
@@ -57,22 +59,38 @@ HEARTBEAT = b": heartbeat\n\n"
 
 @dataclass(eq=False)
 class Subscriber:
+    """One stream's queue: chunks of frames, at most ``limit`` changes pending; None
+    (after dropping what was queued) ends the stream."""
+
     since: int
-    queue: asyncio.Queue[bytes | None]
+    limit: int
+    queue: asyncio.Queue[tuple[bytes, int] | None] = field(default_factory=asyncio.Queue)
+    pending: int = 0
     dropped: bool = False
 
-    def offer(self, item: bytes) -> None:
+    def offer(self, chunk: bytes, changes: int) -> None:
         if self.dropped:
             return
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if self.pending + changes > self.limit:
             self.dropped = True
-            # Make room for the end marker; what was queued is read again from
-            # the store when the client reconnects.
+            # What was queued is read again from the store when the client reconnects.
             while not self.queue.empty():
                 self.queue.get_nowait()
+            self.pending = 0
             self.queue.put_nowait(None)
+            return
+        self.pending += changes
+        self.queue.put_nowait((chunk, changes))
+
+    def end(self) -> None:
+        self.queue.put_nowait(None)
+
+    async def take(self) -> bytes | None:
+        item = await self.queue.get()
+        if item is None:
+            return None
+        self.pending -= item[1]
+        return item[0]
 
 
 @dataclass
@@ -114,7 +132,7 @@ class ChangeFeed:
         self.healthy = True
 
     def subscribe(self) -> Subscriber:
-        subscriber = Subscriber(self.position, asyncio.Queue(self.queue_size))
+        subscriber = Subscriber(self.position, self.queue_size)
         self.stats.subscribers.add(subscriber)
         return subscriber
 
@@ -158,10 +176,9 @@ class ChangeFeed:
             if not changes:
                 return
             subscribers = list(self.stats.subscribers)
-            for change in changes:
-                encoded = frame(change, self.calendar, self.limits)
-                for subscriber in subscribers:
-                    subscriber.offer(encoded)
+            chunk = b"".join(frame(change, self.calendar, self.limits) for change in changes)
+            for subscriber in subscribers:
+                subscriber.offer(chunk, len(changes))
             self.position = changes[-1].seq
             self.stats.delivered += len(changes)
             for subscriber in subscribers:
@@ -171,20 +188,18 @@ class ChangeFeed:
 
     async def close(self) -> None:
         for subscriber in list(self.stats.subscribers):
-            subscriber.offer(b"")  # wakes it; an empty item ends the stream
+            subscriber.end()
         await discard(self._store)
 
 
 async def backlog(store: ProjectionStore, after: int, until: int, calendar: DutyCalendar,
-                  limits: SlaLimits | None = None) -> AsyncIterator[bytes]:
-    """Frames of the stored changes ``after < seq <= until``, in order."""
+                  limits: SlaLimits | None = None) -> AsyncIterator[tuple[bytes, int]]:
+    """The stored changes ``after < seq <= until`` in order, as chunks of frames
+    with the number of changes in each."""
     position = after
     while position < until:
-        changes = await store.changes_after(position, PAGE)
-        for change in changes:
-            if change.seq > until:
-                return
-            yield frame(change, calendar, limits)
+        changes = [c for c in await store.changes_after(position, PAGE) if c.seq <= until]
         if not changes:
             return
+        yield b"".join(frame(c, calendar, limits) for c in changes), len(changes)
         position = changes[-1].seq

@@ -10,33 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from projections.ports import ProjectionStore
+from projections.ports import ProjectionStore, StoreError, StoreUnavailable
 
 OPEN_TIMEOUT_S = 5.0
 
 
-class StoreUnavailable(RuntimeError):
-    """The store cannot be reached now (answered as 503; clients retry)."""
-
-
-def _connection_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [OSError, TimeoutError, sqlite3.OperationalError,
-                                         ConnectionError]
-    try:
-        import asyncpg
-
-        errors += [asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                   asyncpg.CannotConnectNowError]
-    except ImportError:  # pragma: no cover - asyncpg is a dependency
-        pass
-    return tuple(errors)
-
-
-CONNECTION_ERRORS = _connection_errors()
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (StoreError, OSError, TimeoutError)
+"""What a store raises when it cannot be used now: the SQL stores translate their
+drivers' errors into ``StoreError`` (``StoreUnavailable`` for a server that went away)."""
 
 
 class StorePool:

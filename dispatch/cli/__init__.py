@@ -20,12 +20,10 @@ from dispatch.cli import (
     worker,
 )
 from dispatch.cli.common import BadUsage, UserError
+from projections.ports import StoreError
 
 SUBCOMMANDS = (demo, ingest, report, incident, alerts, simulate, topics, produce, worker,
                serve)
-
-
-_SERVER_CLIENTS = frozenset({"asyncpg", "kafka", "aiokafka", "confluent_kafka"})
 
 
 def redact(text: str) -> str:
@@ -56,20 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadUsage as exc:
         print(f"dispatch {args.command}: {exc}", file=sys.stderr)
         return 2
-    except UserError as exc:
-        print(f"dispatch {args.command}: {exc}", file=sys.stderr)
+    except (UserError, StoreError) as exc:
+        # StoreError covers StoreUnavailable: the adapters translate their drivers'
+        # errors (PostgreSQL, Kafka) into it, naming the server without its password.
+        print(f"dispatch {args.command}: {redact(str(exc))}", file=sys.stderr)
         return 1
-    except OSError as exc:  # missing folders, unreachable servers, permissions
+    except OSError as exc:  # missing folders, permissions
         where = f": {exc.filename}" if exc.filename else ""
         print(f"dispatch {args.command}: {redact(str(exc.strerror or exc))}{where}",
               file=sys.stderr)
         return 1
-    except Exception as exc:
-        if type(exc).__module__.split(".")[0] in _SERVER_CLIENTS:
-            print(f"dispatch {args.command}: {type(exc).__name__}: {redact(str(exc))}",
-                  file=sys.stderr)
-            return 1
-        raise
     except KeyboardInterrupt:
         print(f"dispatch {args.command}: interrupted; committed batches are kept",
               file=sys.stderr)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dispatch import bootstrap
-from dispatch.cli.common import RejectsFile, UserError, existing_files, settings_from
+from dispatch.cli.common import RejectsFile, existing_files, settings_from
 from projections.ports import Record, Rejected
 from projections.runners.files import read_records
 
@@ -36,7 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the Kafka clients are heavy, and the embedded commands never need them.
-    from confluent_kafka import KafkaException
 
     from dispatch.kafka.topics import ensure_topics
 
@@ -59,12 +58,6 @@ def run(args: argparse.Namespace) -> int:
         ensure_topics(settings)
         summary = produce_files(paths, bootstrap.event_producer(settings), settings.topic_events,
                                 settings.topic_dlq, on_rejected=rejects, progress=progress)
-    except KafkaException as exc:
-        raise UserError(f"Kafka at {settings.kafka_bootstrap}: {exc}") from None
-    except Exception as exc:  # kafka-python admin errors when no broker answers
-        if type(exc).__module__.startswith("kafka"):
-            raise UserError(f"Kafka at {settings.kafka_bootstrap}: {exc!r}") from None
-        raise
     finally:
         rejects.close()
     if tty:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dispatch.cli.common import UserError, settings_from
+from dispatch.cli.common import settings_from
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,11 +24,6 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.bootstrap:
         settings = settings.model_copy(update={"kafka_bootstrap": args.bootstrap})
-    try:
-        created = ensure_topics(settings)
-    except Exception as exc:
-        if type(exc).__module__.startswith("kafka"):
-            raise UserError(f"Kafka at {settings.kafka_bootstrap}: {exc!r}") from None
-        raise
+    created = ensure_topics(settings)
     print(f"created: {', '.join(created)}" if created else "all topics exist", file=sys.stderr)
     return 0

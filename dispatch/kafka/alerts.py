@@ -13,11 +13,21 @@ from collections.abc import Sequence
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from projections.ports import OutboxEntry, PositionKey
+from projections.stores.driver_errors import described, translate_errors
 
 
+def _describe(adapter: KafkaAlertLog, exc: BaseException) -> str:
+    return f"Kafka at {adapter.bootstrap}: {described(exc)}"
+
+
+@translate_errors((KafkaError, OSError), _describe)
 class KafkaAlertLog:
+    """``AlertLog`` port on the alert topic; broker errors leave every method as
+    ``StoreUnavailable``."""
+
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.bootstrap = bootstrap
         self.topic = topic

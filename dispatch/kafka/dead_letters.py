@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from projections.ports import Rejected
+from projections.stores.driver_errors import described, translate_errors
 
 
+def _describe(adapter: KafkaDeadLetters, exc: BaseException) -> str:
+    return f"Kafka at {adapter.bootstrap}: {described(exc)}"
+
+
+@translate_errors((KafkaError, OSError), _describe)
 class KafkaDeadLetters:
-    """``DeadLetters`` port on a topic; ``send`` returns once every message is acked."""
+    """``DeadLetters`` port on a topic; ``send`` returns once every message is acked.
+    Broker errors leave every method as ``StoreUnavailable``."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.bootstrap = bootstrap

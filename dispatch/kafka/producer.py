@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaException, Producer
 
-from projections.ports import Record, Rejected
+from projections.ports import Record, Rejected, StoreUnavailable
 from schemas.parsing import InvalidEvent, parse_event
 
 
@@ -44,7 +44,18 @@ def produce_records(
 ) -> ProduceSummary:
     """Validate each record and publish it (key = incident id). Rejected records go
     to ``dlq_topic`` with ``reason`` and ``source`` headers. Returns after every
-    message is acked; raises ``KafkaException`` if any delivery failed."""
+    message is acked; raises ``StoreUnavailable`` if any delivery failed."""
+    try:
+        return _produce(batches, producer, topic, dlq_topic, on_rejected, on_batch)
+    except KafkaException as exc:
+        raise StoreUnavailable(f"Kafka: {exc}") from exc
+
+
+def _produce(
+    batches: Iterable[Sequence[Record]], producer: Producer, topic: str, dlq_topic: str,
+    on_rejected: Callable[[Rejected], None] | None,
+    on_batch: Callable[[Sequence[Record], ProduceSummary], None] | None,
+) -> ProduceSummary:
     summary = ProduceSummary()
     failures: list[str] = []
     started = time.perf_counter()

@@ -6,9 +6,11 @@ import contextlib
 import logging
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from dispatch.settings import Settings
+from projections.ports import StoreUnavailable
+from projections.stores.driver_errors import described
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +20,15 @@ UNLIMITED = {"retention.ms": "-1", "retention.bytes": "-1"}
 
 def ensure_topics(settings: Settings) -> list[str]:
     """Create ``outage.events`` (settings.partitions, unlimited retention), the DLQ and
-    the SLA alerts topic when they do not exist. Returns the names it created."""
+    the SLA alerts topic when they do not exist. Returns the names it created.
+    ``StoreUnavailable`` if the broker does not answer or refuses."""
+    try:
+        return _ensure_topics(settings)
+    except (KafkaError, OSError) as exc:
+        raise StoreUnavailable(f"Kafka at {settings.kafka_bootstrap}: {described(exc)}") from exc
+
+
+def _ensure_topics(settings: Settings) -> list[str]:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
                              client_id="dispatch-admin", request_timeout_ms=30_000)
     try:

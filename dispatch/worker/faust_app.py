@@ -17,16 +17,14 @@ import time
 from collections.abc import Iterable
 from typing import Any, cast
 
-import asyncpg
 import faust
-from aiokafka.errors import KafkaError
 
 from dispatch import bootstrap
 from dispatch.kafka.alerts import KafkaAlertLog
 from dispatch.kafka.dead_letters import KafkaDeadLetters
 from dispatch.kafka.metrics import WorkerMetrics
 from dispatch.settings import Settings
-from projections.ports import ProjectionStore
+from projections.ports import ProjectionStore, StoreUnavailable
 from projections.runners.alerts import SlaLoop
 from projections.runners.stream import Message, PartitionProjector
 
@@ -95,7 +93,7 @@ class WorkerRuntime:
             if now - self._last_gauges >= 2.0:
                 self._last_gauges = now
                 self.metrics.set_active_alerts(await self.sla.store.sla_rows())
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as exc:
+        except StoreUnavailable as exc:
             # Whatever was not marked sent is published again after recovery, which
             # first reads back what reached the topic: nothing is lost or repeated.
             log.warning("SLA timer or relay failed (%s); reconnecting", exc)
@@ -103,7 +101,7 @@ class WorkerRuntime:
             await self.sla.store.close()
             try:
                 await self.sla.store.open()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as again:
+            except StoreUnavailable as again:
                 log.warning("PostgreSQL not answering for the SLA timer (%s)", again)
 
     async def assigned(self, partitions: Iterable[int]) -> None:
@@ -137,7 +135,7 @@ class WorkerRuntime:
                     for e in events]
         try:
             outcome = await self.projector.handle(messages)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as exc:
+        except StoreUnavailable as exc:
             # Nothing of this batch was committed. Faust has already fetched past it,
             # so once PostgreSQL (or the DLQ) answers again, every owned partition
             # goes back to its stored offset and the batch is fetched anew.
@@ -156,7 +154,7 @@ class WorkerRuntime:
                 await self.store.close()
                 await self.store.open()
                 break
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except StoreUnavailable as exc:
                 log.warning("PostgreSQL not answering (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

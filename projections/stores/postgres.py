@@ -46,6 +46,7 @@ from projections.ports import (
     StalePosition,
 )
 from projections.sla_live import SlaPlan, SlaRow, evaluate, outbox_changes, plan_instant
+from projections.stores.driver_errors import described, masked, translate_errors
 from projections.stores.migrate import migrations
 from projections.stores.rows import (
     COUNTERS,
@@ -102,7 +103,15 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
 
 
+def _describe(store: PostgresStore, exc: BaseException) -> str:
+    return f"PostgreSQL at {masked(store.dsn)}: {described(exc)}"
+
+
+@translate_errors((OSError, asyncpg.PostgresError, asyncpg.InterfaceError), _describe)
 class PostgresStore(ProjectionStore):
+    """Driver errors (connection, credentials, server shutdown, failed transaction)
+    leave every public method as ``StoreUnavailable``."""
+
     def __init__(self, dsn: str, calendar: DutyCalendar | None = None, *,
                  change_log: bool = True,
                  change_retention_days: float = DEFAULT_CHANGE_RETENTION_DAYS) -> None:

@@ -93,3 +93,42 @@ def restart(server: str) -> None:
     done = subprocess.run(["bash", str(script), "restart"], capture_output=True, text=True,
                           timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_killed_postgres_connection_is_retried_without_loss(stack: Stack,
+                                                              tmp_path: Path) -> None:
+    """The store turns the driver's error into StoreUnavailable; the worker reconnects,
+    rewinds to the stored offsets and loses or repeats nothing. (No server restart:
+    only this test database's other connections are terminated.)"""
+    events = history(tmp_path, days=3, seed=53)
+    all_lines = lines(events)
+    log = tmp_path / "worker.log"
+    stack.start_worker("--batch-size", "100", log=log)
+    half = len(all_lines) // 2
+    stack.produce_raw(all_lines[:half])
+    deadline = time.monotonic() + 120
+    while not any(stack.stored_positions().values()):
+        assert time.monotonic() < deadline, "the worker committed nothing"
+        time.sleep(0.25)
+    assert terminate_other_connections(stack.pg_dsn) >= 1
+    stack.produce_raw(all_lines[half:])
+    stack.wait_caught_up(timeout=180)
+    assert "batch not committed" in log.read_text(), "the worker never saw the lost connection"
+    assert stack.report_from_store() == embedded_report(events)
+
+
+def terminate_other_connections(dsn: str) -> int:
+    import asyncio
+
+    import asyncpg
+
+    async def kill() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        finally:
+            await conn.close()
+        return sum(1 for r in rows if r[0])
+    return asyncio.run(kill())

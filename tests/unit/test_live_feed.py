@@ -43,6 +43,12 @@ def test_bearer_header() -> None:
     assert bearer(None) is None
 
 
+def ids(chunks: list[bytes]) -> list[int]:
+    """The ``id:`` of every frame in ``chunks``, in order."""
+    return [int(line[4:]) for chunk in chunks for line in chunk.split(b"\n")
+            if line.startswith(b"id: ")]
+
+
 async def _feed(store: MemoryStore, queue_size: int = 100) -> ChangeFeed:
     feed = ChangeFeed(lambda: store, poll_interval=0.01, queue_size=queue_size)
     await feed.start()
@@ -59,24 +65,27 @@ async def test_feed_fans_out_in_order_from_its_start() -> None:
     task = asyncio.create_task(feed.run())
     try:
         await store.commit(commit(2))
-        frames = [await asyncio.wait_for(first.queue.get(), 2) for _ in range(2)]
-        assert frames == [await second.queue.get() for _ in range(2)]
-        assert frames[0].startswith(b"id: 3\nevent: incident\ndata: {")
-        assert frames[1].startswith(b"id: 4\nevent: period\n")
+        chunk = await asyncio.wait_for(first.take(), 2)
+        assert chunk == await second.take()
+        assert chunk is not None and first.pending == 0
+        assert chunk.startswith(b"id: 3\nevent: incident\ndata: {")
+        assert b"\n\nid: 4\nevent: period\n" in chunk
     finally:
         task.cancel()
 
 
 async def test_a_slow_subscriber_is_dropped_and_the_others_are_not() -> None:
     store = MemoryStore(change_log=True)
-    feed = await _feed(store, queue_size=3)
+    feed = await _feed(store, queue_size=5)
     slow, fast = feed.subscribe(), feed.subscribe()
     task = asyncio.create_task(feed.run())
     got: list[bytes] = []
 
     async def drain() -> None:
-        while len(got) < 10:
-            got.append(await fast.queue.get())
+        while len(ids(got)) < 10:
+            chunk = await fast.take()
+            assert chunk is not None
+            got.append(chunk)
 
     reader = asyncio.create_task(drain())
     try:
@@ -87,10 +96,10 @@ async def test_a_slow_subscriber_is_dropped_and_the_others_are_not() -> None:
     finally:
         task.cancel()
     assert slow.dropped and not fast.dropped
-    assert slow.queue.qsize() == 1 and slow.queue.get_nowait() is None  # the end marker
+    assert slow.queue.qsize() == 1 and await slow.take() is None  # the end marker
     assert slow not in feed.stats.subscribers and fast in feed.stats.subscribers
     assert feed.stats.dropped == 1
-    assert [int(f.split(b"\n", 1)[0][4:]) for f in got] == list(range(1, 11))
+    assert ids(got) == list(range(1, 11))
 
 
 async def test_backlog_reads_exactly_the_range_from_the_store() -> None:
@@ -98,8 +107,9 @@ async def test_backlog_reads_exactly_the_range_from_the_store() -> None:
     for n in range(1, 5):
         await store.commit(commit(n))
     feed = await _feed(store)
-    frames = [f async for f in backlog(store, 3, 6, feed.calendar)]
-    assert [int(f.split(b"\n", 1)[0][4:]) for f in frames] == [4, 5, 6]
+    chunks = [item async for item in backlog(store, 3, 6, feed.calendar)]
+    assert ids([c for c, _ in chunks]) == [4, 5, 6]
+    assert sum(n for _, n in chunks) == 3
 
 
 class FlakyStore(MemoryStore):
@@ -124,8 +134,8 @@ async def test_the_feed_survives_a_store_outage_and_loses_nothing() -> None:
         assert not feed.healthy
         await store.commit(commit(1))  # committed while the feed cannot read
         store.down = False
-        frames = [await asyncio.wait_for(subscriber.queue.get(), 3) for _ in range(2)]
+        chunk = await asyncio.wait_for(subscriber.take(), 3)
     finally:
         task.cancel()
     assert feed.healthy and feed.stats.store_errors >= 1
-    assert [int(f.split(b"\n", 1)[0][4:]) for f in frames] == [1, 2]
+    assert chunk is not None and ids([chunk]) == [1, 2]

@@ -27,16 +27,17 @@ if TYPE_CHECKING:
 def read_model_store(settings: Settings, url: str | None = None) -> ProjectionStore:
     """The read-model store at ``url`` (default ``settings.store``).
 
-    A new store is created with the settings' duty calendar; an existing one keeps
-    its own. The SQL stores keep their change log for ``change_retention_days``.
+    A new store is created with the settings' duty calendar and SLA limits; an
+    existing one keeps its own. The SQL stores keep their change log for ``change_retention_days``.
     """
-    return open_store(url or settings.store, settings.calendar,
+    return open_store(url or settings.store, settings.calendar, settings.sla_limits,
                       change_retention_days=settings.change_retention_days)
 
 
 def scratch_store(settings: Settings) -> MemoryStore:
-    """An empty in-memory store with the settings' duty calendar (``report --input``)."""
-    return MemoryStore(settings.calendar)
+    """An empty in-memory store with the settings' duty calendar and SLA limits
+    (``report --input``)."""
+    return MemoryStore(settings.calendar, sla_limits=settings.sla_limits)
 
 
 def worker_store(settings: Settings) -> ProjectionStore:

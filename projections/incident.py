@@ -3,9 +3,12 @@
 Contract:
 - ``apply(incident, fact)`` changes only ``incident``; it does no I/O;
 - the resulting state depends only on the *set* of facts applied, never on
-  their order: every field is a minimum over the facts (checkpoint times are
-  the earliest ``occurred_at``; attributes come from the fact with the smallest
-  ``(time, values...)`` tuple, so ties break on the values themselves);
+  their order: every field is a minimum, a maximum or a union over the facts
+  (checkpoint times are the earliest ``occurred_at``; grid, area, priority,
+  customers and the owner (first-contact agent) come from the earliest
+  ``call.received``, ties broken by the smallest ``event_id``; crews from the
+  smallest ``(time, crew)``; callback outcomes are flags that are only ever set;
+  the arrived crews are a set);
 - duplicates must be filtered before ``apply`` (by event id): applying the same
   fact twice leaves the state unchanged anyway, but counters elsewhere would not.
 """
@@ -58,6 +61,20 @@ class Fact(NamedTuple):
     crew: str | None = None
     into: str | None = None
     agent: str | None = None
+    """``call.received``: the first-contact agent ("" counts as none)."""
+    reached: bool | None = None
+    satisfied: bool | None = None
+    team: str | None = None
+    leader: str | None = None
+    members: tuple[str, ...] | None = None
+
+
+DUTY_PREFIX = "duty."
+"""Types that concern the duty service, not an incident: their ``incident_id`` is ""."""
+
+CALLED_BACK, REACHED, SATISFIED, DISSATISFIED = 1, 2, 4, 8
+"""Bits of ``Incident.callbacks``: at least one callback / reached / satisfied /
+reached and not satisfied."""
 
 
 def fact_of(event: Envelope) -> Fact:
@@ -71,11 +88,18 @@ def fact_of(event: Envelope) -> Fact:
     data: Any = event.data  # type: ignore[attr-defined]
     if kind == "call.received":
         return Fact(event.event_id, kind, event.incident_id, at, data.grid, data.area,
-                    data.priority, data.customers_affected, agent=data.agent)
+                    data.priority, data.customers_affected, agent=data.agent or None)
     if kind in _CREW_TYPES:
         return Fact(event.event_id, kind, event.incident_id, at, crew=data.crew)
     if kind == "call.merged":
         return Fact(event.event_id, kind, event.incident_id, at, into=data.into_incident_id)
+    if kind == "customer.callback":
+        return Fact(event.event_id, kind, event.incident_id, at, agent=data.agent or None,
+                    reached=data.reached, satisfied=data.satisfied)
+    if kind == "duty.shift_started":
+        members = tuple(data.members) if data.members is not None else None
+        return Fact(event.event_id, kind, "", at, team=data.team, leader=data.leader,
+                    members=members)
     return Fact(event.event_id, kind, event.incident_id, at)
 
 
@@ -104,7 +128,13 @@ class Incident:
     merged_into: str | None = None
     closed_at: int | None = None
     owner: str | None = None
-    """The first-contact agent of the earliest call (who owns the incident)."""
+    """First-contact agent of the earliest call (首问负责)."""
+    call_event_id: str | None = None
+    """``event_id`` of the call that t0 and the call attributes come from (tie rule)."""
+    callbacks: int = 0
+    """``CALLED_BACK | REACHED | SATISFIED | DISSATISFIED`` bits seen so far."""
+    arrived_crews: tuple[str, ...] = ()
+    """Distinct crews over the ``crew.arrived`` events, sorted."""
 
     @property
     def is_outage(self) -> bool:
@@ -121,6 +151,7 @@ class Incident:
             self.incident_id, list(self.times), self.grid, self.area, self.priority,
             self.customers, self.dispatched_at, self.dispatched_crew, self.arrived_crew,
             self.rejected_at, self.merged_at, self.merged_into, self.closed_at, self.owner,
+            self.call_event_id, self.callbacks, self.arrived_crews,
         )
 
 
@@ -133,9 +164,11 @@ def apply(incident: Incident, fact: Fact) -> None:
         previous = times[checkpoint]
         if checkpoint == CALL:
             _take_call_attributes(incident, fact, previous)
-        elif checkpoint == ARRIVE and fact.crew is not None and (
-                previous is None or (at, fact.crew) < (previous, incident.arrived_crew or "")):
-            incident.arrived_crew = fact.crew
+        elif checkpoint == ARRIVE and fact.crew is not None:
+            if previous is None or (at, fact.crew) < (previous, incident.arrived_crew or ""):
+                incident.arrived_crew = fact.crew
+            if fact.crew not in incident.arrived_crews:
+                incident.arrived_crews = tuple(sorted((*incident.arrived_crews, fact.crew)))
         if previous is None or at < previous:
             times[checkpoint] = at
     elif fact.type == "crew.dispatched":
@@ -152,23 +185,24 @@ def apply(incident: Incident, fact: Fact) -> None:
             incident.merged_into = fact.into
     elif fact.type == "incident.closed":
         incident.closed_at = _earliest(incident.closed_at, at)
-
-
-def _call_key(at: int, grid: str | None, area: str | None, priority: str | None,
-              customers: int | None, owner: str | None) -> tuple[int, str, str, str, int, str]:
-    return (at, grid or "", area or "", priority or "", -1 if customers is None else customers,
-            owner or "")
+    elif fact.type == "customer.callback":
+        flags = CALLED_BACK
+        if fact.reached:
+            flags |= REACHED
+            if fact.satisfied is True:
+                flags |= SATISFIED
+            elif fact.satisfied is False:
+                flags |= DISSATISFIED
+        incident.callbacks |= flags
 
 
 def _take_call_attributes(incident: Incident, fact: Fact, t0: int | None) -> None:
-    new = _call_key(fact.at, fact.grid, fact.area, fact.priority, fact.customers, fact.agent)
-    if t0 is not None:
-        old = _call_key(t0, incident.grid, incident.area, incident.priority, incident.customers,
-                        incident.owner)
-        if new >= old:
-            return
+    """The earliest call wins; equal times go to the smallest ``event_id``."""
+    if t0 is not None and (fact.at, fact.event_id) >= (t0, incident.call_event_id or ""):
+        return
     incident.grid = fact.grid
     incident.area = fact.area
     incident.priority = fact.priority
     incident.customers = fact.customers
     incident.owner = fact.agent
+    incident.call_event_id = fact.event_id

@@ -2,8 +2,8 @@
 
 Contract of ``ProjectionStore`` (checked by ``tests/contract``):
 - ``commit(c)`` is atomic: the new events (the dedup record, keyed by event id),
-  the incident rows, the call rows, the totals deltas, the counters and the
-  consumer's next positions are all written, or none is;
+  the incident rows, the call rows, the shift rows, the totals deltas, the
+  counters and the consumer's next positions are all written, or none is;
 - ``commit`` refuses (``StalePosition``, nothing written) when, for a position
   key in ``c.expected``, the stored position (0 if none was stored) differs
   from the expected one: another consumer has moved it (a rebalance or a
@@ -11,7 +11,11 @@ Contract of ``ProjectionStore`` (checked by ``tests/contract``):
 - ``known_event_ids`` returns exactly those ids already committed;
 - ``load_incidents`` returns the committed state of the ids that exist;
 - ``totals`` returns the running sum of every committed delta, per bucket,
-  maintained for ``calendar`` (fixed when the store is first created);
+  maintained for ``calendar`` and ``sla_limits`` (both fixed when the store is
+  first created);
+- ``shifts`` returns every committed shift fact; ``handover_incidents`` the
+  outage incidents open at the end of their duty period under ``calendar``
+  (t0 in the period, t6 missing or not before its end);
 - reads reflect every commit that returned before them;
 - with ``c.sla`` (an ``SlaPlan``), the same transaction evaluates the SLA rules
   of the plan's incidents (and, for ``due``, of every stored rule due by the
@@ -42,6 +46,7 @@ from typing import NamedTuple
 
 from projections.duty import DutyCalendar
 from projections.incident import CALL, RESTORE, Fact, Incident
+from projections.sla import SlaLimits
 from projections.sla_live import SlaPlan, SlaRow, SlaUpdate
 from projections.totals import Bucket, Totals
 
@@ -155,6 +160,8 @@ class Commit:
     deltas: dict[Bucket, Totals] = field(default_factory=dict)
     rejected: int = 0
     duplicates: int = 0
+    shifts: list[Fact] = field(default_factory=list)
+    """``duty.shift_started`` facts (no incident): team, leader, members."""
     conflicts: int = 0
     """Copies of an accepted ``event_id`` with different content (rejected)."""
     fingerprints: dict[PositionKey, str] = field(default_factory=dict)
@@ -187,6 +194,8 @@ class ProjectionStore(ABC):
     """Read models plus the consumer positions that produced them (module contract)."""
 
     calendar: DutyCalendar
+    sla_limits: SlaLimits
+    """The limits the stored SLA counts of each duty period were computed with."""
 
     @abstractmethod
     async def open(self) -> None:
@@ -238,6 +247,14 @@ class ProjectionStore(ABC):
     @abstractmethod
     def all_calls(self) -> AsyncIterator[Fact]:
         """Every committed ``call.received`` fact (time, grid, area)."""
+
+    @abstractmethod
+    async def shifts(self) -> list[Fact]:
+        """Every committed ``duty.shift_started`` fact (few: one or two a day)."""
+
+    @abstractmethod
+    async def handover_incidents(self) -> list[Incident]:
+        """Outage incidents open at the end of their duty period (store calendar)."""
 
     @abstractmethod
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:

@@ -6,6 +6,11 @@ totals deltas. ``Projector`` wraps it with the store port: parse and reject,
 drop duplicates, load, fold, and hand the runner a ``Commit`` that it writes in
 one transaction together with the consumer positions.
 
+Duty events (``duty.*``, e.g. a shift start) belong to no incident: they are
+logged and deduplicated like every event (with incident id ""), touch no
+incident and no totals, and reach the store as ``Commit.shifts`` rows, from
+which the report reads each period's team and leader.
+
 An ``event_id`` seen before (earlier in the batch, or in the store) marks a
 duplicate when the copy is the same event, and a conflict when its content
 differs (``schemas.identity``): the later copy is then rejected with a reason
@@ -20,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from projections.duty import DutyCalendar
-from projections.incident import Fact, Incident, apply, fact_of
+from projections.incident import DUTY_PREFIX, Fact, Incident, apply, fact_of
 from projections.ports import (
     Commit,
     LoggedEvent,
@@ -29,8 +34,10 @@ from projections.ports import (
     Record,
     Rejected,
 )
+from projections.sla import SlaLimits
 from projections.totals import (
     CALLS,
+    DEFAULT_LIMITS,
     Bucket,
     Totals,
     call_buckets,
@@ -42,12 +49,14 @@ from schemas.parsing import InvalidEvent, parse_event
 
 
 def fold_batch(
-    stored: Mapping[str, Incident], facts: Sequence[Fact], calendar: DutyCalendar
+    stored: Mapping[str, Incident], facts: Sequence[Fact], calendar: DutyCalendar,
+    limits: SlaLimits = DEFAULT_LIMITS,
 ) -> tuple[dict[str, Incident], dict[Bucket, Totals]]:
     """Apply ``facts`` (already free of duplicates) to the ``stored`` incidents.
 
     Returns the new state of every touched incident and the totals delta
     (new contributions minus old ones, plus one call per ``call.received``).
+    Duty facts are ignored here (they belong to no incident).
     Pure: ``stored`` is not modified.
     """
     touched: dict[str, Incident] = {}
@@ -57,11 +66,13 @@ def fold_batch(
     for fact in facts:
         incident = touched.get(fact.incident_id)
         if incident is None:
+            if fact.type.startswith(DUTY_PREFIX):
+                continue
             previous = stored.get(fact.incident_id)
             if previous is None:
                 incident = Incident(fact.incident_id)
             else:
-                for bucket, vector in contributions(previous, calendar):
+                for bucket, vector in contributions(previous, calendar, limits):
                     retracted[bucket].append(vector)
                 incident = previous.copy()
             touched[fact.incident_id] = incident
@@ -69,7 +80,7 @@ def fold_batch(
         if fact.type == "call.received":
             calls.update(call_buckets(fact, calendar))
     for incident in touched.values():
-        for bucket, vector in contributions(incident, calendar):
+        for bucket, vector in contributions(incident, calendar, limits):
             added[bucket].append(vector)
     deltas: dict[Bucket, Totals] = {}
     # Column sums over many vectors at once: zip and sum run in C.
@@ -159,8 +170,11 @@ class Projector:
         if conflicts:
             rejected.sort(key=lambda r: (r.record.source, r.record.partition,
                                          r.record.next_position))
-        stored = await self.store.load_incidents({f.incident_id for f in facts})
-        incidents, deltas = fold_batch(stored, facts, calendar)
+        shifts = [f for f in facts if f.type.startswith(DUTY_PREFIX)]
+        wanted = {f.incident_id for f in facts}
+        wanted.discard("")  # duty facts: no incident
+        stored = await self.store.load_incidents(wanted)
+        incidents, deltas = fold_batch(stored, facts, calendar, self.store.sla_limits)
         commit = Commit(
             consumer=self.consumer,
             positions=positions,
@@ -169,6 +183,7 @@ class Projector:
             incidents=list(incidents.values()),
             calls=[f for f in facts if f.type == "call.received"],
             deltas=deltas,
+            shifts=shifts,
             rejected=len(rejected) - conflicts,
             duplicates=duplicates,
             conflicts=conflicts,

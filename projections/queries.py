@@ -3,22 +3,43 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
 from projections.duty import MICROS_PER_MINUTE, DutyCalendar
 from projections.incident import CHECKPOINTS, STAGES, Incident
 from projections.ports import LoggedEvent, ProjectionStore
-from projections.report import Report, build_report, recut
+from projections.report import Report, build_report, build_sheet, recut
+from projections.sla import SlaLimits
 
 
-async def duty_report(store: ProjectionStore, calendar: DutyCalendar | None = None) -> Report:
-    """The duty report (docs/report.md). With the store's own calendar it reads the
-    maintained totals; with another one it re-cuts the incident rows."""
+async def duty_report(store: ProjectionStore, calendar: DutyCalendar | None = None,
+                      sla_limits: SlaLimits | None = None) -> Report:
+    """The duty report (docs/report.md). With the store's own calendar and SLA limits it reads the
+    maintained totals; with others it re-cuts the incident rows."""
     counters = await store.counters()
-    if calendar is None or calendar == store.calendar:
-        return build_report(await store.totals(), counters, store.calendar)
+    shifts = await store.shifts()
+    if (calendar is None or calendar == store.calendar) and (
+            sla_limits is None or sla_limits == store.sla_limits):
+        return build_report(await store.totals(), counters, store.calendar, shifts,
+                            await store.handover_incidents())
+    calendar = calendar or store.calendar
     incidents = [i async for i in store.all_incidents()]
     calls = [c async for c in store.all_calls()]
-    return build_report(recut(incidents, calls, calendar), counters, calendar)
+    totals = recut(incidents, calls, calendar, sla_limits or store.sla_limits)
+    return build_report(totals, counters, calendar, shifts, incidents)
+
+
+async def handover_sheet(store: ProjectionStore, duty_date: date,
+                         calendar: DutyCalendar | None = None) -> dict[str, Any]:
+    """One period's handover sheet: the period as the report has it (or an empty one
+    if the period had no call and no incident), every shift start in it, and the
+    calendar it was cut with."""
+    report = await duty_report(store, calendar)
+    calendar = calendar or store.calendar
+    day = duty_date.isoformat()
+    shifts = await store.shifts()
+    return build_sheet(report, day, shifts, calendar)
 
 
 @dataclass(frozen=True)

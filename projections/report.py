@@ -2,19 +2,30 @@
 
 Contract: ``build_report`` output has exactly the contract keys of docs/report.md, in
 that order, plus extra keys (``closed``, ``restoration_anomalies``, ``arrival``,
-``restore_after_arrival``, ``breakdowns``, ``conflicting_events``) that extend it. Means are exact:
+``restore_after_arrival``, ``breakdowns``, ``conflicting_events``) that extend it, and
+``accountability`` per period and overall (``projections/accountability.py``). Means are exact:
 integer microsecond sums divided once, so every backend prints the same bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from projections.accountability import (
+    accountability,
+    agent_vectors,
+    handover_lists,
+    latest_shifts,
+    overall_agents,
+    shifts_by_date,
+)
 from projections.duty import MICROS_PER_MINUTE, DutyCalendar
 from projections.incident import STAGES, Fact, Incident
+from projections.sla import SlaLimits
 from projections.totals import (
+    DEFAULT_LIMITS,
     DIMENSIONS,
     INDEX,
     UNATTRIBUTED,
@@ -58,8 +69,11 @@ def statistics(vector: Totals) -> dict[str, Any]:
 
 
 def build_report(totals: Mapping[Bucket, Totals], counters: Mapping[str, int],
-                 calendar: DutyCalendar) -> Report:
-    """Assemble the report from bucket totals (see module contract)."""
+                 calendar: DutyCalendar, shifts: Sequence[Fact] = (),
+                 handover: Iterable[Incident] = ()) -> Report:
+    """Assemble the report from bucket totals (see module contract). ``shifts`` are
+    the shift-start facts, ``handover`` (at least) the incidents open at the end of
+    their period: both are only read for the accountability section."""
     periods: list[tuple[str, Totals]] = sorted(
         (day, vector) for (dimension, _, day), vector in totals.items()
         if dimension == "" and day != UNATTRIBUTED
@@ -68,15 +82,13 @@ def build_report(totals: Mapping[Bucket, Totals], counters: Mapping[str, int],
     overall = zeros()
     for _, vector in periods:
         add_into(overall, vector)
+    teams = latest_shifts(shifts, calendar)
+    handed_over = handover_lists(handover, calendar)
+    agents = agent_vectors(totals)
     duty_periods = []
     for day, vector in periods:
-        start, end = calendar.bounds(date.fromisoformat(day))
-        duty_periods.append({
-            "duty_date": day,
-            "start": calendar.format_instant(start),
-            "end": calendar.format_instant(end),
-            **statistics(vector),
-        })
+        duty_periods.append(period_entry(day, vector, calendar, agents.get(day, {}),
+                                         teams.get(day), handed_over.get(day, [])))
     breakdowns: dict[str, dict[str, Any]] = {}
     for dimension in DIMENSIONS:
         sums: dict[Bucket, Totals] = {}
@@ -85,11 +97,15 @@ def build_report(totals: Mapping[Bucket, Totals], counters: Mapping[str, int],
         breakdowns[dimension] = {member: statistics(v) for (_, member, _), v in sorted(sums.items())
                                  if any(v)}
     unattributed = totals.get(("", "", UNATTRIBUTED))
+    dates = [day for day, _ in periods]
+    overall_accountability = accountability(
+        overall, overall_agents(agents, dates), None,
+        [entry for day in dates for entry in handed_over.get(day, [])])
     return {
         "duty_timezone": calendar.timezone,
         "duty_start": calendar.start_text,
         "duty_periods": duty_periods,
-        "overall": statistics(overall),
+        "overall": {**statistics(overall), "accountability": overall_accountability},
         "unattributed": unattributed[INDEX["incidents"]] if unattributed else 0,
         "rejected_events": counters.get("rejected_events", 0),
         "duplicate_events": counters.get("duplicate_events", 0),
@@ -98,12 +114,46 @@ def build_report(totals: Mapping[Bucket, Totals], counters: Mapping[str, int],
     }
 
 
+def period_entry(day: str, vector: Totals, calendar: DutyCalendar,
+                 agents: Mapping[str, Totals], shift: Fact | None,
+                 handover: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One element of ``duty_periods`` (also the body of a handover sheet)."""
+    start, end = calendar.bounds(date.fromisoformat(day))
+    return {
+        "duty_date": day,
+        "start": calendar.format_instant(start),
+        "end": calendar.format_instant(end),
+        **statistics(vector),
+        "accountability": accountability(vector, agents, shift, handover),
+    }
+
+
+def build_sheet(report: Report, day: str, shifts: Sequence[Fact],
+                calendar: DutyCalendar) -> dict[str, Any]:
+    """The handover sheet of duty date ``day``: its ``duty_periods`` entry of
+    ``report`` (an empty period with its team if it has none), plus every shift
+    start in the period and the calendar it was cut with."""
+    period = next((p for p in report["duty_periods"] if p["duty_date"] == day), None)
+    if period is None:
+        period = period_entry(day, zeros(), calendar, {}, latest_shifts(shifts, calendar)
+                              .get(day), [])
+    starts = shifts_by_date(shifts, calendar).get(day, [])
+    return {
+        "duty_timezone": calendar.timezone,
+        "duty_start": calendar.start_text,
+        **period,
+        "shifts": [{"at": calendar.format_instant(s.at), "team": s.team, "leader": s.leader,
+                    "members": list(s.members) if s.members is not None else None}
+                   for s in starts],
+    }
+
+
 def recut(incidents: Iterable[Incident], calls: Iterable[Fact],
-          calendar: DutyCalendar) -> dict[Bucket, Totals]:
-    """Totals of the given read-model rows under another ``calendar``."""
+          calendar: DutyCalendar, limits: SlaLimits = DEFAULT_LIMITS) -> dict[Bucket, Totals]:
+    """Totals of the given read-model rows under another ``calendar`` (or limits)."""
     totals: dict[Bucket, Totals] = {}
     for incident in incidents:
-        accumulate(totals, contributions(incident, calendar))
+        accumulate(totals, contributions(incident, calendar, limits))
     for call in calls:
         for bucket in call_buckets(call, calendar):
             vector = totals.get(bucket)

@@ -8,7 +8,10 @@ Contract:
   bit-identical means;
 - a *bucket* is ``(dimension, member, duty_date)``: dimension ``""`` (member
   ``""``) is the whole service; ``grid``, ``area`` and ``crew`` are breakdowns;
-  duty date ``""`` holds outage incidents that have no call yet (unattributed).
+  ``agent`` is the first-contact owner (member ``""``: no agent on the call);
+  duty date ``""`` holds outage incidents that have no call yet (unattributed);
+- the accountability counts (callbacks, first-visit fix, SLA states as of the
+  period end) are part of the same vector, so they are maintained the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +20,19 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 
 from projections.duty import DutyCalendar
-from projections.incident import ARRIVE, CALL, RESTORE, STAGES, Fact, Incident
+from projections.incident import (
+    ARRIVE,
+    CALL,
+    CALLED_BACK,
+    DISSATISFIED,
+    REACHED,
+    RESTORE,
+    SATISFIED,
+    STAGES,
+    Fact,
+    Incident,
+)
+from projections.sla import RULES, STATES, SlaLimits, rule_state
 
 FIELDS: tuple[str, ...] = (
     "calls",
@@ -34,6 +49,13 @@ FIELDS: tuple[str, ...] = (
     "after_arrival_count",
     "after_arrival_sum_us",
     *(f"{stage}_{part}" for stage in STAGES for part in ("count", "sum_us")),
+    "callback_called",
+    "callback_reached",
+    "callback_satisfied",
+    "callback_dissatisfied",
+    "first_visit_count",
+    "first_visit_fixed",
+    *(f"sla_{rule}_{state}" for rule in RULES for state in STATES),
 )
 INDEX: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
 WIDTH = len(FIELDS)
@@ -41,6 +63,9 @@ WIDTH = len(FIELDS)
 Bucket = tuple[str, str, str]
 Totals = list[int]
 DIMENSIONS: tuple[str, ...] = ("grid", "area", "crew")
+"""The breakdowns of the report; ``agent`` buckets feed the accountability section."""
+AGENT = "agent"
+NO_AGENT = ""
 NO_MEMBER = "(none)"
 UNATTRIBUTED = ""
 
@@ -66,6 +91,15 @@ ARRIVAL = _count_index("arrival")
 AFTER_ARRIVAL = _count_index("after_arrival")
 STAGE_COUNTS: tuple[int, ...] = tuple(_count_index(stage) for stage in STAGES)
 """Count index of each stage, in stage order."""
+CALLBACK_CALLED = INDEX["callback_called"]
+CALLBACK_REACHED = INDEX["callback_reached"]
+CALLBACK_SATISFIED = INDEX["callback_satisfied"]
+CALLBACK_DISSATISFIED = INDEX["callback_dissatisfied"]
+FIRST_VISIT_COUNT = INDEX["first_visit_count"]
+FIRST_VISIT_FIXED = INDEX["first_visit_fixed"]
+SLA_INDEX: dict[tuple[str, str], int] = {
+    (rule, state): INDEX[f"sla_{rule}_{state}"] for rule in RULES for state in STATES}
+DEFAULT_LIMITS = SlaLimits()
 
 
 def zeros() -> Totals:
@@ -85,8 +119,10 @@ def _add_duration(vector: Totals, start: int | None, end: int | None, count_at: 
     return False
 
 
-def incident_totals(incident: Incident, period_end: int | None) -> Totals:
-    """The contribution of one outage incident to its period's totals."""
+def incident_totals(incident: Incident, period_end: int | None,
+                    limits: SlaLimits = DEFAULT_LIMITS) -> Totals:
+    """The contribution of one outage incident to its period's totals; the SLA
+    states are those as of ``period_end`` under ``limits``."""
     vector = zeros()
     times = incident.times
     t0, t3, t6 = times[CALL], times[ARRIVE], times[RESTORE]
@@ -107,7 +143,31 @@ def incident_totals(incident: Incident, period_end: int | None) -> Totals:
         vector[RESTORATION_ANOMALIES] = 1
     _add_duration(vector, t0, t3, ARRIVAL)
     _add_duration(vector, t3, t6, AFTER_ARRIVAL)
+    if t6 is not None:
+        _add_accountability(vector, incident, t3)
+    if period_end is not None:
+        for rule in RULES:
+            state = rule_state(incident, rule, period_end, limits)
+            if state is not None:
+                vector[SLA_INDEX[rule, state]] = 1
     return vector
+
+
+def _add_accountability(vector: Totals, incident: Incident, t3: int | None) -> None:
+    """Callbacks and first-visit fix: counted over restored incidents only."""
+    flags = incident.callbacks
+    if flags & CALLED_BACK:
+        vector[CALLBACK_CALLED] = 1
+        if flags & REACHED:
+            vector[CALLBACK_REACHED] = 1
+        if flags & DISSATISFIED:
+            vector[CALLBACK_DISSATISFIED] = 1
+        elif flags & SATISFIED:
+            vector[CALLBACK_SATISFIED] = 1
+    if t3 is not None:
+        vector[FIRST_VISIT_COUNT] = 1
+        if len(incident.arrived_crews) == 1:
+            vector[FIRST_VISIT_FIXED] = 1
 
 
 def members(incident: Incident) -> tuple[tuple[str, str], ...]:
@@ -117,10 +177,12 @@ def members(incident: Incident) -> tuple[tuple[str, str], ...]:
         ("grid", incident.grid or NO_MEMBER),
         ("area", incident.area or NO_MEMBER),
         ("crew", incident.crew or NO_MEMBER),
+        (AGENT, incident.owner or NO_AGENT),
     )
 
 
-def contributions(incident: Incident, calendar: DutyCalendar) -> Iterator[tuple[Bucket, Totals]]:
+def contributions(incident: Incident, calendar: DutyCalendar,
+                  limits: SlaLimits = DEFAULT_LIMITS) -> Iterator[tuple[Bucket, Totals]]:
     """Every bucket an incident adds to, with the vector it adds (nothing if it is
     not an outage incident)."""
     if not incident.is_outage:
@@ -130,10 +192,21 @@ def contributions(incident: Incident, calendar: DutyCalendar) -> Iterator[tuple[
         yield ("", "", UNATTRIBUTED), incident_totals(incident, None)
         return
     duty = calendar.duty_date(t0)
-    vector = incident_totals(incident, calendar.bounds(duty)[1])
+    vector = incident_totals(incident, calendar.bounds(duty)[1], limits)
     key = duty.isoformat()
     for dimension, member in members(incident):
         yield (dimension, member, key), vector
+
+
+def handover_end(incident: Incident, calendar: DutyCalendar) -> int | None:
+    """The end of the incident's duty period if it is an outage incident still open
+    then (t6 missing or not before the end): it is on that period's handover list."""
+    t0 = incident.times[CALL]
+    if t0 is None or not incident.is_outage:
+        return None
+    end = calendar.bounds(calendar.duty_date(t0))[1]
+    t6 = incident.times[RESTORE]
+    return end if t6 is None or t6 >= end else None
 
 
 def call_buckets(fact: Fact, calendar: DutyCalendar) -> tuple[Bucket, ...]:

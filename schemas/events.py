@@ -18,7 +18,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, Strict, TypeAdapter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    Strict,
+    TypeAdapter,
+    model_validator,
+)
 from pydantic_core import core_schema
 
 CURRENT_SCHEMA_VERSION = 1
@@ -121,6 +129,30 @@ class IncidentClosedData(EventData):
     satisfied: Flag | None = None
 
 
+class CustomerCallbackData(EventData):
+    """A call back to the customer after restoration (回访). ``satisfied`` is only
+    known when the customer was reached."""
+
+    reached: Flag
+    satisfied: Flag | None = None
+    agent: str | None = None
+
+    @model_validator(mode="after")
+    def _satisfied_needs_reached(self) -> CustomerCallbackData:
+        if self.satisfied is not None and not self.reached:
+            raise ValueError("satisfied is given but reached is not true: only a customer "
+                             "who was reached can be satisfied or not")
+        return self
+
+
+class ShiftStartedData(EventData):
+    """A repair team takes over the 24-hour duty (or part of it)."""
+
+    team: NonEmpty
+    leader: NonEmpty
+    members: list[NonEmpty] | None = None
+
+
 class Envelope(BaseModel):
     """Fields common to every event type."""
 
@@ -191,6 +223,20 @@ class IncidentClosed(Envelope):
     data: IncidentClosedData
 
 
+class CustomerCallback(Envelope):
+    type: Literal["customer.callback"]
+    data: CustomerCallbackData
+
+
+class DutyShiftStarted(Envelope):
+    """A duty event: it concerns the service, not an incident, so ``incident_id`` may be
+    absent or null (its Kafka key is ``duty``)."""
+
+    incident_id: NonEmpty | None = None  # type: ignore[assignment]
+    type: Literal["duty.shift_started"]
+    data: ShiftStartedData
+
+
 Event = Annotated[
     CallReceived
     | CallVerified
@@ -202,7 +248,9 @@ Event = Annotated[
     | FaultDiagnosed
     | RepairCompleted
     | PowerRestored
-    | IncidentClosed,
+    | IncidentClosed
+    | CustomerCallback
+    | DutyShiftStarted,
     Field(discriminator="type"),
 ]
 
@@ -218,10 +266,14 @@ EVENT_MODELS: tuple[type[Envelope], ...] = (
     RepairCompleted,
     PowerRestored,
     IncidentClosed,
+    CustomerCallback,
+    DutyShiftStarted,
 )
 EVENT_TYPES: frozenset[str] = frozenset(
     m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
     for m in EVENT_MODELS
 )
+DUTY_KEY = "duty"
+"""The Kafka key (and partition rule) of ``duty.*`` events, which have no incident."""
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

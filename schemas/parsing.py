@@ -123,4 +123,5 @@ def describe(error: ValidationError, obj: dict[str, Any]) -> str:
         return f"{where}: expected an RFC 3339 timestamp with offset ({first['msg']})"
     more = error.error_count() - 1
     extra = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
-    return f"{where}: {first['msg']}{extra}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}{extra}"

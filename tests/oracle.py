@@ -53,6 +53,8 @@ REQUIRED_DATA = {
     "repair.completed": (),
     "power.restored": (),
     "incident.closed": (),
+    "customer.callback": (),
+    "duty.shift_started": ("team", "leader"),
 }
 EVENT_TYPES = frozenset(REQUIRED_DATA)
 AREAS = ("urban", "rural", "remote")
@@ -133,7 +135,10 @@ def validate(line: str | bytes) -> OracleEvent:
         raise Rejected("type: missing")
     if kind not in EVENT_TYPES:
         raise Rejected(f"type: unknown event type {kind!r}")
+    duty = kind.startswith("duty.")  # no incident: incident_id may be absent or null
     for name in ("event_id", "incident_id"):
+        if duty and name == "incident_id" and obj.get(name) is None:
+            continue
         if not isinstance(obj.get(name), str) or not obj[name]:
             raise Rejected(f"{name}: missing")
     if "occurred_at" not in obj:
@@ -152,7 +157,17 @@ def validate(line: str | bytes) -> OracleEvent:
             raise Rejected("data.area: not urban/rural/remote")
         if data.get("priority", "normal") not in PRIORITIES:
             raise Rejected("data.priority: not normal/vulnerable/important")
-    return OracleEvent(obj["event_id"], kind, obj["incident_id"], occurred)
+    if kind == "customer.callback":
+        reached, satisfied = data.get("reached"), data.get("satisfied")
+        if not isinstance(reached, bool) or not isinstance(satisfied, bool | None):
+            raise Rejected("data.reached / data.satisfied: not booleans")
+        if satisfied is not None and not reached:
+            raise Rejected("data.satisfied: given without reached true")
+    if kind == "duty.shift_started" and data.get("members") is not None and not (
+            isinstance(data["members"], list)
+            and all(isinstance(m, str) and m for m in data["members"])):
+        raise Rejected("data.members: not a list of names")
+    return OracleEvent(obj["event_id"], kind, obj.get("incident_id") or "", occurred)
 
 
 @dataclass
@@ -223,6 +238,8 @@ def fold(lines: list[str]) -> tuple[list[OracleEvent], int, int]:
 def incidents_of(events: list[OracleEvent]) -> dict[str, OracleIncident]:
     incidents: dict[str, OracleIncident] = {}
     for event in events:
+        if event.type.startswith("duty."):
+            continue  # belongs to no incident
         incident = incidents.setdefault(event.incident_id, OracleIncident(event.incident_id))
         if event.type in ENDING_TYPES:
             incident.ended = True

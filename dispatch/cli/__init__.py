@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dispatch.cli import (
     alerts,
     demo,
+    handover,
     incident,
     ingest,
     produce,
@@ -22,8 +23,8 @@ from dispatch.cli import (
 from dispatch.cli.common import BadUsage, UserError
 from projections.ports import StoreError
 
-SUBCOMMANDS = (demo, ingest, report, incident, alerts, simulate, topics, produce, worker,
-               serve)
+SUBCOMMANDS = (demo, ingest, report, handover, incident, alerts, simulate, topics, produce,
+               worker, serve)
 
 
 def redact(text: str) -> str:
@@ -38,7 +39,8 @@ def parser() -> argparse.ArgumentParser:
                     "dispatch and restoration events into six-fast stage durations, average "
                     "restoration time and 24-hour duty-period accountability.",
         epilog="Start with `dispatch demo`. Settings also come from DISPATCH_* environment "
-               "variables and the TOML file named by DISPATCH_CONFIG.")
+               "variables and the TOML file named by DISPATCH_CONFIG. The contract (events, "
+               "KPIs and duty periods, the report) is described in docs/README.md.")
     subparsers = top.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for module in SUBCOMMANDS:

@@ -6,23 +6,29 @@ import argparse
 import asyncio
 import sys
 import tempfile
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from dispatch import bootstrap
 from dispatch.cli.common import ProgressLine, RejectsFile, print_summary, settings_from
 from dispatch.cli.render import render
+from dispatch.cli.sheet import SHEET_FORMATS, render_sheet
 from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
-from projections.queries import duty_report
+from projections.queries import duty_report, handover_sheet
 from projections.runners.embedded import ingest_files
+
+START = date(2026, 7, 1)
+STORM_DAY = START + timedelta(days=1)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
-        "demo", help="simulate a normal day and a storm day and print the duty report",
+        "demo", help="simulate a normal day and a storm day; print the duty report and the "
+                     "storm day's handover sheet",
         description="Simulate two duty days (a normal one, then a storm with many calls per "
                     "outage, saturated crews, duplicates and shuffled late events), ingest "
-                    "them into a fresh embedded SQLite store and print the duty report.")
+                    "them into a fresh embedded SQLite store and print the duty report, then "
+                    "(table and markdown formats) the storm day's handover sheet.")
     parser.add_argument("--dir", metavar="PATH",
                         help="keep the events file and store here (default: a temporary "
                              "folder that is removed afterwards)")
@@ -47,7 +53,7 @@ def _demo(folder: Path, args: argparse.Namespace) -> int:
     for stale in (store_path, Path(f"{store_path}-wal"), Path(f"{store_path}-shm")):
         stale.unlink(missing_ok=True)
     settings = settings_from(args)
-    plan = SimulationPlan(seed=args.seed, start=date(2026, 7, 1), days=2, storm_days=(1,),
+    plan = SimulationPlan(seed=args.seed, start=START, days=2, storm_days=(1,),
                           duplicate_rate=0.02, shuffle=True, late_rate=0.01, skew_rate=0.01,
                           malformed_rate=0.001, duty_timezone=settings.duty_timezone,
                           duty_start=settings.duty_start_time)
@@ -62,7 +68,12 @@ def _demo(folder: Path, args: argparse.Namespace) -> int:
             summary = await ingest_files(store, [events], on_rejected=rejects,
                                          progress=ProgressLine())
             print_summary(summary)
-            return render(await duty_report(store), args.format)
+            text = render(await duty_report(store), args.format)
+            if args.format in SHEET_FORMATS and args.format != "json":
+                # People's formats: the storm day's handover sheet follows the report.
+                sheet = await handover_sheet(store, STORM_DAY)
+                text += "\n" + render_sheet(sheet, args.format)
+            return text
 
     sys.stdout.write(asyncio.run(work()))
     if args.dir:

@@ -293,6 +293,11 @@ def _summary(written: int, stats: SimulationStats, out: str, seconds: float) -> 
         extras.append(f"{stats.malformed:,} malformed lines")
     if stats.skewed_incidents:
         extras.append(f"{stats.skewed_incidents:,} skewed incidents")
+    if stats.shift_starts:
+        extras.append(f"{stats.shift_starts:,} shift starts ({stats.team_changes:,} "
+                      f"mid-period team changes)")
+    if stats.callbacks:
+        extras.append(f"{stats.callbacks:,} callbacks")
     detail = f" ({', '.join(extras)})" if extras else ""
     period = f"{stats.first_duty_date}" + (
         f"..{stats.last_duty_date}" if stats.last_duty_date != stats.first_duty_date else ""

@@ -1,5 +1,8 @@
 """Publishing events to ``outage.events``, keyed by incident, validated on the way in.
 
+Duty events (``duty.*``) concern no incident: their key is ``duty``, so they all
+land on one partition, in order, like the events of one incident.
+
 confluent-kafka (librdkafka) is used here: of the three Kafka clients compared in
 ``bench/kafka_pipeline.py`` it was the fastest (figures in the README). Idempotence
 is on, so a retried send neither duplicates nor reorders messages of one incident.
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException, Producer
 
 from projections.ports import Record, Rejected, StoreUnavailable
+from schemas.events import DUTY_KEY, Envelope
 from schemas.parsing import InvalidEvent, parse_event
 
 
@@ -76,7 +80,7 @@ def _produce(
                       [("reason", exc.reason.encode()),
                        ("source", record.label.encode())])
                 continue
-            _send(producer, topic, event.incident_id.encode(), record.raw, delivered, None)
+            _send(producer, topic, kafka_key(event), record.raw, delivered, None)
             summary.published += 1
         summary.lines += len(records)
         producer.poll(0)
@@ -88,6 +92,15 @@ def _produce(
                              f"{failures[0] if failures else 'timeout'}")
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def kafka_key(event: Envelope) -> bytes:
+    """The message key: the incident id, or ``duty`` for ``duty.*`` events."""
+    kind: str = event.type  # type: ignore[attr-defined]
+    if kind.startswith("duty."):
+        return DUTY_KEY.encode()
+    assert event.incident_id is not None  # required on every incident event
+    return event.incident_id.encode()
 
 
 def _send(producer: Producer, topic: str, key: bytes | None, value: bytes,

@@ -37,6 +37,19 @@ from dispatch.simulation.plan import (
 from projections.duty import DutyCalendar
 
 _MALFORMED_KINDS: Final = ("bad_json", "missing_field", "naive_timestamp", "unknown_type")
+TEAMS: Final = (
+    ("Team A", "LEAD-01", ("AG-001", "AG-002", "DSP-01")),
+    ("Team B", "LEAD-02", ("AG-003", "AG-004", "DSP-02")),
+    ("Team C", "LEAD-03", ("AG-005", "AG-006", "DSP-03")),
+)
+"""The repair teams that take the 24-hour duty in turn (team, leader, members)."""
+TEAM_CHANGE_RATE: Final = (0.15, 0.6)
+"""Chance (normal day, storm day) that a relief team takes over mid-period."""
+NO_CALLBACK_RATE: Final = 0.12
+UNREACHED_RATE: Final = 0.18
+"""Share of first callback attempts that do not reach the customer."""
+GIVE_UP_RATE: Final = 0.25
+"""Share of unreached customers who are not tried again."""
 _UNKNOWN_TYPES: Final = ("call.recieved", "crew.teleported", "power.restore", "etr.updated")
 
 
@@ -117,6 +130,8 @@ class Simulator:
         self._r_bad = _rng(seed, "malformed")
         self._r_skew = _rng(seed, "skew")
         self._r_shuffle = _rng(seed, "shuffle")
+        self._r_duty = _rng(seed, "duty")
+        self._r_callback = _rng(seed, "callback")
         self._id_prefix = f"ev-{seed}-{plan.start:%Y%m%d}-"
         self._next_event = 0
         self._next_bad = 0
@@ -202,6 +217,7 @@ class Simulator:
     def _simulate_day(
         self, day: int, duty_date: date, begin: float, end: float, storm: bool
     ) -> None:
+        self._emit_shifts(day, begin, end, storm)
         rng = self._world
         outages = draw_outages(self.plan, rng, begin, end, storm)
 
@@ -235,6 +251,47 @@ class Simulator:
                 return
 
     # -- events
+
+    def _emit_shifts(self, day: int, begin: float, end: float, storm: bool) -> None:
+        """The duty team's shift start at the beginning of the period and, now and
+        then (more often in a storm), a relief team taking over mid-period. Drawn
+        from their own random stream, so the incidents do not change."""
+        r = self._r_duty
+        team, leader, members = TEAMS[day % len(TEAMS)]
+        at = begin + r.uniform(0.0, 120.0)
+        self.stats.shift_starts += self._emit(
+            None, "duty.shift_started", at, at, "dispatcher", leader,
+            {"team": team, "leader": leader, "members": list(members)}, True)
+        if r.random() < TEAM_CHANGE_RATE[storm]:
+            relief, relief_leader, relief_members = TEAMS[(day + 1) % len(TEAMS)]
+            at = begin + r.uniform(0.35, 0.8) * (end - begin)
+            if self._emit(None, "duty.shift_started", at, at, "dispatcher", relief_leader,
+                          {"team": relief, "leader": relief_leader,
+                           "members": list(relief_members)}, True):
+                self.stats.shift_starts += 1
+                self.stats.team_changes += 1
+
+    def _emit_callbacks(self, inc: str, tl: Timeline) -> None:
+        """Callbacks (回访) between restoration and closure, by the incident's owner:
+        some never made, some first attempts unreached (then maybe retried), the
+        reached customer satisfied or not as at closure. Own random stream."""
+        r = self._r_callback
+        if r.random() < NO_CALLBACK_RATE:
+            return
+        window = tl.closed - tl.restored
+        at = tl.restored + r.uniform(0.2, 0.6) * window
+        if r.random() < UNREACHED_RATE:
+            self.stats.callbacks += self._emit(inc, "customer.callback", at, at, "hotline",
+                                               tl.agent, {"reached": False, "agent": tl.agent},
+                                               True)
+            if r.random() < GIVE_UP_RATE:
+                return
+            at += r.uniform(0.3, 0.8) * (tl.closed - at)
+        data: dict[str, object] = {"reached": True, "agent": tl.agent}
+        if r.random() >= 0.03:  # a few reached customers give no verdict
+            data["satisfied"] = tl.satisfied
+        self.stats.callbacks += self._emit(inc, "customer.callback", at, at, "hotline", tl.agent,
+                                           data, True)
 
     def _emit_outage(
         self,
@@ -367,6 +424,7 @@ class Simulator:
             )
         if emitted_any and not done:
             stats.open_incidents += 1
+        self._emit_callbacks(inc, tl)
         emit(inc, "incident.closed", tl.closed, tl.closed, "hotline", tl.agent,
              {"satisfied": tl.satisfied}, True)  # fmt: skip
         # Repeat calls: on this incident, or their own ticket merged into it.
@@ -390,7 +448,7 @@ class Simulator:
 
     def _emit(
         self,
-        incident_id: str,
+        incident_id: str | None,
         etype: str,
         t_true: float,
         t_occurred: float,
@@ -403,6 +461,7 @@ class Simulator:
 
         Ids and every random draw are consumed even past the horizon, so a
         plan with more days repeats the shorter plan's events exactly.
+        ``incident_id`` is None for duty events (they belong to no incident).
         """
         n = self._next_event
         self._next_event = n + 1
@@ -462,7 +521,10 @@ class Simulator:
             cut = r.randrange(1, len(text) - 1)  # a strict prefix of an object never parses
             return MalformedLine(text[:cut], kind)
         if kind == "missing_field":
-            del bad[r.choice(("event_id", "type", "incident_id", "occurred_at", "data"))]
+            # A duty event needs no incident_id: dropping it would leave a valid event.
+            needed = ("event_id", "type", "occurred_at", "data") if event["incident_id"] is None \
+                else ("event_id", "type", "incident_id", "occurred_at", "data")
+            del bad[r.choice(needed)]
         elif kind == "naive_timestamp":
             stamp = str(bad["occurred_at"])
             bad["occurred_at"] = stamp[:-6]  # drop "+08:00"

@@ -186,7 +186,8 @@ class SimulationStats:
     included); ``incidents`` = incident ids that got at least one event
     (outage, rejected and merged tickets); ``calls`` = ``call.received`` events
     (not counting duplicates); ``open_incidents`` = outage incidents without
-    ``power.restored`` at the horizon.
+    ``power.restored`` at the horizon; ``shift_starts``, ``team_changes`` and
+    ``callbacks`` count the duty-accountability events (duplicates not counted).
     """
 
     days: int = 0
@@ -204,6 +205,11 @@ class SimulationStats:
     redispatches: int = 0
     skewed_incidents: int = 0
     open_incidents: int = 0
+    shift_starts: int = 0
+    team_changes: int = 0
+    """Duty periods whose team was relieved mid-period (a second shift start)."""
+    callbacks: int = 0
+    """``customer.callback`` events (unreached attempts included)."""
     first_duty_date: date | None = None
     last_duty_date: date | None = None
 

@@ -26,16 +26,19 @@ from projections.ports import (
     ProjectionStore,
     StalePosition,
 )
+from projections.sla import SlaLimits
 from projections.sla_live import SlaPlan, SlaRow, evaluate, outbox_changes, plan_instant
-from projections.totals import Bucket, Totals, accumulate
+from projections.totals import Bucket, Totals, accumulate, handover_end
 
 
 class MemoryStore(ProjectionStore):
     """``change_log`` is off by default: ``report --input`` has no subscribers."""
 
-    def __init__(self, calendar: DutyCalendar | None = None, *, change_log: bool = False,
+    def __init__(self, calendar: DutyCalendar | None = None, *,
+                 sla_limits: SlaLimits | None = None, change_log: bool = False,
                  change_retention_days: float = DEFAULT_CHANGE_RETENTION_DAYS) -> None:
         self.calendar = calendar or DutyCalendar()
+        self.sla_limits = sla_limits or SlaLimits()
         self.change_log = change_log
         self.change_retention_days = change_retention_days
         self._changes: list[Change] = []
@@ -43,6 +46,7 @@ class MemoryStore(ProjectionStore):
         self._events: dict[str, LoggedEvent] = {}
         self._incidents: dict[str, Incident] = {}
         self._calls: list[Fact] = []
+        self._shifts: list[Fact] = []
         self._totals: dict[Bucket, Totals] = {}
         self._counters = {"rejected_events": 0, "duplicate_events": 0, "conflicting_events": 0}
         self._positions: dict[tuple[str, str, int], int] = {}
@@ -81,6 +85,7 @@ class MemoryStore(ProjectionStore):
         for incident in commit.incidents:
             self._incidents[incident.incident_id] = incident.copy()
         self._calls.extend(commit.calls)
+        self._shifts.extend(commit.shifts)
         accumulate(self._totals, commit.deltas.items())
         self._counters["rejected_events"] += commit.rejected
         self._counters["duplicate_events"] += commit.duplicates
@@ -172,6 +177,13 @@ class MemoryStore(ProjectionStore):
     async def all_calls(self) -> AsyncIterator[Fact]:
         for fact in list(self._calls):
             yield fact
+
+    async def shifts(self) -> list[Fact]:
+        return list(self._shifts)
+
+    async def handover_incidents(self) -> list[Incident]:
+        return [i.copy() for i in self._incidents.values()
+                if handover_end(i, self.calendar) is not None]
 
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:
         found = [e for e in self._events.values() if e.incident_id == incident_id]

@@ -45,29 +45,39 @@ from projections.ports import (
     ProjectionStore,
     StalePosition,
 )
+from projections.sla import SlaLimits
 from projections.sla_live import SlaPlan, SlaRow, evaluate, outbox_changes, plan_instant
 from projections.stores.driver_errors import described, masked, translate_errors
 from projections.stores.migrate import migrations
 from projections.stores.rows import (
     COUNTERS,
     INCIDENT_COLUMNS,
+    INCIDENT_WRITE_COLUMNS,
     POSITION_COLUMNS,
+    SHIFT_COLUMNS,
     TOTALS_COLUMNS,
     TOTALS_KEY,
     calendar_from_meta,
     calendar_meta,
     incident_from_row,
     incident_row,
+    limits_from_meta,
+    limits_meta,
+    shift_from_row,
+    shift_row,
 )
 from projections.totals import FIELDS, Bucket, Totals
 
 _INCIDENT_TYPES = ("text", *["bigint"] * 7, "text", "text", "text", "bigint", "bigint", "text",
-                   "text", "bigint", "bigint", "text", "bigint", "text")
+                   "text", "bigint", "bigint", "text", "bigint", "text", "text", "integer",
+                   "text", "bigint")
+"""Types of ``INCIDENT_WRITE_COLUMNS``, in order."""
+assert len(_INCIDENT_TYPES) == len(INCIDENT_WRITE_COLUMNS)
 _INCIDENT_UPSERT = (
-    f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) SELECT * FROM unnest("
+    f"INSERT INTO incidents ({', '.join(INCIDENT_WRITE_COLUMNS)}) SELECT * FROM unnest("
     + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_INCIDENT_TYPES, start=1))
     + ") ON CONFLICT (incident_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_COLUMNS[1:])
+    + ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_WRITE_COLUMNS[1:])
 )
 _TOTALS_TYPES = ("text", "text", "text", *["bigint"] * len(FIELDS))
 _TOTALS_UPSERT = (
@@ -113,10 +123,12 @@ class PostgresStore(ProjectionStore):
     leave every public method as ``StoreUnavailable``."""
 
     def __init__(self, dsn: str, calendar: DutyCalendar | None = None, *,
+                 sla_limits: SlaLimits | None = None,
                  change_log: bool = True,
                  change_retention_days: float = DEFAULT_CHANGE_RETENTION_DAYS) -> None:
         self.dsn = dsn
         self.calendar = calendar or DutyCalendar()
+        self.sla_limits = sla_limits or SlaLimits()
         self.change_log = change_log
         self.change_retention_days = change_retention_days
         self._conn: Any = None
@@ -147,12 +159,17 @@ class PostgresStore(ProjectionStore):
                     await self.conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                         version, name)
-            stored = calendar_from_meta(dict(await self.conn.fetch("SELECT key, value FROM meta")))
+            meta = dict(await self.conn.fetch("SELECT key, value FROM meta"))
+            stored = calendar_from_meta(meta)
+            limits = limits_from_meta(meta)
             if stored is not None:
                 self.calendar = stored
-            else:
-                await self.conn.executemany("INSERT INTO meta (key, value) VALUES ($1, $2)",
-                                            calendar_meta(self.calendar))
+            if limits is not None:
+                self.sla_limits = limits
+            if stored is None or limits is None:
+                await self.conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    calendar_meta(self.calendar) + limits_meta(self.sla_limits))
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -241,13 +258,17 @@ class PostgresStore(ProjectionStore):
                     "event_log", records=commit.events,
                     columns=("event_id", "incident_id", "type", "occurred_us", "raw"))
             if commit.incidents:
-                rows = [incident_row(i) for i in commit.incidents]
-                await conn.execute(_INCIDENT_UPSERT, *_columns(rows, len(INCIDENT_COLUMNS)))
+                rows = [incident_row(i, self.calendar) for i in commit.incidents]
+                await conn.execute(_INCIDENT_UPSERT, *_columns(rows, len(INCIDENT_WRITE_COLUMNS)))
             if commit.calls:
                 await conn.copy_records_to_table(
                     "calls", records=[(c.event_id, c.incident_id, c.at, c.grid, c.area)
                                       for c in commit.calls],
                     columns=("event_id", "incident_id", "occurred_us", "grid", "area"))
+            if commit.shifts:
+                await conn.copy_records_to_table(
+                    "shifts", records=[shift_row(f) for f in commit.shifts],
+                    columns=SHIFT_COLUMNS)
             if commit.deltas:
                 # Sorted so concurrent workers lock shared total rows in one order (no deadlock).
                 rows = [(*b, *v) for b, v in sorted(commit.deltas.items())]
@@ -449,6 +470,15 @@ class PostgresStore(ProjectionStore):
                     "SELECT event_id, incident_id, occurred_us, grid, area FROM calls",
                     prefetch=5000):
                 yield Fact(r[0], "call.received", r[1], r[2], r[3], r[4])
+
+    async def shifts(self) -> list[Fact]:
+        rows = await self.conn.fetch(f"SELECT {', '.join(SHIFT_COLUMNS)} FROM shifts")
+        return [shift_from_row(tuple(r)) for r in rows]
+
+    async def handover_incidents(self) -> list[Incident]:
+        rows = await self.conn.fetch(f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents "
+                                     "WHERE handover_end IS NOT NULL")
+        return [incident_from_row(tuple(r)) for r in rows]
 
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:
         rows = await self.conn.fetch(

@@ -7,9 +7,12 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import Any
 
+import orjson
+
 from projections.duty import DutyCalendar, parse_duty_start
-from projections.incident import CHECKPOINTS, Incident
-from projections.totals import FIELDS
+from projections.incident import CHECKPOINTS, Fact, Incident
+from projections.sla import SlaLimits
+from projections.totals import FIELDS, handover_end
 
 CHECKPOINT_COLUMNS: tuple[str, ...] = tuple(f"t{k}" for k in range(len(CHECKPOINTS)))
 """``t0`` .. ``t6``: ``Incident.times`` by checkpoint (docs/kpis.md)."""
@@ -18,7 +21,13 @@ INCIDENT_ATTRIBUTES: tuple[str, ...] = tuple(
 """The other ``Incident`` fields, in declaration order, each stored in the column of
 the same name (a new field needs a migration that adds its column)."""
 INCIDENT_COLUMNS: tuple[str, ...] = ("incident_id", *CHECKPOINT_COLUMNS, *INCIDENT_ATTRIBUTES)
-"""Every column of ``incidents``; statements name them in this order."""
+"""Every column of ``incidents`` that holds an ``Incident`` field; statements name them
+in this order. ``arrived_crews`` (a tuple, the last field) is stored as a JSON array."""
+INCIDENT_WRITE_COLUMNS: tuple[str, ...] = (*INCIDENT_COLUMNS, "handover_end")
+"""What an upsert writes: the fields, then ``handover_end``, derived from them under the
+store's calendar (``totals.handover_end``) so that the handover list is one filtered
+scan."""
+SHIFT_COLUMNS: tuple[str, ...] = ("event_id", "occurred_us", "team", "leader", "members")
 CALL_COLUMNS: tuple[str, ...] = ("event_id", "incident_id", "occurred_us", "grid", "area")
 POSITION_COLUMNS: tuple[str, ...] = ("consumer", "source", "partition", "next_position")
 TOTALS_KEY: tuple[str, ...] = ("dimension", "member", "duty_date")
@@ -38,18 +47,56 @@ def calendar_from_meta(meta: Mapping[str, str]) -> DutyCalendar | None:
     return DutyCalendar(meta["duty_timezone"], parse_duty_start(meta["duty_start"]))
 
 
-_attributes = attrgetter(*INCIDENT_ATTRIBUTES)
+assert INCIDENT_ATTRIBUTES[-1] == "arrived_crews"  # the one field stored as JSON
+_attributes = attrgetter(*INCIDENT_ATTRIBUTES[:-1])
 _FIRST_ATTRIBUTE = 1 + len(CHECKPOINT_COLUMNS)
+_CREWS = len(INCIDENT_COLUMNS) - 1
 
 
-def incident_row(incident: Incident) -> tuple[Any, ...]:
-    """The values of ``INCIDENT_COLUMNS`` for ``incident``."""
-    return (incident.incident_id, *incident.times, *_attributes(incident))
+def limits_meta(limits: SlaLimits) -> list[tuple[str, str]]:
+    """The ``meta`` row that fixes the SLA limits a store's totals are kept for."""
+    text = orjson.dumps({"by_area": limits.by_area, "priority": limits.priority,
+                         "priorities": list(limits.priorities)}, option=orjson.OPT_SORT_KEYS)
+    return [("sla_limits", text.decode())]
+
+
+def limits_from_meta(meta: Mapping[str, str]) -> SlaLimits | None:
+    """The limits recorded in ``meta``, or None for a store that has none yet."""
+    if "sla_limits" not in meta:
+        return None
+    saved = orjson.loads(meta["sla_limits"])
+    return SlaLimits(saved["by_area"], saved["priority"], tuple(saved["priorities"]))
+
+
+def incident_row(incident: Incident, calendar: DutyCalendar | None = None) -> tuple[Any, ...]:
+    """The values of ``INCIDENT_WRITE_COLUMNS`` for ``incident``; ``handover_end`` needs
+    the store's calendar (None without one, e.g. in change-log payloads)."""
+    crews = incident.arrived_crews
+    return (incident.incident_id, *incident.times, *_attributes(incident),
+            orjson.dumps(crews).decode() if crews else None,
+            handover_end(incident, calendar) if calendar is not None else None)
 
 
 def incident_from_row(row: Sequence[Any]) -> Incident:
-    """The incident of a row selected as ``INCIDENT_COLUMNS`` (in that order).
+    """The incident of a row selected as ``INCIDENT_COLUMNS`` (in that order; a longer
+    row, as ``incident_row`` makes it, is fine; a shorter one, from before a field
+    existed, leaves the later fields at their defaults).
 
     Positional on purpose (keywords cost 4x on the ingest path): the attribute
     columns follow ``Incident``'s field order by construction."""
-    return Incident(row[0], list(row[1:_FIRST_ATTRIBUTE]), *row[_FIRST_ATTRIBUTE:])
+    incident = Incident(row[0], list(row[1:_FIRST_ATTRIBUTE]), *row[_FIRST_ATTRIBUTE:_CREWS])
+    if len(row) > _CREWS and row[_CREWS]:
+        incident.arrived_crews = tuple(orjson.loads(row[_CREWS]))
+    return incident
+
+
+def shift_row(fact: Fact) -> tuple[Any, ...]:
+    """The values of ``SHIFT_COLUMNS`` for a shift-start fact."""
+    members = orjson.dumps(fact.members).decode() if fact.members is not None else None
+    return (fact.event_id, fact.at, fact.team, fact.leader, members)
+
+
+def shift_from_row(row: Sequence[Any]) -> Fact:
+    members = tuple(orjson.loads(row[4])) if row[4] is not None else None
+    return Fact(row[0], "duty.shift_started", "", row[1], team=row[2], leader=row[3],
+                members=members)

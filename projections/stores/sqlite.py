@@ -44,28 +44,37 @@ from projections.ports import (
     StalePosition,
     StoreError,
 )
+from projections.sla import SlaLimits
 from projections.sla_live import SlaPlan, SlaRow, evaluate, outbox_changes, plan_instant
 from projections.stores.migrate import migrations
 from projections.stores.rows import (
     CALL_COLUMNS,
     COUNTERS,
     INCIDENT_COLUMNS,
+    INCIDENT_WRITE_COLUMNS,
     POSITION_COLUMNS,
+    SHIFT_COLUMNS,
     TOTALS_COLUMNS,
     TOTALS_KEY,
     calendar_from_meta,
     calendar_meta,
     incident_from_row,
     incident_row,
+    limits_from_meta,
+    limits_meta,
+    shift_from_row,
+    shift_row,
 )
 from projections.totals import FIELDS, Bucket, Totals
 
 _INCIDENTS = ", ".join(INCIDENT_COLUMNS)
 _CALLS = ", ".join(CALL_COLUMNS)
+_SHIFTS = ", ".join(SHIFT_COLUMNS)
 _INCIDENT_UPSERT = (
-    f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))}) ON CONFLICT (incident_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_COLUMNS[1:])
+    f"INSERT INTO incidents ({', '.join(INCIDENT_WRITE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(INCIDENT_WRITE_COLUMNS))}) "
+    "ON CONFLICT (incident_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_WRITE_COLUMNS[1:])
 )
 _TOTALS_UPSERT = (
     f"INSERT INTO totals ({', '.join(TOTALS_COLUMNS)}) "
@@ -105,10 +114,12 @@ _OPEN_INCIDENT = "rejected_at IS NULL AND merged_at IS NULL AND t6 IS NULL AND c
 
 class SqliteStore(ProjectionStore):
     def __init__(self, path: str | Path, calendar: DutyCalendar | None = None, *,
+                 sla_limits: SlaLimits | None = None,
                  change_log: bool = True,
                  change_retention_days: float = DEFAULT_CHANGE_RETENTION_DAYS) -> None:
         self.path = Path(path)
         self.calendar = calendar or DutyCalendar()
+        self.sla_limits = sla_limits or SlaLimits()
         self.change_log = change_log
         self.change_retention_days = change_retention_days
         self._db: sqlite3.Connection | None = None
@@ -165,9 +176,12 @@ class SqliteStore(ProjectionStore):
             return pending, True
         meta = dict(self.db.execute("SELECT key, value FROM meta"))
         stored = calendar_from_meta(meta)
+        limits = limits_from_meta(meta)
         if stored is not None:
             self.calendar = stored
-        return pending, stored is None
+        if limits is not None:
+            self.sla_limits = limits
+        return pending, stored is None or limits is None
 
     def _migrate(self) -> None:
         pending, unstamped = self._pending()
@@ -182,12 +196,19 @@ class SqliteStore(ProjectionStore):
                 for statement in statements(sql):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {version}")
-            stored = calendar_from_meta(dict(db.execute("SELECT key, value FROM meta")))
+            meta = dict(db.execute("SELECT key, value FROM meta"))
+            stored = calendar_from_meta(meta)
             if stored is None:
                 db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                                calendar_meta(self.calendar))
             else:
                 self.calendar = stored
+            limits = limits_from_meta(meta)
+            if limits is None:
+                db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                               limits_meta(self.sla_limits))
+            else:
+                self.sla_limits = limits
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -284,10 +305,15 @@ class SqliteStore(ProjectionStore):
             db.executemany(
                 "INSERT INTO event_log (event_id, incident_id, type, occurred_us, raw) "
                 "VALUES (?, ?, ?, ?, ?)", commit.events)
-            db.executemany(_INCIDENT_UPSERT, map(incident_row, commit.incidents))
+            calendar = self.calendar
+            db.executemany(_INCIDENT_UPSERT, [incident_row(i, calendar) for i in commit.incidents])
             db.executemany(
                 f"INSERT INTO calls ({_CALLS}) VALUES (?, ?, ?, ?, ?)",
                 [(c.event_id, c.incident_id, c.at, c.grid, c.area) for c in commit.calls])
+            if commit.shifts:
+                db.executemany(
+                    f"INSERT INTO shifts ({_SHIFTS}) VALUES (?, ?, ?, ?, ?)",
+                    map(shift_row, commit.shifts))
             db.executemany(_TOTALS_UPSERT, [(*b, *v) for b, v in commit.deltas.items()])
             db.executemany(
                 "INSERT INTO counters (name, value) VALUES (?, ?) "
@@ -475,6 +501,14 @@ class SqliteStore(ProjectionStore):
         for event_id, incident_id, at, grid, area in self.db.execute(
                 f"SELECT {_CALLS} FROM calls"):
             yield Fact(event_id, "call.received", incident_id, at, grid, area)
+
+    async def shifts(self) -> list[Fact]:
+        rows = self.db.execute(f"SELECT {_SHIFTS} FROM shifts")
+        return [shift_from_row(row) for row in rows]
+
+    async def handover_incidents(self) -> list[Incident]:
+        rows = self.db.execute(f"SELECT {_INCIDENTS} FROM incidents WHERE handover_end IS NOT NULL")
+        return [incident_from_row(row) for row in rows]
 
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:
         rows: Any = self.db.execute(

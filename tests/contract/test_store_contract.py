@@ -7,7 +7,7 @@ test here then runs against it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ import pytest
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
 from projections.ports import Commit, LoggedEvent, ProjectionStore, StalePosition
+from projections.sla import SlaLimits
 from projections.stores.memory import MemoryStore
 from projections.stores.postgres import PostgresStore
 from projections.stores.sqlite import SqliteStore
@@ -68,7 +69,8 @@ class StoreContract:
         yield store
         await store.close()
 
-    def make_store(self, tmp_path: Path, calendar: DutyCalendar) -> ProjectionStore:
+    def make_store(self, tmp_path: Path, calendar: DutyCalendar,
+                   sla_limits: SlaLimits | None = None) -> ProjectionStore:
         raise NotImplementedError
 
     async def test_new_store_is_empty(self, store: ProjectionStore) -> None:
@@ -148,17 +150,68 @@ class StoreContract:
             assert again.calendar == BERLIN
             assert await again.positions("c") == {("src", 0): 10}
 
+    # -- duty accountability ---------------------------------------------------------
+
+    async def test_shift_facts_are_kept(self, store: ProjectionStore) -> None:
+        shifts = [Fact("s1", "duty.shift_started", "", 100, team="A", leader="L1",
+                       members=("M1", "M2")),
+                  Fact("s2", "duty.shift_started", "", 200, team="B", leader="L2")]
+        await store.commit(commit(1, shifts=shifts))
+        await store.commit(commit(2))
+        assert sorted(await store.shifts()) == shifts
+
+    async def test_accountability_fields_round_trip(self, store: ProjectionStore) -> None:
+        owned = incident("i1", owner="AG-7", call_event_id="e1", callbacks=1 | 2 | 8,
+                         arrived_crews=("C1", "C2"))
+        await store.commit(commit(1, incidents=[owned]))
+        assert (await store.load_incidents(["i1"]))["i1"] == owned
+        assert [i async for i in store.all_incidents()] == [owned]
+
+    async def test_handover_incidents_are_those_open_at_their_period_end(
+            self, store: ProjectionStore) -> None:
+        start, end = BERLIN.bounds(date(2026, 7, 1))
+
+        def at(t0: int, t6: int | None, **changes: object) -> Incident:
+            return incident(f"i{t0}-{t6}", times=[t0, None, None, None, None, None, t6],
+                            **changes)
+
+        rows = [at(start, None), at(start + 1, end), at(end - 1, end - 2),
+                at(start + 2, end - 1), at(start + 3, None, rejected_at=start + 4),
+                incident("no-call", times=[None] * 6 + [end + 5])]
+        await store.commit(commit(1, incidents=rows))
+        found = {i.incident_id for i in await store.handover_incidents()}
+        assert found == {rows[0].incident_id, rows[1].incident_id}
+        rows[0].times[6] = start + 10  # restored within the period: off the list
+        await store.commit(commit(2, incidents=[rows[0]]))
+        assert {i.incident_id for i in await store.handover_incidents()} == {
+            rows[1].incident_id}
+
+    async def test_sla_limits_are_fixed_at_creation(self, tmp_path: Path) -> None:
+        if not self.persistent:
+            pytest.skip("not persistent")
+        strict = SlaLimits({"arrival": {"urban": 20, "rural": 60, "remote": 90},
+                            "restoration": {"urban": 120, "rural": 180, "remote": 200}},
+                           {"arrival": 15, "restoration": 60})
+        first = self.make_store(tmp_path, BERLIN, strict)
+        async with first:
+            assert first.sla_limits == strict
+        again = self.make_store(tmp_path, BERLIN, SlaLimits())
+        async with again:
+            assert again.sla_limits == strict
+
 
 class TestMemoryStore(StoreContract):
     persistent = False
 
-    def make_store(self, tmp_path: Path, calendar: DutyCalendar) -> ProjectionStore:
-        return MemoryStore(calendar)
+    def make_store(self, tmp_path: Path, calendar: DutyCalendar,
+                   sla_limits: SlaLimits | None = None) -> ProjectionStore:
+        return MemoryStore(calendar, sla_limits=sla_limits)
 
 
 class TestSqliteStore(StoreContract):
-    def make_store(self, tmp_path: Path, calendar: DutyCalendar) -> ProjectionStore:
-        return SqliteStore(tmp_path / "store.db", calendar)
+    def make_store(self, tmp_path: Path, calendar: DutyCalendar,
+                   sla_limits: SlaLimits | None = None) -> ProjectionStore:
+        return SqliteStore(tmp_path / "store.db", calendar, sla_limits=sla_limits)
 
 
 @pytest.mark.servers
@@ -167,5 +220,6 @@ class TestPostgresStore(StoreContract):
     def _dsn(self, pg_dsn: str) -> None:
         self.dsn = pg_dsn
 
-    def make_store(self, tmp_path: Path, calendar: DutyCalendar) -> ProjectionStore:
-        return PostgresStore(self.dsn, calendar)
+    def make_store(self, tmp_path: Path, calendar: DutyCalendar,
+                   sla_limits: SlaLimits | None = None) -> ProjectionStore:
+        return PostgresStore(self.dsn, calendar, sla_limits=sla_limits)

@@ -54,7 +54,8 @@ class Stack:
         count = 0
         for line in lines:
             try:
-                key = json.loads(line).get("incident_id")
+                obj = json.loads(line)
+                key = "duty" if str(obj.get("type")).startswith("duty.") else obj.get("incident_id")
             except (ValueError, AttributeError):
                 key = None
             producer.send(self.topic, value=line, key=str(key).encode() if key else None)

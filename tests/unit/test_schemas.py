@@ -27,6 +27,8 @@ REQUIRED_DATA: dict[str, dict[str, Any]] = {
     "repair.completed": {},
     "power.restored": {},
     "incident.closed": {},
+    "customer.callback": {"reached": True},
+    "duty.shift_started": {"team": "Team A", "leader": "L-1"},
 }
 OPTIONAL_DATA: dict[str, dict[str, Any]] = {
     "call.received": {"priority": "vulnerable", "customers_affected": 40, "agent": "AG-9",
@@ -41,6 +43,8 @@ OPTIONAL_DATA: dict[str, dict[str, Any]] = {
     "repair.completed": {},
     "power.restored": {"customers_restored": 40},
     "incident.closed": {"satisfied": True},
+    "customer.callback": {"satisfied": False, "agent": "AG-3"},
+    "duty.shift_started": {"members": ["M-1", "M-2"]},
 }
 REQUIRED_PAIRS = [(kind, name) for kind, data in REQUIRED_DATA.items() for name in data]
 
@@ -111,11 +115,63 @@ def test_missing_data_object_is_rejected_when_the_type_needs_fields(kind: str) -
 @pytest.mark.parametrize("field", ["event_id", "incident_id", "occurred_at"])
 @pytest.mark.parametrize("kind", sorted(REQUIRED_DATA))
 def test_missing_envelope_field_is_rejected_naming_it(kind: str, field: str) -> None:
+    if field == "incident_id" and kind.startswith("duty."):
+        pytest.skip("duty events have no incident")
     obj = event(kind)
     del obj[field]
     reason = reason_of(obj)
     assert reason.startswith(f"{field}:"), reason
     assert "required" in reason.lower()
+
+
+@pytest.mark.parametrize("absent", ["missing", "null"])
+def test_duty_events_need_no_incident_id(absent: str) -> None:
+    obj = event("duty.shift_started")
+    if absent == "missing":
+        del obj["incident_id"]
+    else:
+        obj["incident_id"] = None
+    parsed = parse_event(json.dumps(obj))
+    assert parsed.incident_id is None
+    assert (parsed.data.team, parsed.data.leader) == ("Team A", "L-1")
+
+
+@pytest.mark.parametrize("kind", sorted(k for k in REQUIRED_DATA if not k.startswith("duty.")))
+def test_incident_events_with_a_null_incident_id_are_rejected(kind: str) -> None:
+    assert reason_of(event(kind, incident_id=None)).startswith("incident_id:")
+
+
+@pytest.mark.parametrize("reached", [False, None])
+@pytest.mark.parametrize("satisfied", [True, False])
+def test_callback_satisfied_without_reached_is_rejected(reached: bool | None,
+                                                        satisfied: bool) -> None:
+    data: dict[str, Any] = {"satisfied": satisfied}
+    if reached is not None:
+        data["reached"] = reached
+    reason = reason_of(event("customer.callback", data=data))
+    assert reason.startswith("data"), reason
+    if reached is False:
+        assert "satisfied" in reason and "reached" in reason, reason
+
+
+def test_callback_unreached_without_satisfied_is_kept() -> None:
+    parsed = parse_event(json.dumps(event("customer.callback",
+                                          data={"reached": False, "satisfied": None})))
+    assert (parsed.data.reached, parsed.data.satisfied) == (False, None)
+
+
+@pytest.mark.parametrize("value", ["true", 1, "yes"])
+def test_callback_flags_must_be_json_booleans(value: Any) -> None:
+    assert reason_of(event("customer.callback", data={"reached": value})) \
+        .startswith("data.reached:")
+
+
+@pytest.mark.parametrize("field", ["team", "leader"])
+@pytest.mark.parametrize("value", ["", None])
+def test_shift_start_needs_a_team_and_a_leader(field: str, value: Any) -> None:
+    obj = event("duty.shift_started")
+    obj["data"][field] = value
+    assert reason_of(obj).startswith(f"data.{field}:")
 
 
 def test_missing_type_is_rejected() -> None:

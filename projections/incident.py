@@ -100,7 +100,10 @@ def fact_of(event: Envelope) -> Fact:
         members = tuple(data.members) if data.members is not None else None
         return Fact(event.event_id, kind, "", at, team=data.team, leader=data.leader,
                     members=members)
-    return Fact(event.event_id, kind, event.incident_id, at)
+    if kind == "crew.rostered":
+        # No incident: the fold skips it; the event log keeps it under incident "".
+        return Fact(event.event_id, kind, "", at, grid=data.grid, crew=data.crew)
+    return Fact(event.event_id, kind, event.incident_id or "", at)
 
 
 _CREW_TYPES = frozenset({"crew.dispatched", "crew.departed", "crew.arrived"})

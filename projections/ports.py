@@ -170,6 +170,10 @@ class Commit:
     changes: list[NewChange] = field(default_factory=list)
     """Extra change-log entries (e.g. alert transitions); the store adds the
     incident and period changes of the batch itself."""
+    outbox: list[OutboxEntry] = field(default_factory=list)
+    """Events written by commands, to publish after the commit (same transaction)."""
+    answer: CommandAnswer | None = None
+    """A command's answer kept under its idempotency key (same transaction)."""
     sla: SlaPlan | None = None
     """SLA rules to evaluate in the same transaction (module contract)."""
     sla_update: SlaUpdate | None = None
@@ -177,7 +181,20 @@ class Commit:
 
 
 class OutboxEntry(NamedTuple):
-    """An alert transition in the outbox; ``sent_us`` is None until published."""
+    event_id: str
+    key: str
+    """The Kafka message key."""
+    raw: bytes
+
+
+class CommandAnswer(NamedTuple):
+    idempotency_key: str
+    status: int
+    body: bytes
+
+
+class AlertEntry(NamedTuple):
+    """An alert transition in the alert outbox; ``sent_us`` is None until published."""
 
     seq: int
     alert_id: str
@@ -263,6 +280,23 @@ class ProjectionStore(ABC):
     @abstractmethod
     async def event_count(self) -> int: ...
 
+    # The write side (``dispatch serve``'s commands): optional too.
+
+    async def events_of_types(self, types: Collection[str]) -> list[bytes]:
+        """The original bytes of every logged event of one of ``types``."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no command tables")
+
+    async def command_answer(self, idempotency_key: str) -> CommandAnswer | None:
+        """The answer committed under ``idempotency_key``, if any."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no command tables")
+
+    async def unpublished(self, limit: int = 500) -> list[tuple[int, OutboxEntry]]:
+        """Outbox entries not yet marked published, oldest first, with their sequence."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no command tables")
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} keeps no command tables")
+
     # The change log and the live queries: optional, a store without them
     # serves reports but not ``dispatch serve``'s stream.
 
@@ -303,7 +337,7 @@ class ProjectionStore(ABC):
         """The largest ``occurred_at`` committed with an SLA plan (None: none yet)."""
         raise NotImplementedError(f"{type(self).__name__} keeps no SLA state")
 
-    async def unsent_alerts(self, limit: int = 1000) -> list[OutboxEntry]:
+    async def unsent_alerts(self, limit: int = 1000) -> list[AlertEntry]:
         """Outbox entries not yet marked sent, in outbox order."""
         raise NotImplementedError(f"{type(self).__name__} keeps no alert outbox")
 
@@ -313,8 +347,8 @@ class ProjectionStore(ABC):
         topic (under ``ALERT_RELAY``), in one transaction."""
         raise NotImplementedError(f"{type(self).__name__} keeps no alert outbox")
 
-    async def outbox(self) -> list[OutboxEntry]:
-        """Every outbox entry, sent or not, in outbox order."""
+    async def alert_outbox(self) -> list[AlertEntry]:
+        """Every alert outbox entry, sent or not, in outbox order."""
         raise NotImplementedError(f"{type(self).__name__} keeps no alert outbox")
 
     async def claim_alert_relay(self) -> bool:

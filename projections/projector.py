@@ -44,6 +44,7 @@ from projections.totals import (
     contributions,
     zeros,
 )
+from schemas.events import NO_INCIDENT_TYPES
 from schemas.identity import difference
 from schemas.parsing import InvalidEvent, parse_event
 
@@ -64,6 +65,8 @@ def fold_batch(
     retracted: dict[Bucket, list[Totals]] = defaultdict(list)
     calls: Counter[Bucket] = Counter()
     for fact in facts:
+        if fact.type in NO_INCIDENT_TYPES:
+            continue  # a roster entry: crews are projected elsewhere (projections.crews)
         incident = touched.get(fact.incident_id)
         if incident is None:
             if fact.type.startswith(DUTY_PREFIX):

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from projections.duty import from_micros
-from projections.incident import Incident
+from projections.incident import ARRIVE, CALL, RESTORE, Incident
 
 RULES: tuple[str, ...] = ("arrival", "restoration")
 STATES: tuple[str, ...] = ("ok", "warning", "breach", "met", "late", "anomaly")
@@ -51,7 +51,8 @@ OUTCOMES: tuple[str, ...] = ("met", "late", "anomaly")
 """The states that end a rule's clock (the stop checkpoint exists)."""
 AREAS: tuple[str, ...] = ("urban", "rural", "remote")
 
-RULE_CHECKPOINTS: dict[str, tuple[int, int]] = {"arrival": (0, 3), "restoration": (3, 6)}
+RULE_CHECKPOINTS: dict[str, tuple[int, int]] = {"arrival": (CALL, ARRIVE),
+                                                 "restoration": (ARRIVE, RESTORE)}
 """rule -> (start checkpoint, stop checkpoint), indexes into ``Incident.times``."""
 
 MICROS_PER_MINUTE = 60_000_000
@@ -122,7 +123,7 @@ class Clock(NamedTuple):
 def call_known(incident: Incident, as_of_us: int | None) -> bool:
     """Whether the earliest call (and so area, priority, grid, owner) is visible as
     of ``as_of_us`` (None: as of the end of time)."""
-    t0 = incident.times[0]
+    t0 = incident.times[CALL]
     return t0 is not None and (as_of_us is None or t0 <= as_of_us)
 
 
@@ -177,7 +178,7 @@ def next_change_us(incident: Incident, rule: str, as_of_us: int,
     """The earliest instant after ``as_of_us`` at which ``rule_state`` may change
     without any new event (a threshold, or a stored instant not yet reached), or
     None if it cannot. May be early (then the state is simply the same)."""
-    candidates = [incident.rejected_at, incident.merged_at, incident.times[0],
+    candidates = [incident.rejected_at, incident.merged_at, incident.times[CALL],
                   incident.times[RULE_CHECKPOINTS[rule][1]]]
     for clock in (rule_clock(incident, rule, limits, as_of_us), rule_clock(incident, rule, limits)):
         if clock is not None:

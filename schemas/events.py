@@ -153,6 +153,12 @@ class ShiftStartedData(EventData):
     members: list[NonEmpty] | None = None
 
 
+class CrewRosteredData(EventData):
+    crew: NonEmpty
+    grid: NonEmpty
+    skills: list[NonEmpty] = Field(default_factory=list)
+
+
 class Envelope(BaseModel):
     """Fields common to every event type."""
 
@@ -237,6 +243,14 @@ class DutyShiftStarted(Envelope):
     data: ShiftStartedData
 
 
+class CrewRostered(Envelope):
+    """A crew's roster entry; it belongs to no incident (Kafka key ``crew:<id>``)."""
+
+    type: Literal["crew.rostered"]
+    incident_id: NonEmpty | None = None  # type: ignore[assignment]
+    data: CrewRosteredData
+
+
 Event = Annotated[
     CallReceived
     | CallVerified
@@ -250,7 +264,8 @@ Event = Annotated[
     | PowerRestored
     | IncidentClosed
     | CustomerCallback
-    | DutyShiftStarted,
+    | DutyShiftStarted
+    | CrewRostered,
     Field(discriminator="type"),
 ]
 
@@ -268,7 +283,10 @@ EVENT_MODELS: tuple[type[Envelope], ...] = (
     IncidentClosed,
     CustomerCallback,
     DutyShiftStarted,
+    CrewRostered,
 )
+NO_INCIDENT_TYPES: frozenset[str] = frozenset({"crew.rostered"})
+"""Types that belong to no incident: the incident fold skips them."""
 EVENT_TYPES: frozenset[str] = frozenset(
     m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
     for m in EVENT_MODELS
@@ -277,3 +295,13 @@ DUTY_KEY = "duty"
 """The Kafka key (and partition rule) of ``duty.*`` events, which have no incident."""
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def kafka_key(event: Envelope) -> str:
+    """The Kafka message key: the incident id, ``duty`` for ``duty.*`` events, or
+    ``crew:<id>`` for a roster entry."""
+    if isinstance(event, CrewRostered):
+        return f"crew:{event.data.crew}"
+    if isinstance(event, DutyShiftStarted):
+        return DUTY_KEY
+    return event.incident_id or ""

@@ -55,7 +55,9 @@ REQUIRED_DATA = {
     "incident.closed": (),
     "customer.callback": (),
     "duty.shift_started": ("team", "leader"),
+    "crew.rostered": ("crew", "grid"),
 }
+NO_INCIDENT_TYPES = ("crew.rostered",)  # a crew's roster entry: no incident, no KPI
 EVENT_TYPES = frozenset(REQUIRED_DATA)
 AREAS = ("urban", "rural", "remote")
 PRIORITIES = ("normal", "vulnerable", "important")
@@ -137,7 +139,7 @@ def validate(line: str | bytes) -> OracleEvent:
         raise Rejected(f"type: unknown event type {kind!r}")
     duty = kind.startswith("duty.")  # no incident: incident_id may be absent or null
     for name in ("event_id", "incident_id"):
-        if duty and name == "incident_id" and obj.get(name) is None:
+        if (duty or kind in NO_INCIDENT_TYPES) and name == "incident_id" and obj.get(name) is None:
             continue
         if not isinstance(obj.get(name), str) or not obj[name]:
             raise Rejected(f"{name}: missing")
@@ -167,6 +169,10 @@ def validate(line: str | bytes) -> OracleEvent:
             isinstance(data["members"], list)
             and all(isinstance(m, str) and m for m in data["members"])):
         raise Rejected("data.members: not a list of names")
+    if kind == "crew.rostered":
+        skills = data.get("skills", [])
+        if not isinstance(skills, list) or not all(isinstance(x, str) and x for x in skills):
+            raise Rejected("data.skills: not a list of names")
     return OracleEvent(obj["event_id"], kind, obj.get("incident_id") or "", occurred)
 
 
@@ -238,7 +244,7 @@ def fold(lines: list[str]) -> tuple[list[OracleEvent], int, int]:
 def incidents_of(events: list[OracleEvent]) -> dict[str, OracleIncident]:
     incidents: dict[str, OracleIncident] = {}
     for event in events:
-        if event.type.startswith("duty."):
+        if event.type.startswith("duty.") or event.type in NO_INCIDENT_TYPES:
             continue  # belongs to no incident
         incident = incidents.setdefault(event.incident_id, OracleIncident(event.incident_id))
         if event.type in ENDING_TYPES:

@@ -42,6 +42,7 @@ from dispatch.api.feed import (
     resync_frame,
 )
 from dispatch.api.pool import StorePool
+from dispatch.api.writes import add_write_routes
 from dispatch.cli.incident import as_document
 from dispatch.cli.render import render
 from projections.changes import incident_summary
@@ -66,6 +67,10 @@ class ServeOptions:
     heartbeat_s: float = 15.0
     subscriber_queue: int = 2000
     pool_size: int = 4
+    outbox: bool = False
+    """Commands also write an outbox row for the relay to Kafka (Kafka configured)."""
+    relay: Any = None
+    """An ``OutboxRelay`` run for the app's lifetime (``dispatch serve --publish``)."""
     stage_norms: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STAGE_NORMS))
     sla_limits: SlaLimits = field(default_factory=SlaLimits)
 
@@ -140,9 +145,15 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await feed.start()
         task = asyncio.create_task(feed.run(), name="change-feed")
+        relay = (asyncio.create_task(options.relay.run(), name="outbox-relay")
+                 if options.relay is not None else None)
         try:
             yield
         finally:
+            if relay is not None:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -191,6 +202,9 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         return JSONResponse({"error": f"invalid request: {summary}", "fields": fields},
                             status_code=422)
+
+    add_write_routes(app, outbox=options.outbox, responses=errors,
+                     dependencies=documented_auth)
 
     @app.get("/", include_in_schema=False)
     async def board() -> Response:

@@ -15,6 +15,7 @@ from dispatch.cli import (
     ingest,
     produce,
     report,
+    roster,
     serve,
     simulate,
     topics,
@@ -24,7 +25,7 @@ from dispatch.cli.common import BadUsage, UserError
 from projections.ports import StoreError
 
 SUBCOMMANDS = (demo, ingest, report, handover, incident, alerts, simulate, topics, produce,
-               worker, serve)
+               worker, serve, roster)
 
 
 def redact(text: str) -> str:

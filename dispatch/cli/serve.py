@@ -29,6 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="TCP port (default 8080; 0 picks a free one)")
     parser.add_argument("--no-auth", action="store_true",
                         help="serve /api/* without tokens: refused unless --host is loopback")
+    parser.add_argument("--publish", action="store_true",
+                        help="also publish the events written by commands to Kafka "
+                             "(DISPATCH_KAFKA_BOOTSTRAP, DISPATCH_TOPIC_EVENTS) through the "
+                             "store's outbox; without it they go to the store's event log only")
     parser.add_argument("--poll-interval", type=float, default=0.2, metavar="SECONDS",
                         help="how often to look for new changes in an SQLite store "
                              "(default 0.2; PostgreSQL pushes them)")
@@ -100,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--poll-interval must be more than 0 and at most 0.25 seconds")
     options.poll_interval = args.poll_interval
     factory = partial(bootstrap.read_model_store, settings)
+    if args.publish:
+        from dispatch.api.relay import OutboxRelay
+
+        options.outbox = True
+        options.relay = OutboxRelay(factory, partial(bootstrap.event_producer, settings),
+                                    settings.topic_events)
     app = create_app(factory, options)
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]

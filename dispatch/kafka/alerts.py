@@ -15,7 +15,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from projections.ports import OutboxEntry, PositionKey
+from projections.ports import AlertEntry, PositionKey
 from projections.stores.driver_errors import described, translate_errors
 
 
@@ -44,7 +44,7 @@ class KafkaAlertLog:
             await self._producer.stop()
             self._producer = None
 
-    async def publish(self, entries: Sequence[OutboxEntry]) -> dict[PositionKey, int]:
+    async def publish(self, entries: Sequence[AlertEntry]) -> dict[PositionKey, int]:
         if self._producer is None:
             raise RuntimeError("alert producer not started")
         futures = [await self._producer.send(

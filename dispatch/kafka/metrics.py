@@ -11,7 +11,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from projections.duty import to_micros
-from projections.ports import OutboxEntry
+from projections.ports import AlertEntry
 from projections.sla import AREAS, LEVELS, RULES
 from projections.sla_live import TRANSITIONS, SlaRow, SlaUpdate
 
@@ -97,7 +97,7 @@ class WorkerMetrics:
                     found = counts.get((rule, level, area), 0)
                     self.sla_active.labels(rule, level, area).set(found)
 
-    def alerts_published(self, entries: Sequence[OutboxEntry], now_us: int) -> None:
+    def alerts_published(self, entries: Sequence[AlertEntry], now_us: int) -> None:
         for entry in entries:
             body = orjson.loads(entry.payload)
             level = str(body.get("level"))

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException, Producer
 
 from projections.ports import Record, Rejected, StoreUnavailable
-from schemas.events import DUTY_KEY, Envelope
+from schemas.events import Envelope
+from schemas.events import kafka_key as key_of
 from schemas.parsing import InvalidEvent, parse_event
 
 
@@ -46,7 +47,8 @@ def produce_records(
     on_rejected: Callable[[Rejected], None] | None = None,
     on_batch: Callable[[Sequence[Record], ProduceSummary], None] | None = None,
 ) -> ProduceSummary:
-    """Validate each record and publish it (key = incident id). Rejected records go
+    """Validate each record and publish it (key = incident id, ``crew:<id>`` for a
+    roster entry). Rejected records go
     to ``dlq_topic`` with ``reason`` and ``source`` headers. Returns after every
     message is acked; raises ``StoreUnavailable`` if any delivery failed."""
     try:
@@ -95,12 +97,9 @@ def _produce(
 
 
 def kafka_key(event: Envelope) -> bytes:
-    """The message key: the incident id, or ``duty`` for ``duty.*`` events."""
-    kind: str = event.type  # type: ignore[attr-defined]
-    if kind.startswith("duty."):
-        return DUTY_KEY.encode()
-    assert event.incident_id is not None  # required on every incident event
-    return event.incident_id.encode()
+    """The message key: the incident id, ``duty`` for ``duty.*`` events, ``crew:<id>``
+    for a roster entry."""
+    return key_of(event).encode()
 
 
 def _send(producer: Producer, topic: str, key: bytes | None, value: bytes,

@@ -25,14 +25,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from projections.ports import ALERT_RELAY, OutboxEntry, PositionKey, ProjectionStore
+from projections.ports import ALERT_RELAY, AlertEntry, PositionKey, ProjectionStore
 from projections.sla_live import SlaPolicy, SlaUpdate
 
 
 class AlertLog(Protocol):
     """Where alerts are published (the Kafka alert topic)."""
 
-    async def publish(self, entries: Sequence[OutboxEntry]) -> dict[PositionKey, int]:
+    async def publish(self, entries: Sequence[AlertEntry]) -> dict[PositionKey, int]:
         """Publish every entry (key: incident id, value: payload) and return, per log
         partition, the position after the last one written; raise if any failed."""
 
@@ -43,7 +43,7 @@ class AlertLog(Protocol):
 
 
 class SlaObserver(Protocol):
-    def alerts_published(self, entries: Sequence[OutboxEntry], now_us: int) -> None: ...
+    def alerts_published(self, entries: Sequence[AlertEntry], now_us: int) -> None: ...
 
     def sla_evaluated(self, update: SlaUpdate) -> None: ...
 

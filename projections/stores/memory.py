@@ -16,12 +16,13 @@ from projections.incident import Fact, Incident
 from projections.ports import (
     ALERT_RELAY,
     DEFAULT_CHANGE_RETENTION_DAYS,
+    AlertEntry,
     Change,
     ChangeWindow,
+    CommandAnswer,
     Commit,
     LoggedEvent,
     NewChange,
-    OutboxEntry,
     PositionKey,
     ProjectionStore,
     StalePosition,
@@ -44,6 +45,7 @@ class MemoryStore(ProjectionStore):
         self._changes: list[Change] = []
         self._head = 0
         self._events: dict[str, LoggedEvent] = {}
+        self._answers: dict[str, CommandAnswer] = {}
         self._incidents: dict[str, Incident] = {}
         self._calls: list[Fact] = []
         self._shifts: list[Fact] = []
@@ -52,7 +54,7 @@ class MemoryStore(ProjectionStore):
         self._positions: dict[tuple[str, str, int], int] = {}
         self._fingerprints: dict[tuple[str, str, int], str] = {}
         self._sla: dict[tuple[str, str], SlaRow] = {}
-        self._outbox: dict[str, OutboxEntry] = {}
+        self._alerts: dict[str, AlertEntry] = {}
         self._sla_clock: int | None = None
 
     async def open(self) -> None:
@@ -82,6 +84,8 @@ class MemoryStore(ProjectionStore):
                 raise StalePosition(f"{source}[{partition}] moved")
         for event in commit.events:
             self._events[event.event_id] = event
+        if commit.answer is not None:
+            self._answers[commit.answer.idempotency_key] = commit.answer
         for incident in commit.incidents:
             self._incidents[incident.incident_id] = incident.copy()
         self._calls.extend(commit.calls)
@@ -119,9 +123,9 @@ class MemoryStore(ProjectionStore):
         for key in update.dropped:
             self._sla.pop(key, None)
         self._sla.update({(r.incident_id, r.rule): r for r in update.rows})
-        written = [t for t in update.transitions if t.alert_id not in self._outbox]
+        written = [t for t in update.transitions if t.alert_id not in self._alerts]
         for t in written:
-            self._outbox[t.alert_id] = OutboxEntry(len(self._outbox) + 1, t.alert_id,
+            self._alerts[t.alert_id] = AlertEntry(len(self._alerts) + 1, t.alert_id,
                                                    t.incident_id, t.payload)
         update.transitions = written
         commit.sla_update = update
@@ -133,21 +137,21 @@ class MemoryStore(ProjectionStore):
     async def sla_event_clock(self) -> int | None:
         return self._sla_clock
 
-    async def unsent_alerts(self, limit: int = 1000) -> list[OutboxEntry]:
-        return [e for e in self._outbox.values() if e.sent_us is None][:limit]
+    async def unsent_alerts(self, limit: int = 1000) -> list[AlertEntry]:
+        return [e for e in self._alerts.values() if e.sent_us is None][:limit]
 
     async def mark_alerts_sent(self, alert_ids: Collection[str], sent_us: int,
                                positions: dict[PositionKey, int]) -> None:
         for alert_id in alert_ids:
-            entry = self._outbox[alert_id]
+            entry = self._alerts[alert_id]
             if entry.sent_us is None:
-                self._outbox[alert_id] = entry._replace(sent_us=sent_us)
+                self._alerts[alert_id] = entry._replace(sent_us=sent_us)
         for (source, partition), position in positions.items():
             key = (ALERT_RELAY, source, partition)
             self._positions[key] = max(position, self._positions.get(key, 0))
 
-    async def outbox(self) -> list[OutboxEntry]:
-        return list(self._outbox.values())
+    async def alert_outbox(self) -> list[AlertEntry]:
+        return list(self._alerts.values())
 
     async def changes_after(self, seq: int, limit: int = 1000) -> list[Change]:
         return [c for c in self._changes if c.seq > seq][:limit]
@@ -191,3 +195,9 @@ class MemoryStore(ProjectionStore):
 
     async def event_count(self) -> int:
         return len(self._events)
+
+    async def events_of_types(self, types: Collection[str]) -> list[bytes]:
+        return [e.raw for e in self._events.values() if e.type in types]
+
+    async def command_answer(self, idempotency_key: str) -> CommandAnswer | None:
+        return self._answers.get(idempotency_key)

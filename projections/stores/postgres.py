@@ -34,8 +34,10 @@ from projections.incident import Fact, Incident
 from projections.ports import (
     ALERT_RELAY,
     DEFAULT_CHANGE_RETENTION_DAYS,
+    AlertEntry,
     Change,
     ChangeWindow,
+    CommandAnswer,
     Commit,
     IncidentQuery,
     LoggedEvent,
@@ -294,6 +296,13 @@ class PostgresStore(ProjectionStore):
                     "SET fingerprint = excluded.fingerprint",
                     [(commit.consumer, s, p, v)
                      for (s, p), v in sorted(commit.fingerprints.items())])
+            if commit.outbox:
+                await conn.executemany(
+                    "INSERT INTO outbox (event_id, kafka_key, raw) VALUES ($1, $2, $3)",
+                    commit.outbox)
+            if commit.answer is not None:
+                await conn.execute("INSERT INTO command_answers (idempotency_key, status, body) "
+                                   "VALUES ($1, $2, $3)", *commit.answer)
             alerts = await self._commit_sla(commit, commit.sla) if commit.sla else []
             if self.change_log:
                 # Last, so the change_head row lock is held only for the end of the batch.
@@ -356,11 +365,11 @@ class PostgresStore(ProjectionStore):
         value = await self.conn.fetchval("SELECT event_us FROM sla_clock WHERE id = 1")
         return None if value is None else int(value)
 
-    async def unsent_alerts(self, limit: int = 1000) -> list[OutboxEntry]:
+    async def unsent_alerts(self, limit: int = 1000) -> list[AlertEntry]:
         rows = await self.conn.fetch(
             f"SELECT {_OUTBOX_COLUMNS} FROM sla_outbox WHERE sent_us IS NULL ORDER BY seq "
             "LIMIT $1", limit)
-        return [OutboxEntry(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+        return [AlertEntry(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
     async def mark_alerts_sent(self, alert_ids: Collection[str], sent_us: int,
                                positions: dict[PositionKey, int]) -> None:
@@ -374,9 +383,9 @@ class PostgresStore(ProjectionStore):
                 "SET next_position = greatest(p.next_position, excluded.next_position)",
                 [(ALERT_RELAY, s, p, v) for (s, p), v in sorted(positions.items())])
 
-    async def outbox(self) -> list[OutboxEntry]:
+    async def alert_outbox(self) -> list[AlertEntry]:
         rows = await self.conn.fetch(f"SELECT {_OUTBOX_COLUMNS} FROM sla_outbox ORDER BY seq")
-        return [OutboxEntry(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+        return [AlertEntry(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
     async def claim_alert_relay(self) -> bool:
         return bool(await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK))
@@ -488,3 +497,25 @@ class PostgresStore(ProjectionStore):
 
     async def event_count(self) -> int:
         return int(await self.conn.fetchval("SELECT count(*) FROM event_log"))
+
+    async def events_of_types(self, types: Collection[str]) -> list[bytes]:
+        rows = await self.conn.fetch("SELECT raw FROM event_log WHERE type = ANY($1::text[])",
+                                     sorted(types))
+        return [bytes(row[0]) for row in rows]
+
+    async def command_answer(self, idempotency_key: str) -> CommandAnswer | None:
+        row = await self.conn.fetchrow(
+            "SELECT idempotency_key, status, body FROM command_answers "
+            "WHERE idempotency_key = $1", idempotency_key)
+        return None if row is None else CommandAnswer(row[0], int(row[1]), bytes(row[2]))
+
+    async def unpublished(self, limit: int = 500) -> list[tuple[int, OutboxEntry]]:
+        rows = await self.conn.fetch(
+            "SELECT seq, event_id, kafka_key, raw FROM outbox WHERE published_us IS NULL "
+            "ORDER BY seq LIMIT $1", limit)
+        return [(int(r[0]), OutboxEntry(r[1], r[2], bytes(r[3]))) for r in rows]
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        await self.conn.execute(
+            "UPDATE outbox SET published_us = $1 WHERE seq = ANY($2::bigint[])",
+            time.time_ns() // 1000, list(seqs))

@@ -32,8 +32,10 @@ from projections.incident import Fact, Incident
 from projections.ports import (
     ALERT_RELAY,
     DEFAULT_CHANGE_RETENTION_DAYS,
+    AlertEntry,
     Change,
     ChangeWindow,
+    CommandAnswer,
     Commit,
     IncidentQuery,
     LoggedEvent,
@@ -333,6 +335,12 @@ class SqliteStore(ProjectionStore):
                     "(consumer, source, partition) DO UPDATE "
                     "SET fingerprint = excluded.fingerprint",
                     [(commit.consumer, s, p, v) for (s, p), v in commit.fingerprints.items()])
+            if commit.outbox:
+                db.executemany("INSERT INTO outbox (event_id, kafka_key, raw) VALUES (?, ?, ?)",
+                               commit.outbox)
+            if commit.answer is not None:
+                db.execute("INSERT INTO command_answers (idempotency_key, status, body) "
+                           "VALUES (?, ?, ?)", commit.answer)
             alerts = self._commit_sla(commit, commit.sla) if commit.sla is not None else []
             if self.change_log:
                 self._append_changes(commit, alerts)
@@ -393,8 +401,8 @@ class SqliteStore(ProjectionStore):
         row = self.db.execute("SELECT event_us FROM sla_clock WHERE id = 1").fetchone()
         return None if row is None else int(row[0])
 
-    async def unsent_alerts(self, limit: int = 1000) -> list[OutboxEntry]:
-        return [OutboxEntry(*r) for r in self.db.execute(
+    async def unsent_alerts(self, limit: int = 1000) -> list[AlertEntry]:
+        return [AlertEntry(*r) for r in self.db.execute(
             f"SELECT {_OUTBOX_COLUMNS} FROM sla_outbox WHERE sent_us IS NULL ORDER BY seq "
             "LIMIT ?", (limit,))]
 
@@ -415,8 +423,8 @@ class SqliteStore(ProjectionStore):
             raise
         db.execute("COMMIT")
 
-    async def outbox(self) -> list[OutboxEntry]:
-        return [OutboxEntry(*r) for r in self.db.execute(
+    async def alert_outbox(self) -> list[AlertEntry]:
+        return [AlertEntry(*r) for r in self.db.execute(
             f"SELECT {_OUTBOX_COLUMNS} FROM sla_outbox ORDER BY seq")]
 
     def _append_changes(self, commit: Commit, extra: Sequence[NewChange] = ()) -> None:
@@ -518,6 +526,36 @@ class SqliteStore(ProjectionStore):
 
     async def event_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM event_log").fetchone()[0])
+
+    async def events_of_types(self, types: Collection[str]) -> list[bytes]:
+        rows = self.db.execute(
+            "SELECT raw FROM event_log WHERE type IN (SELECT value FROM json_each(?))",
+            (orjson.dumps(sorted(types)),))
+        return [bytes(row[0]) for row in rows]
+
+    async def command_answer(self, idempotency_key: str) -> CommandAnswer | None:
+        row = self.db.execute(
+            "SELECT idempotency_key, status, body FROM command_answers "
+            "WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+        return None if row is None else CommandAnswer(row[0], int(row[1]), bytes(row[2]))
+
+    async def unpublished(self, limit: int = 500) -> list[tuple[int, OutboxEntry]]:
+        rows = self.db.execute(
+            "SELECT seq, event_id, kafka_key, raw FROM outbox WHERE published_us IS NULL "
+            "ORDER BY seq LIMIT ?", (limit,))
+        return [(int(r[0]), OutboxEntry(r[1], r[2], bytes(r[3]))) for r in rows]
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute(
+                "UPDATE outbox SET published_us = ? "
+                "WHERE seq IN (SELECT value FROM json_each(?))",
+                (time.time_ns() // 1000, orjson.dumps(list(seqs))))
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
 
 def _incident_filter(query: IncidentQuery) -> tuple[str, tuple[Any, ...]]:

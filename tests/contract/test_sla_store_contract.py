@@ -53,7 +53,7 @@ class SlaStoreContract:
         raise NotImplementedError
 
     async def alert_ids(self, store: ProjectionStore) -> list[str]:
-        return [e.alert_id for e in await store.outbox()]
+        return [e.alert_id for e in await store.alert_outbox()]
 
     async def test_batch_writes_rows_and_no_alert_while_ok(self, store: ProjectionStore) -> None:
         await store.commit(batch(1, [urban("A")], T0 + 10 * MINUTE))
@@ -63,7 +63,7 @@ class SlaStoreContract:
         assert rows[0].due_us == T0 + 45 * MINUTE * 3 // 4
         assert rows[0].deadline_us == T0 + 45 * MINUTE
         assert (rows[0].area, rows[0].owner, rows[0].limit_minutes) == ("urban", "AG-1", 45.0)
-        assert await store.outbox() == []
+        assert await store.alert_outbox() == []
 
     async def test_timer_raises_warning_then_breach_once(self, store: ProjectionStore) -> None:
         await store.commit(batch(1, [urban("A"), urban("B", t3=T0 + MINUTE)], T0 + MINUTE))
@@ -73,7 +73,7 @@ class SlaStoreContract:
         await store.sla_tick(tick(T0 + 45 * MINUTE))
         await store.sla_tick(tick(T0 + 46 * MINUTE))
         assert await self.alert_ids(store) == ["A/arrival/warning", "A/arrival/breach"]
-        breach = orjson.loads((await store.outbox())[1].payload)
+        breach = orjson.loads((await store.alert_outbox())[1].payload)
         assert breach == {"alert_id": "A/arrival/breach", "incident_id": "A", "rule": "arrival",
                           "level": "breach", "start": "2026-07-01T00:00:00Z",
                           "deadline": "2026-07-01T00:45:00Z", "limit_minutes": 45.0,
@@ -86,7 +86,7 @@ class SlaStoreContract:
         assert await self.alert_ids(store) == ["A/arrival/breach"]  # ok -> breach: one jump
         await store.commit(batch(2, [urban("A", t3=T0 + 52 * MINUTE)], T0 + 53 * MINUTE))
         assert await self.alert_ids(store) == ["A/arrival/breach", "A/arrival/resolved"]
-        resolved = orjson.loads((await store.outbox())[1].payload)
+        resolved = orjson.loads((await store.alert_outbox())[1].payload)
         assert (resolved["outcome"], resolved["at"]) == ("late", "2026-07-01T00:52:00Z")
         assert [(r.rule, r.state) for r in await store.sla_rows()] == [("restoration", "ok")]
 
@@ -95,7 +95,7 @@ class SlaStoreContract:
         rejected = urban("A")
         rejected.rejected_at = T0 + 36 * MINUTE
         await store.commit(batch(2, [rejected], T0 + 37 * MINUTE))
-        entries = await store.outbox()
+        entries = await store.alert_outbox()
         assert [e.alert_id for e in entries] == ["A/arrival/warning", "A/arrival/cancelled"]
         assert orjson.loads(entries[1].payload)["outcome"] == "rejected"
         assert await store.sla_rows() == []
@@ -128,7 +128,7 @@ class SlaStoreContract:
         assert [e.alert_id for e in await store.unsent_alerts()] == ["B/arrival/breach"]
         await store.mark_alerts_sent(["B/arrival/breach"], 124, {("alerts", 2): 5})
         assert await store.unsent_alerts() == []
-        assert [e.sent_us for e in await store.outbox()] == [123, 124]
+        assert [e.sent_us for e in await store.alert_outbox()] == [123, 124]
         assert await store.positions(ALERT_RELAY) == {("alerts", 2): 8}
         assert await store.claim_alert_relay()
 

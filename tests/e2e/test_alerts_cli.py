@@ -134,7 +134,7 @@ def test_embedded_ingest_keeps_live_alerts_equal_to_alerts_as_of(storm: Path,
     async def read() -> tuple[int | None, list[dict[str, object]]]:
         async with SqliteStore(tmp_path / "dispatch.db") as store:
             return (await store.sla_event_clock(),
-                    [orjson.loads(e.payload) for e in await store.outbox()])
+                    [orjson.loads(e.payload) for e in await store.alert_outbox()])
 
     clock, published = asyncio.run(read())
     assert clock is not None

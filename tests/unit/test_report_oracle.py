@@ -234,6 +234,15 @@ def histories(draw: st.DrawFn) -> History:
             base_spec = Spec(f"bad-{next(counter)}", base_spec.kind, base_spec.incident_id,
                              base_spec.at)
         lines.append(malformed(base_spec, how))
+    # crew roster entries: no incident, no effect on any figure, never rejected
+    for n in range(draw(st.integers(0, 2))):
+        roster: dict[str, Any] = {
+            "event_id": f"roster-{n}", "type": "crew.rostered",
+            "occurred_at": stamp(boundaries[1], None),
+            "data": {"crew": f"CREW-{n}", "grid": "URB-1", "skills": ["overhead"]}}
+        if draw(st.booleans()):
+            roster["incident_id"] = None
+        lines.extend([json.dumps(roster)] * draw(st.integers(1, 2)))
     order = draw(st.permutations(range(len(lines))))
     return History(zone, duty_start, [lines[i] for i in order])
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import EVENT_TYPES, InvalidEvent, parse_event
+from schemas.events import NO_INCIDENT_TYPES, kafka_key
 
 WHEN = "2026-07-01T08:30:00+08:00"
 
@@ -29,6 +30,7 @@ REQUIRED_DATA: dict[str, dict[str, Any]] = {
     "incident.closed": {},
     "customer.callback": {"reached": True},
     "duty.shift_started": {"team": "Team A", "leader": "L-1"},
+    "crew.rostered": {"crew": "C1", "grid": "URB-1"},
 }
 OPTIONAL_DATA: dict[str, dict[str, Any]] = {
     "call.received": {"priority": "vulnerable", "customers_affected": 40, "agent": "AG-9",
@@ -45,6 +47,7 @@ OPTIONAL_DATA: dict[str, dict[str, Any]] = {
     "incident.closed": {"satisfied": True},
     "customer.callback": {"satisfied": False, "agent": "AG-3"},
     "duty.shift_started": {"members": ["M-1", "M-2"]},
+    "crew.rostered": {"skills": ["overhead", "cable"]},
 }
 REQUIRED_PAIRS = [(kind, name) for kind, data in REQUIRED_DATA.items() for name in data]
 
@@ -119,6 +122,9 @@ def test_missing_envelope_field_is_rejected_naming_it(kind: str, field: str) -> 
         pytest.skip("duty events have no incident")
     obj = event(kind)
     del obj[field]
+    if kind in NO_INCIDENT_TYPES and field == "incident_id":
+        assert parse_event(json.dumps(obj)).incident_id is None  # a roster entry has none
+        return
     reason = reason_of(obj)
     assert reason.startswith(f"{field}:"), reason
     assert "required" in reason.lower()
@@ -136,7 +142,8 @@ def test_duty_events_need_no_incident_id(absent: str) -> None:
     assert (parsed.data.team, parsed.data.leader) == ("Team A", "L-1")
 
 
-@pytest.mark.parametrize("kind", sorted(k for k in REQUIRED_DATA if not k.startswith("duty.")))
+@pytest.mark.parametrize("kind", sorted(k for k in REQUIRED_DATA
+                                         if not k.startswith("duty.") and k != "crew.rostered"))
 def test_incident_events_with_a_null_incident_id_are_rejected(kind: str) -> None:
     assert reason_of(event(kind, incident_id=None)).startswith("incident_id:")
 
@@ -353,3 +360,11 @@ def test_parse_event_raises_only_invalid_event(raw: bytes | str) -> None:
     else:
         assert parsed.occurred_at.tzinfo is not None
         assert parsed.type in EVENT_TYPES
+
+
+def test_a_roster_entry_is_keyed_by_its_crew_and_other_events_by_incident() -> None:
+    assert kafka_key(parse_event(json.dumps(event("crew.rostered")))) == "crew:C1"
+    assert kafka_key(parse_event(json.dumps(event("crew.arrived")))) == "INC-1"
+    with_skills = event("crew.rostered")
+    with_skills["data"]["skills"] = ["overhead", ""]
+    assert reason_of(with_skills).startswith("data.skills.1")

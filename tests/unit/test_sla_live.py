@@ -51,7 +51,7 @@ async def run_live(batches: list[list[str]], lims: SlaLimits,
         if tick_after:
             await store.sla_tick(SlaPlan(lims, "event", 0, None, due=True))
     await store.sla_tick(SlaPlan(lims, "event", 0, None, due=True))
-    return store, [orjson.loads(e.payload) for e in await store.outbox()]
+    return store, [orjson.loads(e.payload) for e in await store.alert_outbox()]
 
 
 @PROPERTY_SETTINGS

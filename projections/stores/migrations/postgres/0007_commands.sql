@@ -1,0 +1,16 @@
+-- The write side: answers kept under an Idempotency-Key, and the outbox of events
+-- written by commands, published to Kafka after the commit (same transaction).
+CREATE TABLE command_answers (
+    idempotency_key TEXT PRIMARY KEY,
+    status INTEGER NOT NULL,
+    body BYTEA NOT NULL
+);
+
+CREATE TABLE outbox (
+    seq BIGSERIAL PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    kafka_key TEXT NOT NULL,
+    raw BYTEA NOT NULL,
+    published_us BIGINT
+);
+CREATE INDEX outbox_unpublished ON outbox (seq) WHERE published_us IS NULL;

@@ -7,7 +7,15 @@ Measures, in one run on one machine:
   ``dispatch report --store ... --format json``, as real subprocesses;
 and prints events/s for each, our share of each ceiling, and our peak RSS.
 
+With ``--compare CHECKOUT`` (another checkout of this repository, e.g. the commit
+before a change) the same file is also ingested and reported by that checkout's
+code, and ``dispatch report --input FILE`` is timed for both, back to back in
+this run, so a change's cost is measured against its baseline on the same input
+and the same machine state. ``--events-file`` reuses an existing events file.
+
     .venv/bin/python bench/embedded.py --events 1000000
+    git worktree add --detach ../base HEAD~1
+    .venv/bin/python bench/embedded.py --events-file week.jsonl --compare ../base
 """
 
 from __future__ import annotations
@@ -40,16 +48,31 @@ def ceiling(path: Path, loads: object) -> float:
     return count / (time.perf_counter() - started)
 
 
-def run(*args: str) -> float:
+def run(*args: str, checkout: Path = REPO) -> float:
+    """Seconds ``dispatch ARGS`` takes, run from ``checkout`` (so its code is imported:
+    the working directory comes first on ``python -m``'s path)."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "dispatch.cli", *args], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "dispatch.cli", *args], cwd=checkout,
                           capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"dispatch {args[0]} failed:\n{done.stderr}")
-    print(f"  dispatch {args[0]}: {elapsed:.2f}s  {done.stderr.strip().splitlines()[-1:]}",
-          file=sys.stderr)
+    print(f"  [{checkout.name}] dispatch {args[0]}: {elapsed:.2f}s  "
+          f"{done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
     return elapsed
+
+
+def ingest_and_report(events: Path, folder: Path, checkout: Path, name: str) -> dict[str, float]:
+    """Ingest into a fresh store and report from it; then ``report --input``."""
+    for stale in folder.glob(f"{name}.db*"):
+        stale.unlink()
+    url = f"sqlite:///{folder / f'{name}.db'}"
+    ingest = run("ingest", str(events), "--store", url, checkout=checkout)
+    report = run("report", "--store", url, "--format", "json", "--output",
+                 str(folder / f"{name}-report.json"), checkout=checkout)
+    from_input = run("report", "--input", str(events), "--format", "json", "--output",
+                     str(folder / f"{name}-input-report.json"), checkout=checkout)
+    return {"ingest": ingest, "report": report, "report_input": from_input}
 
 
 def main() -> int:
@@ -58,45 +81,65 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep the files")
     parser.add_argument("--json", metavar="PATH", help="also write the figures here")
+    parser.add_argument("--events-file", metavar="PATH",
+                        help="use this JSON Lines file instead of simulating one")
+    parser.add_argument("--compare", metavar="CHECKOUT",
+                        help="another checkout of this repository to measure on the same "
+                             "file, back to back (the baseline)")
     args = parser.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="dispatch-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    events = folder / "events.jsonl"
-    store = folder / "bench.db"
-    for stale in folder.glob("bench.db*"):
-        stale.unlink()
-
-    print(f"simulating {args.events:,} events into {events} ...", file=sys.stderr)
-    started = time.perf_counter()
-    plan = SimulationPlan(seed=7, target_events=args.events, storm_days=(2, 9),
-                          duplicate_rate=0.01, shuffle=True, late_rate=0.01)
-    lines = write_jsonl(simulate_lines(plan), events)
-    print(f"  {lines:,} lines, {events.stat().st_size / 1e6:.0f} MB in "
-          f"{time.perf_counter() - started:.1f}s", file=sys.stderr)
+    if args.events_file:
+        events = Path(args.events_file)
+        lines = sum(1 for _ in events.open("rb"))
+        print(f"using {events}: {lines:,} lines", file=sys.stderr)
+    else:
+        events = folder / "events.jsonl"
+        print(f"simulating {args.events:,} events into {events} ...", file=sys.stderr)
+        started = time.perf_counter()
+        plan = SimulationPlan(seed=7, target_events=args.events, storm_days=(2, 9),
+                              duplicate_rate=0.01, shuffle=True, late_rate=0.01)
+        lines = write_jsonl(simulate_lines(plan), events)
+        print(f"  {lines:,} lines, {events.stat().st_size / 1e6:.0f} MB in "
+              f"{time.perf_counter() - started:.1f}s", file=sys.stderr)
 
     print("ceiling: read + parse every line ...", file=sys.stderr)
     ceiling_json = ceiling(events, json.loads)
     ceiling_orjson = ceiling(events, orjson.loads)
 
     print("ours: ingest + report ...", file=sys.stderr)
-    url = f"sqlite:///{store}"
-    ingest = run("ingest", str(events), "--store", url)
-    report = run("report", "--store", url, "--format", "json", "--output",
-                 str(folder / "report.json"))
-    ours = lines / (ingest + report)
+    ours_times = ingest_and_report(events, folder, REPO, "bench")
+    ours = lines / (ours_times["ingest"] + ours_times["report"])
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
-    figures = {
+    figures: dict[str, object] = {
         "events": lines, "cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0],
         "ceiling_json_events_per_s": round(ceiling_json),
         "ceiling_orjson_events_per_s": round(ceiling_orjson),
-        "ingest_seconds": round(ingest, 2), "report_seconds": round(report, 2),
+        "ingest_seconds": round(ours_times["ingest"], 2),
+        "report_seconds": round(ours_times["report"], 2),
+        "report_input_seconds": round(ours_times["report_input"], 2),
         "ours_events_per_s": round(ours),
         "share_of_json_ceiling": round(ours / ceiling_json, 3),
         "share_of_orjson_ceiling": round(ours / ceiling_orjson, 3),
         "peak_rss_mb": round(peak_mb),
         "store_mb": round(sum(p.stat().st_size for p in folder.glob("bench.db*")) / 1e6),
     }
+    if args.compare:
+        checkout = Path(args.compare).resolve()
+        print(f"baseline: the same with {checkout} ...", file=sys.stderr)
+        base = ingest_and_report(events, folder, checkout, "baseline")
+        base_rate = lines / (base["ingest"] + base["report"])
+        figures.update({
+            "baseline_ingest_seconds": round(base["ingest"], 2),
+            "baseline_report_seconds": round(base["report"], 2),
+            "baseline_report_input_seconds": round(base["report_input"], 2),
+            "baseline_events_per_s": round(base_rate),
+            "ours_over_baseline_ingest_report": round(ours / base_rate, 3),
+            "ours_over_baseline_report_input": round(
+                base["report_input"] / ours_times["report_input"], 3),
+            "load_average_end": os.getloadavg()[0],
+        })
     width = max(map(len, figures))
     for name, value in figures.items():
         print(f"{name:<{width}}  {value}")

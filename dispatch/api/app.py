@@ -18,8 +18,9 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date
 from datetime import time as clock_time
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -45,10 +46,11 @@ from dispatch.api.pool import StorePool
 from dispatch.api.writes import add_write_routes
 from dispatch.cli.incident import as_document
 from dispatch.cli.render import render
+from dispatch.cli.sheet import render_sheet
 from projections.changes import incident_summary
 from projections.duty import DutyCalendar, load_zone, parse_duty_start
 from projections.ports import IncidentQuery, ProjectionStore, StoreUnavailable
-from projections.queries import duty_report, incident_timeline
+from projections.queries import duty_report, handover_sheet, incident_timeline
 from projections.sla import SlaLimits, alerts_document
 
 DEFAULT_STAGE_NORMS: dict[str, float] = {
@@ -126,6 +128,44 @@ def _cookie(header: str, name: str) -> str | None:
     return None
 
 
+class LatestOnly:
+    """The newest answer per calendar, by key; concurrent requests for a key being
+    built wait for that build instead of starting their own."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[Any, ...], tuple[Any, bytes]] = {}
+        self._building: dict[Any, asyncio.Future[bytes]] = {}
+
+    async def get(self, key: tuple[Any, ...],
+                  build: Callable[[], Awaitable[bytes]]) -> bytes:
+        slot = key[:2]
+        done = self._done.get(slot)
+        if done is not None and done[0] == key:
+            return done[1]
+        running = self._building.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._building[key] = future
+        try:
+            value = await build()
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: waiters get it, nobody else must
+            raise
+        finally:
+            del self._building[key]
+        future.set_result(value)
+        self._done.pop(slot, None)
+        self._done[slot] = (key, value)
+        while len(self._done) > 8:  # a few calendars, not one per zone ever asked for
+            del self._done[next(iter(self._done))]
+        return value
+
+
 async def _store(request: Request) -> AsyncIterator[ProjectionStore]:
     pool: StorePool = request.app.state.pool
     async with pool.store() as opened:
@@ -138,6 +178,7 @@ Store = Annotated[ProjectionStore, Depends(_store)]
 def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) -> FastAPI:
     """The app over the stores ``factory`` makes (each call: a new, unopened store)."""
     pool = StorePool(factory, options.pool_size)
+    reports = LatestOnly()
     feed = ChangeFeed(factory, poll_interval=options.poll_interval,
                       queue_size=options.subscriber_queue, limits=options.sla_limits)
 
@@ -256,8 +297,16 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
     ) -> Response:
         calendar = _calendar(store.calendar, duty_timezone, duty_start)
         seq = (await store.change_window()).head
-        body = await duty_report(store, calendar if calendar != store.calendar else None)
-        return Response(render(body, "json").encode(), media_type="application/json",
+        # Every committed change moves the head, and the counters cover batches of
+        # only duplicates or rejects: the same key means the same report.
+        key = (calendar.timezone, calendar.start_text, seq,
+               tuple(sorted((await store.counters()).items())))
+
+        async def build() -> bytes:
+            body = await duty_report(store, calendar if calendar != store.calendar else None)
+            return render(body, "json").encode()
+
+        return Response(await reports.get(key, build), media_type="application/json",
                         headers={"X-Change-Seq": str(seq)})
 
     @app.get("/api/incidents", response_model=models.IncidentPage,
@@ -278,6 +327,25 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
         return _json({"total": total, "limit": limit, "offset": offset,
                       "items": [incident_summary(i, store.calendar, options.sla_limits, now)
                                 for i in found]}, seq=seq)
+
+    @app.get("/api/duty/{duty_date}", response_model=models.HandoverSheet,
+             dependencies=documented_auth, responses=errors,
+             summary="One duty period's handover sheet, as `dispatch handover DATE --format json`")
+    async def duty(
+        store: Store,
+        duty_date: Annotated[date, Path(description="the local date the period starts on")],
+        duty_timezone: Annotated[str | None, Query(
+            description="IANA zone to cut duty periods in (default: the store's)")] = None,
+        duty_start: Annotated[str | None, Query(
+            description="HH:MM local start of each duty period (default: the store's)",
+            pattern=r"^\d{1,2}:\d{2}$")] = None,
+    ) -> Response:
+        calendar = _calendar(store.calendar, duty_timezone, duty_start)
+        seq = (await store.change_window()).head
+        sheet = await handover_sheet(store, duty_date,
+                                     calendar if calendar != store.calendar else None)
+        return Response(render_sheet(sheet, "json").encode(), media_type="application/json",
+                        headers={"X-Change-Seq": str(seq)})
 
     @app.get("/api/alerts", response_model=models.Alerts, dependencies=documented_auth,
              responses={401: errors[401], 503: errors[503]},

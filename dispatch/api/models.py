@@ -170,6 +170,14 @@ class Alerts(Open):
     counts: AlertCounts
 
 
+class HandoverSheet(Open):
+    """What ``dispatch handover DATE --format json`` prints (docs/accountability.md)."""
+
+    duty_date: str
+    start: str
+    end: str
+
+
 class Status(Open):
     change_seq: int = Field(description="newest change sequence (the stream's ids)")
     pruned_through: int = Field(description="changes up to this sequence are no longer kept")

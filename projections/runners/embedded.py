@@ -12,18 +12,24 @@ ingested twice at once) is left out, so that file still counts once.
 
 Validation (pydantic) is the costliest step, so on large inputs it runs in
 worker processes, a few batches ahead of the fold and the commit, which stay in
-this process, in file order.
+this process, in file order. The workers ignore Ctrl-C (this process decides
+when to stop, and shuts them down) and exit by themselves when this process
+dies, even by SIGKILL.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import forkserver, get_context
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +48,10 @@ from projections.sla_live import SlaPolicy
 INGEST_CONSUMER = "ingest"
 PARALLEL_FROM_BYTES = 8 << 20
 """Smaller inputs are parsed inline: starting worker processes would cost more."""
+PARSE_CHUNK = 500
+"""Lines per task sent to a parse worker. Small, so that an interrupted ingest
+waits only for a few small tasks to finish (killing a worker could cut a result
+in half and hang the pool)."""
 
 
 @dataclass(slots=True)
@@ -102,7 +112,8 @@ async def ingest_files(
     projector = Projector(store, INGEST_CONSUMER)
     if parse_workers is None:
         parse_workers = default_parse_workers(sum(p.stat().st_size for p in paths))
-    pool = (ProcessPoolExecutor(parse_workers, mp_context=get_context("forkserver"))
+    pool = (ProcessPoolExecutor(parse_workers, mp_context=_parse_context(),
+                                initializer=_parse_worker_started)
             if parse_workers else None)
     try:
         for path in paths:
@@ -223,6 +234,35 @@ def _fingerprint_at(path: Path, end: int) -> str:
     return "" if found is None else found[1]
 
 
+def _parse_context() -> BaseContext:
+    """The forkserver context, its server started with Ctrl-C ignored: the server and
+    the workers it forks then ignore it from their first instruction on (a terminal
+    sends Ctrl-C to the whole process group, also while they are starting)."""
+    context = get_context("forkserver")
+    if threading.current_thread() is not threading.main_thread():
+        return context
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return context
+
+
+def _parse_worker_started() -> None:
+    """In each parse worker: leave Ctrl-C to the ingest process (a terminal sends it
+    to the whole process group), and end when the ingest process ends."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
+
+
+def _exit_with_parent() -> None:
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()  # returns when the ingest process is gone, however it ended
+        os._exit(1)
+
+
 def _parsed(batches: Iterator[Batch], pool: ProcessPoolExecutor | None,
             ahead: int) -> Iterator[tuple[Batch, Parsed]]:
     """Batches with their parse results, in order, keeping ``ahead`` in flight."""
@@ -230,15 +270,22 @@ def _parsed(batches: Iterator[Batch], pool: ProcessPoolExecutor | None,
         for records in batches:
             yield records, facts_of([r.raw for r in records])
         return
-    pending: deque[tuple[Batch, Future[Parsed]]] = deque()
+    pending: deque[tuple[Batch, list[Future[Parsed]]]] = deque()
     for records in batches:
-        pending.append((records, pool.submit(facts_of, [r.raw for r in records])))
+        raws = [r.raw for r in records]
+        pending.append((records, [pool.submit(facts_of, raws[i:i + PARSE_CHUNK])
+                                  for i in range(0, len(raws), PARSE_CHUNK)]))
         if len(pending) > ahead:
-            done, future = pending.popleft()
-            yield done, future.result()
+            yield _joined(*pending.popleft())
     while pending:
-        done, future = pending.popleft()
-        yield done, future.result()
+        yield _joined(*pending.popleft())
+
+
+def _joined(records: Batch, futures: list[Future[Parsed]]) -> tuple[Batch, Parsed]:
+    parsed: Parsed = []
+    for future in futures:
+        parsed += future.result()
+    return records, parsed
 
 
 def _after(position: int, records: list[Record],

@@ -16,6 +16,7 @@ from tests.api.harness import TOKEN, Server, dispatch
 from tests.oracle import fold, incidents_of
 
 ROUTES = ["/api/status", "/api/report", "/api/incidents", "/api/incidents/X", "/api/stream",
+          "/api/duty/2026-07-01",
           "/api/alerts"]
 
 
@@ -202,3 +203,19 @@ def test_alerts_are_what_the_cli_prints_as_of_the_same_instant(
             for rule in item["sla"].values():
                 if rule and rule["state"] == "breach":
                     assert rule["minutes_left"] < 0
+
+
+def test_duty_sheet_is_what_the_handover_command_prints(
+        server: Server, loaded: tuple[str, Path], tmp_path: Path) -> None:
+    store, _ = loaded
+    with server.client() as client:
+        day = client.get("/api/report").json()["duty_periods"][0]["duty_date"]
+        response = client.get(f"/api/duty/{day}")
+        assert response.status_code == 200
+        cli = dispatch("handover", day, "--store", store, "--format", "json", cwd=tmp_path)
+        assert cli.returncode == 0, cli.stderr
+        assert response.text == cli.stdout
+        validate(response.json(), "HandoverSheet", client.get("/openapi.json").json())
+        bad = client.get("/api/duty/2026-13-01")
+        assert bad.status_code == 422
+        assert [f["field"] for f in bad.json()["fields"]] == ["duty_date"]

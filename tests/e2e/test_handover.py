@@ -187,3 +187,24 @@ def test_a_callback_before_its_incident_is_counted_once_the_incident_appears(
     assert after["unattributed"] == 0
     assert after["duty_periods"][0]["accountability"]["callbacks"] == {
         "restored": 1, "called_back": 1, "reached": 1, "satisfied": 1, "dissatisfied": 0}
+
+
+def test_demo_prints_the_storm_days_handover_sheet_after_the_report(tmp_path: Path) -> None:
+    out = ok(run("demo", cwd=tmp_path)).stdout
+    report_at = out.index("overall")
+    sheet_at = out.index("DUTY HANDOVER SHEET  2026-07-02")
+    assert report_at < sheet_at
+    sheet = out[sheet_at:]
+    assert "Team:    Team" in sheet and "Handed over still open:" in sheet
+    assert "First-visit fix:  " in sheet and "Callbacks:        restored" in sheet
+
+
+def test_duty_events_are_keyed_duty_on_kafka() -> None:
+    from dispatch.kafka.producer import kafka_key
+    from schemas import parse_event
+
+    assert kafka_key(parse_event(SHIFT_A)) == b"duty"
+    with_id = json.loads(SHIFT_B)
+    with_id["incident_id"] = "INC-9"  # allowed, but a duty event still goes to "duty"
+    assert kafka_key(parse_event(json.dumps(with_id))) == b"duty"
+    assert kafka_key(parse_event(LINES[3])) == b"A"

@@ -139,3 +139,28 @@ async def test_the_feed_survives_a_store_outage_and_loses_nothing() -> None:
         task.cancel()
     assert feed.healthy and feed.stats.store_errors >= 1
     assert chunk is not None and ids([chunk]) == [1, 2]
+
+
+async def test_report_cache_builds_once_per_key_and_shares_the_build() -> None:
+    from dispatch.api.app import LatestOnly
+
+    cache = LatestOnly()
+    builds: list[int] = []
+
+    async def build() -> bytes:
+        builds.append(1)
+        await asyncio.sleep(0.05)
+        return b"report %d" % len(builds)
+
+    key = ("Asia/Shanghai", "08:30", 7, ())
+    first = await asyncio.gather(*(cache.get(key, build) for _ in range(5)))
+    assert first == [b"report 1"] * 5 and len(builds) == 1
+    assert await cache.get(key, build) == b"report 1" and len(builds) == 1
+    assert await cache.get(("Asia/Shanghai", "08:30", 8, ()), build) == b"report 2"
+
+    async def broken() -> bytes:
+        raise ConnectionRefusedError("store down")
+
+    with pytest.raises(ConnectionRefusedError):
+        await cache.get(("UTC", "00:00", 1, ()), broken)
+    assert await cache.get(("UTC", "00:00", 1, ()), build) == b"report 3"  # not cached

@@ -41,8 +41,15 @@ def scratch_store(settings: Settings) -> MemoryStore:
 
 
 def worker_store(settings: Settings) -> ProjectionStore:
-    """The worker's read models: PostgreSQL at ``settings.pg_dsn``."""
-    return read_model_store(settings, settings.pg_dsn.get_secret_value())
+    """The worker's read models: PostgreSQL at ``settings.pg_dsn``. A transaction the
+    worker leaves open longer than ``worker_idle_transaction_timeout`` (the process
+    frozen mid-batch) is ended by PostgreSQL, so the worker that took its partitions
+    over is not held up by its locks for longer."""
+    from projections.stores.postgres import PostgresStore
+
+    return PostgresStore(settings.pg_dsn.get_secret_value(), settings.calendar,
+                         change_retention_days=settings.change_retention_days,
+                         idle_transaction_timeout=settings.worker_idle_transaction_timeout)
 
 
 def dead_letters(settings: Settings) -> KafkaDeadLetters:

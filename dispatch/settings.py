@@ -13,7 +13,7 @@ from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -104,6 +104,20 @@ class Settings(BaseSettings):
     consumer_group: str = "dispatch-projector"
     pg_dsn: SecretStr = SecretStr("postgresql://dispatch:dispatch@127.0.0.1:5432/dispatch")
     metrics_port: int = 9108
+    worker_instance_id: str | None = None
+    """Kafka static group membership (``group.instance.id``): a stable name per worker
+    process slot (e.g. ``dispatch-worker-1``). A worker restarted under the same name
+    gets its partitions back at once, without waiting for its old session to expire
+    and without a rebalance. Unset: dynamic membership. Two running workers must
+    never share a name (the broker fences the older one)."""
+    worker_session_timeout: float = 8.0
+    """Seconds without a heartbeat after which the broker drops a worker from the
+    group and hands its partitions to the others (broker bounds: 6 s to 30 min)."""
+    worker_heartbeat_interval: float = 2.0
+    """Seconds between heartbeats; at most a third of the session timeout."""
+    worker_idle_transaction_timeout: float = 30.0
+    """Seconds PostgreSQL lets a worker's open transaction wait for the worker (one
+    frozen mid-batch) before ending its session and releasing its locks."""
 
     sla: SlaSettings = SlaSettings()
     sla_clock: Literal["wall", "event"] = "wall"
@@ -167,6 +181,24 @@ class Settings(BaseSettings):
         if value < 1:
             raise ValueError("must be at least 1")
         return value
+
+    @field_validator("worker_instance_id")
+    @classmethod
+    def _instance_name(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> Settings:
+        if not 1.0 <= self.worker_session_timeout <= 1800.0:
+            raise ValueError("worker_session_timeout must be between 1 and 1800 seconds")
+        if self.worker_idle_transaction_timeout <= 0:
+            raise ValueError("worker_idle_transaction_timeout must be above 0 seconds")
+        if not 0 < self.worker_heartbeat_interval <= self.worker_session_timeout / 3:
+            raise ValueError("worker_heartbeat_interval must be above 0 and at most a third "
+                             "of worker_session_timeout")
+        return self
 
     @property
     def sla_limits(self) -> SlaLimits:

@@ -17,8 +17,20 @@ Interpretations the engine follows and this oracle matches:
 - a period is listed only when it has calls or incidents; ``start``/``end`` are
   ``isoformat()`` of the aware local datetime in the duty time zone.
 
-Only the contract keys are produced; ``compare_reports`` compares an engine report
-with an oracle report on exactly those keys.
+Beyond the contract keys, the oracle also computes every field the engine adds:
+- ``closed``: outage incidents with an ``incident.closed`` event;
+- ``restoration_anomalies``: incidents with t6 < t0;
+- ``arrival`` (t3 - t0) and ``restore_after_arrival`` (t6 - t3): count and mean of
+  the non-negative ones (negative ones are counted nowhere);
+- ``breakdowns`` by ``grid``, ``area`` and ``crew``: the same statistics over all
+  periods per member. An incident's grid and area come from its earliest call
+  (ties: smallest ``event_id``); its crew is that of the earliest ``crew.arrived``,
+  else of the earliest ``crew.dispatched`` (ties: smallest crew), else ``(none)``.
+  ``calls`` count each call under its own grid and area (crews take no calls).
+  A member is listed when it has calls or incidents.
+
+``compare_reports`` compares an engine report with an oracle report on every one
+of these keys.
 """
 
 from __future__ import annotations
@@ -68,11 +80,19 @@ RFC3339 = re.compile(
 )
 
 PERIOD_KEYS = ("duty_date", "start", "end", "calls", "incidents", "restored",
-               "open_at_handover", "avg_restoration_minutes", "anomalies")
+               "open_at_handover", "avg_restoration_minutes", "anomalies", "closed",
+               "restoration_anomalies")
 OVERALL_KEYS = ("calls", "incidents", "restored", "open_at_handover",
-                "avg_restoration_minutes", "anomalies")
+                "avg_restoration_minutes", "anomalies", "closed", "restoration_anomalies")
+DURATION_KEYS = ("arrival", "restore_after_arrival")
+DIMENSIONS = ("grid", "area", "crew")
+NO_MEMBER = "(none)"
 TOP_KEYS = ("duty_timezone", "duty_start", "unattributed", "rejected_events",
-            "duplicate_events")
+            "duplicate_events", "conflicting_events")
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+END_OF_RANGE = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_COUNT = 2**53 - 1
+COUNT_FIELDS = {"call.received": "customers_affected", "power.restored": "customers_restored"}
 
 
 class Rejected(Exception):
@@ -89,10 +109,19 @@ def parse_instant(value: Any, name: str) -> datetime:
     if match.group(2) is None:
         raise Rejected(f"{name}: timestamp has no offset")
     text = value.replace("t", "T").replace("z", "Z")
-    parsed = datetime.fromisoformat(text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:  # 2026-02-30, 24:00:00, +24:00 ...
+        raise Rejected(f"{name}: not a real instant ({exc})") from None
     if parsed.tzinfo is None:  # pragma: no cover - the regex already demands an offset
         raise Rejected(f"{name}: timestamp has no offset")
-    return parsed.astimezone(UTC)
+    try:
+        instant = parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+08:00 is before year 1 in UTC
+        raise Rejected(f"{name}: out of range") from None
+    if not EARLIEST <= instant < END_OF_RANGE:
+        raise Rejected(f"{name}: out of range (1970 to before 2200)")
+    return instant
 
 
 def upcast_v0(obj: dict[str, Any]) -> dict[str, Any]:
@@ -115,6 +144,7 @@ class OracleEvent:
     type: str
     incident_id: str
     occurred_at: datetime  # aware, UTC
+    data: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def validate(line: str | bytes) -> OracleEvent:
@@ -148,12 +178,22 @@ def validate(line: str | bytes) -> OracleEvent:
     occurred = parse_instant(obj["occurred_at"], "occurred_at")
     if obj.get("recorded_at") is not None:
         parse_instant(obj["recorded_at"], "recorded_at")
-    data = obj.get("data", {})
+    if "data" not in obj:
+        raise Rejected("data: missing")
+    data = obj["data"]
     if not isinstance(data, dict):
         raise Rejected("data: not an object")
     for name in REQUIRED_DATA[kind]:
         if not isinstance(data.get(name), str) or not data[name]:
             raise Rejected(f"data.{name}: missing")
+    count = data.get(COUNT_FIELDS.get(kind, ""))
+    if count is not None and (type(count) is not int or not 0 <= count <= MAX_COUNT):
+        raise Rejected(f"data.{COUNT_FIELDS[kind]}: not a count")
+    eta = data.get("eta_minutes") if kind == "crew.dispatched" else None
+    if eta is not None and (type(eta) not in (int, float) or not 0 <= eta < math.inf):
+        raise Rejected("data.eta_minutes: not a number of minutes")
+    if kind == "incident.closed" and data.get("satisfied") not in (None, True, False):
+        raise Rejected("data.satisfied: not a boolean")
     if kind == "call.received":
         if data["area"] not in AREAS:
             raise Rejected("data.area: not urban/rural/remote")
@@ -173,7 +213,7 @@ def validate(line: str | bytes) -> OracleEvent:
         skills = data.get("skills", [])
         if not isinstance(skills, list) or not all(isinstance(x, str) and x for x in skills):
             raise Rejected("data.skills: not a list of names")
-    return OracleEvent(obj["event_id"], kind, obj.get("incident_id") or "", occurred)
+    return OracleEvent(obj["event_id"], kind, obj.get("incident_id") or "", occurred, data)
 
 
 @dataclass
@@ -181,9 +221,24 @@ class OracleIncident:
     incident_id: str
     checkpoints: dict[int, datetime] = field(default_factory=dict)
     ended: bool = False  # rejected or merged: not an outage incident
+    closed: bool = False
+    calls: list[OracleEvent] = field(default_factory=list)
+    arrivals: list[OracleEvent] = field(default_factory=list)
+    dispatches: list[OracleEvent] = field(default_factory=list)
 
     def t(self, k: int) -> datetime | None:
         return self.checkpoints.get(k)
+
+    def member(self, dimension: str) -> str:
+        """The incident's grid, area or crew (see the module doc for the rules)."""
+        if dimension in ("grid", "area"):
+            first = min(self.calls, key=lambda e: (e.occurred_at, e.event_id))
+            return str(first.data[dimension])
+        for events in (self.arrivals, self.dispatches):
+            if events:
+                first = min(events, key=lambda e: (e.occurred_at, e.data["crew"]))
+                return str(first.data["crew"])
+        return NO_MEMBER
 
 
 class Calendar:
@@ -222,23 +277,57 @@ def mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def content(event: OracleEvent) -> tuple[Any, ...]:
+    """What happened: type, incident, instant and data (absent = null, the default
+    priority filled in, 5 = 5.0 but true != 1)."""
+    data = {k: v for k, v in event.data.items() if v is not None}
+    if event.type == "call.received":
+        data.setdefault("priority", "normal")
+    return (event.type, event.incident_id, event.occurred_at, _plain(data))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _plain(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("list", tuple(_plain(v) for v in value))
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    return ("text", value)
+
+
 def fold(lines: list[str]) -> tuple[list[OracleEvent], int, int]:
-    """Validate and de-duplicate: (accepted events, rejected count, duplicate count)."""
+    """(accepted events, rejected count, duplicate count): ``fold_all`` without the
+    conflicting count."""
+    accepted, rejected, duplicates, _ = fold_all(lines)
+    return accepted, rejected, duplicates
+
+
+def fold_all(lines: list[str]) -> tuple[list[OracleEvent], int, int, int]:
+    """Validate and de-duplicate in file order: (accepted events, rejected count,
+    duplicate count, conflicting count). A valid copy of an accepted ``event_id``
+    is a duplicate when its content is the same, else a conflict (the first stands)."""
     accepted: list[OracleEvent] = []
-    seen: set[str] = set()
-    rejected = duplicates = 0
+    seen: dict[str, OracleEvent] = {}
+    rejected = duplicates = conflicts = 0
     for line in lines:
         try:
             event = validate(line)
         except Rejected:
             rejected += 1
             continue
-        if event.event_id in seen:
-            duplicates += 1
+        first = seen.get(event.event_id)
+        if first is not None:
+            if content(first) == content(event):
+                duplicates += 1
+            else:
+                conflicts += 1
             continue
-        seen.add(event.event_id)
+        seen[event.event_id] = event
         accepted.append(event)
-    return accepted, rejected, duplicates
+    return accepted, rejected, duplicates, conflicts
 
 
 def incidents_of(events: list[OracleEvent]) -> dict[str, OracleIncident]:
@@ -249,6 +338,14 @@ def incidents_of(events: list[OracleEvent]) -> dict[str, OracleIncident]:
         incident = incidents.setdefault(event.incident_id, OracleIncident(event.incident_id))
         if event.type in ENDING_TYPES:
             incident.ended = True
+        elif event.type == "incident.closed":
+            incident.closed = True
+        elif event.type == "call.received":
+            incident.calls.append(event)
+        elif event.type == "crew.arrived":
+            incident.arrivals.append(event)
+        elif event.type == "crew.dispatched":
+            incident.dispatches.append(event)
         k = CHECKPOINT_OF_TYPE.get(event.type)
         if k is None:
             continue
@@ -258,13 +355,19 @@ def incidents_of(events: list[OracleEvent]) -> dict[str, OracleIncident]:
     return incidents
 
 
+def duration(values: list[float]) -> dict[str, Any]:
+    return {"count": len(values), "mean_minutes": mean(values)}
+
+
 def statistics(incidents: list[OracleIncident], calls: int,
                ends: list[datetime]) -> dict[str, Any]:
-    """The contract fields of a period (or of overall): ``ends[i]`` is the end of
-    the period that owns ``incidents[i]``."""
+    """The fields of a period (or of overall, or of a breakdown member): ``ends[i]``
+    is the end of the period that owns ``incidents[i]``."""
     stage_values: dict[str, list[float]] = {name: [] for name in STAGE_NAMES}
     restoration: list[float] = []
-    anomalies = restored = open_at_handover = 0
+    arrival: list[float] = []
+    after_arrival: list[float] = []
+    anomalies = restored = open_at_handover = closed = restoration_anomalies = 0
     for incident, end in zip(incidents, ends, strict=True):
         for k, name in enumerate(STAGE_NAMES, start=1):
             before, after = incident.t(k - 1), incident.t(k)
@@ -275,32 +378,64 @@ def statistics(incidents: list[OracleIncident], calls: int,
                 anomalies += 1
             else:
                 stage_values[name].append(minutes)
-        t0, t6 = incident.t(0), incident.t(6)
+        t0, t3, t6 = incident.t(0), incident.t(3), incident.t(6)
         if t6 is not None:
             restored += 1
         if t6 is None or not t6 < end:
             open_at_handover += 1
+        if incident.closed:
+            closed += 1
         if t0 is not None and t6 is not None:
             minutes = minutes_between(t0, t6)
             if minutes >= 0:
                 restoration.append(minutes)
+            else:
+                restoration_anomalies += 1
+        for start, stop, values in ((t0, t3, arrival), (t3, t6, after_arrival)):
+            if start is not None and stop is not None and stop >= start:
+                values.append(minutes_between(start, stop))
     return {
         "calls": calls,
         "incidents": len(incidents),
         "restored": restored,
         "open_at_handover": open_at_handover,
-        "stages": {name: {"count": len(values), "mean_minutes": mean(values)}
-                   for name, values in stage_values.items()},
+        "stages": {name: duration(values) for name, values in stage_values.items()},
         "avg_restoration_minutes": mean(restoration),
         "anomalies": anomalies,
+        "closed": closed,
+        "restoration_anomalies": restoration_anomalies,
+        "arrival": duration(arrival),
+        "restore_after_arrival": duration(after_arrival),
     }
+
+
+def breakdowns(incidents: list[OracleIncident], ends: list[datetime],
+               calls: list[OracleEvent]) -> dict[str, dict[str, Any]]:
+    """Per grid, area and crew: statistics over every attributed outage incident of
+    the member, with calls counted under each call's own grid and area."""
+    out: dict[str, dict[str, Any]] = {}
+    for dimension in DIMENSIONS:
+        owned: dict[str, list[tuple[OracleIncident, datetime]]] = {}
+        for incident, end in zip(incidents, ends, strict=True):
+            owned.setdefault(incident.member(dimension), []).append((incident, end))
+        call_count: dict[str, int] = {}
+        if dimension != "crew":
+            for call in calls:
+                name = str(call.data[dimension])
+                call_count[name] = call_count.get(name, 0) + 1
+        out[dimension] = {
+            name: statistics([i for i, _ in owned.get(name, [])],
+                             call_count.get(name, 0), [e for _, e in owned.get(name, [])])
+            for name in sorted(set(owned) | set(call_count))
+        }
+    return out
 
 
 def oracle_report(lines: list[str], duty_timezone: str = "Asia/Shanghai",
                   duty_start: str = "08:30") -> dict[str, Any]:
     """The docs/report.md report (contract keys only) of the JSON Lines ``lines``."""
     calendar = Calendar(duty_timezone, duty_start)
-    events, rejected, duplicates = fold(lines)
+    events, rejected, duplicates, conflicts = fold_all(lines)
     incidents = incidents_of(events)
 
     calls_by_date: dict[date, int] = {}
@@ -337,6 +472,7 @@ def oracle_report(lines: list[str], duty_timezone: str = "Asia/Shanghai",
         all_ends += [end] * len(owned)
 
     overall = statistics(all_incidents, sum(calls_by_date.values()), all_ends)
+    calls = [event for event in events if event.type == "call.received"]
     return {
         "duty_timezone": duty_timezone,
         "duty_start": duty_start,
@@ -345,6 +481,8 @@ def oracle_report(lines: list[str], duty_timezone: str = "Asia/Shanghai",
         "unattributed": unattributed,
         "rejected_events": rejected,
         "duplicate_events": duplicates,
+        "conflicting_events": conflicts,
+        "breakdowns": breakdowns(all_incidents, all_ends, calls),
     }
 
 
@@ -376,21 +514,27 @@ def _compare_stats(engine: dict[str, Any], oracle: dict[str, Any], keys: tuple[s
     stages = engine.get("stages")
     if not isinstance(stages, dict):
         problems.append(f"{where}.stages: missing in engine report")
+    else:
+        for name in STAGE_NAMES:
+            _compare_duration(stages.get(name), oracle["stages"][name],
+                              f"{where}.stages.{name}", problems)
+    for name in DURATION_KEYS:
+        _compare_duration(engine.get(name), oracle[name], f"{where}.{name}", problems)
+
+
+def _compare_duration(got: Any, want: dict[str, Any], where: str,
+                      problems: list[str]) -> None:
+    if not isinstance(got, dict):
+        problems.append(f"{where}: missing in engine report")
         return
-    for name in STAGE_NAMES:
-        got = stages.get(name)
-        want = oracle["stages"][name]
-        if not isinstance(got, dict):
-            problems.append(f"{where}.stages.{name}: missing in engine report")
-            continue
-        if got.get("count") != want["count"]:
-            problems.append(f"{where}.stages.{name}.count: engine {got.get('count')!r}, "
-                            f"oracle {want['count']!r}")
-        if "mean_minutes" not in got or not _same_number(got["mean_minutes"],
-                                                          want["mean_minutes"]):
-            problems.append(f"{where}.stages.{name}.mean_minutes: engine "
-                            f"{got.get('mean_minutes', '<missing>')!r}, "
-                            f"oracle {want['mean_minutes']!r}")
+    if type(got.get("count")) is not int or got["count"] != want["count"]:
+        problems.append(f"{where}.count: engine {got.get('count')!r}, "
+                        f"oracle {want['count']!r}")
+    if "mean_minutes" not in got or not _same_number(got["mean_minutes"],
+                                                      want["mean_minutes"]):
+        problems.append(f"{where}.mean_minutes: engine "
+                        f"{got.get('mean_minutes', '<missing>')!r}, "
+                        f"oracle {want['mean_minutes']!r}")
 
 
 def compare_reports(engine: dict[str, Any], oracle: dict[str, Any]) -> list[str]:
@@ -413,4 +557,18 @@ def compare_reports(engine: dict[str, Any], oracle: dict[str, Any]) -> list[str]
     else:
         _compare_stats(engine["overall"], oracle["overall"], OVERALL_KEYS, "overall",
                        problems)
+    got_breakdowns = engine.get("breakdowns")
+    if not isinstance(got_breakdowns, dict):
+        problems.append("breakdowns: missing in engine report")
+        return problems
+    for dimension in DIMENSIONS:
+        got_members = got_breakdowns.get(dimension)
+        want_members = oracle["breakdowns"][dimension]
+        if not isinstance(got_members, dict) or sorted(got_members) != sorted(want_members):
+            problems.append(f"breakdowns.{dimension} members: engine "
+                            f"{sorted(got_members or {})}, oracle {sorted(want_members)}")
+            continue
+        for member, want in want_members.items():
+            _compare_stats(got_members[member], want, OVERALL_KEYS,
+                           f"breakdowns.{dimension}[{member}]", problems)
     return problems

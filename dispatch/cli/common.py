@@ -59,6 +59,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"])
         message = str(first["msg"]).removeprefix("Value error, ")
+        if not field:  # a rule across settings names its keys in the message
+            raise BadUsage(f"bad settings: {message}") from None
         if message.startswith(f"{field}."):
             raise BadUsage(f"bad setting {message}") from None  # names the key itself
         raise BadUsage(f"bad setting {field}: {message}") from None

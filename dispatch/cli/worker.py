@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--batch-size", type=int, metavar="N", help="max messages per batch")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve Prometheus metrics on 127.0.0.1:PORT (0: off; default 9108)")
+    parser.add_argument("--instance-id", metavar="NAME",
+                        help="static group membership name, stable per worker slot: a "
+                             "restarted worker resumes at once (env DISPATCH_WORKER_INSTANCE_ID)")
     add_sla_clock_option(parser)
     parser.add_argument("--no-sla", action="store_true",
                         help="do not keep live SLA state nor publish alerts to the alert topic "
@@ -48,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         updates["pg_dsn"] = SecretStr(args.pg_dsn)
     if args.bootstrap:
         updates["kafka_bootstrap"] = args.bootstrap
+    if args.instance_id:
+        updates["worker_instance_id"] = args.instance_id
     if args.metrics_port is not None:
         updates["metrics_port"] = args.metrics_port
     if args.no_sla:

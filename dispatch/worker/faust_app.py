@@ -29,6 +29,8 @@ from projections.runners.alerts import SlaLoop
 from projections.runners.stream import Message, PartitionProjector
 
 log = logging.getLogger("dispatch.worker")
+WATCHDOG_SECONDS = 3.0
+"""A partition that lags without moving for two ticks in a row is sought back."""
 
 
 class WorkerRuntime:
@@ -53,6 +55,10 @@ class WorkerRuntime:
                                policy, metrics)
         self._last_tick = self._last_gauges = 0.0
         self._opened: asyncio.Task[None] | None = None
+        self._busy = False
+        self._store_lock = asyncio.Lock()
+        self._lagging: dict[int, int] = {}
+        """partition -> stored position seen lagging at the last watchdog tick."""
 
     async def ready(self) -> None:
         if self._opened is None:
@@ -106,7 +112,17 @@ class WorkerRuntime:
 
     async def assigned(self, partitions: Iterable[int]) -> None:
         await self.ready()
-        seeks = await self.projector.assign(partitions)
+        partitions = list(partitions)
+        # A rebalance can come while a batch is talking to PostgreSQL: one connection,
+        # one operation at a time. Seeks happen outside the lock (they wait for the
+        # consumer thread, which may be waiting for this very callback).
+        async with self._store_lock:
+            try:
+                seeks = await self.projector.assign(partitions)
+            except StoreUnavailable as exc:
+                log.warning("stored positions not readable (%s); reconnecting", exc)
+                await self._reconnect()
+                seeks = await self.projector.assign(partitions)
         for partition, offset in seeks.items():
             await self.seek(partition, offset)
         log.info("assigned partitions %s, resuming at %s", sorted(seeks), seeks)
@@ -131,10 +147,46 @@ class WorkerRuntime:
         await self.app.consumer.seek_wait({self._tp(partition): offset})
 
     async def handle(self, events: list[Any]) -> None:
+        self._busy = True
+        try:
+            await self._handle(events)
+        finally:
+            self._busy = False
+
+    async def watchdog(self) -> None:
+        """Seek back any owned partition that lagged at the same stored position at
+        the last tick and at this one.
+
+        After a rebalance Faust positions a partition at Kafka's committed offset,
+        which can be past the stored one (offsets of a refused batch were acked);
+        the gap is found when a later message arrives, but on a quiet partition none
+        may come, and its tail would wait for new traffic."""
+        if self._busy or self._opened is None or not self._opened.done():
+            return
+        lagging: dict[int, int] = {}
+        for partition, position in list(self.projector.owned.items()):
+            try:
+                high = self.app.consumer.highwater(self._tp(partition))
+            except Exception:  # nothing fetched yet: unknown
+                continue
+            if high is not None and high > position:
+                lagging[partition] = position
+        for partition, position in lagging.items():
+            if self._lagging.get(partition) == position:
+                offset = self.projector.resync(partition)
+                if offset is not None:
+                    log.warning("partition %d: no progress at offset %d below the end %s; "
+                                "seeking back", partition, offset,
+                                self.app.consumer.highwater(self._tp(partition)))
+                    await self.seek(partition, offset)
+        self._lagging = lagging
+
+    async def _handle(self, events: list[Any]) -> None:
         messages = [Message(e.message.partition, e.message.offset, e.message.value)
                     for e in events]
         try:
-            outcome = await self.projector.handle(messages)
+            async with self._store_lock:
+                outcome = await self.projector.handle(messages)
         except StoreUnavailable as exc:
             # Nothing of this batch was committed. Faust has already fetched past it,
             # so once PostgreSQL (or the DLQ) answers again, every owned partition
@@ -142,12 +194,22 @@ class WorkerRuntime:
             log.warning("batch not committed (%s); reconnecting and rewinding", exc)
             await self._recover()
             return
+        if outcome.stale is not None:
+            log.warning("batch refused: %s (another worker owns the partition now)",
+                        outcome.stale)
         for partition, offset in outcome.seek.items():
             log.warning("partition %d: repositioning to stored offset %d", partition, offset)
             await self.seek(partition, offset)
         self._update_lag()
 
     async def _recover(self) -> None:
+        async with self._store_lock:
+            await self._reconnect()
+            seeks = await self.projector.rewind()
+        for partition, offset in seeks.items():
+            await self.seek(partition, offset)
+
+    async def _reconnect(self) -> None:
         delay = 0.5
         while True:
             try:
@@ -158,9 +220,6 @@ class WorkerRuntime:
                 log.warning("PostgreSQL not answering (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        seeks = await self.projector.rewind()
-        for partition, offset in seeks.items():
-            await self.seek(partition, offset)
 
     def _update_lag(self) -> None:
         for partition, position in self.projector.owned.items():
@@ -189,6 +248,12 @@ def build_app(settings: Settings, *, batch_max: int = 5000, batch_within: float 
         broker_commit_every=batch_max,
         broker_commit_interval=1.0,
         stream_wait_empty=False,
+        # Recovery after a crash: a static member (group.instance.id) restarted under
+        # its name rejoins with its old assignment and no rebalance; a dynamic one
+        # waits for the dead member's session to expire, so that is kept short.
+        consumer_group_instance_id=settings.worker_instance_id,
+        broker_session_timeout=settings.worker_session_timeout,
+        broker_heartbeat_interval=settings.worker_heartbeat_interval,
     )
     runtime = WorkerRuntime(app, settings, metrics or WorkerMetrics(),
                             bootstrap.worker_store(settings), bootstrap.dead_letters(settings))
@@ -211,6 +276,12 @@ def build_app(settings: Settings, *, batch_max: int = 5000, batch_within: float 
         await runtime.ready()
         async for events in stream.take_events(batch_max, within=batch_within):
             await runtime.handle(events)
+
+    async def watchdog() -> None:
+        await runtime.watchdog()
+
+    timer: Any = app.timer(interval=WATCHDOG_SECONDS)  # Faust's decorator is untyped
+    timer(watchdog)
 
     if runtime.sla is not None:
         async def sla_timer() -> None:

@@ -14,7 +14,9 @@ says. Contract:
   seek back to the stored position;
 - invalid messages reach the dead-letter port before the commit that skips them;
 - ``StalePosition`` (another worker moved a partition) drops the batch and asks
-  for a seek to what is stored now.
+  for a seek to what is stored now;
+- ``resync(partition)``: the runner's remedy for a partition that lags but
+  receives nothing (its client reads past the end of what was stored).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Outcome:
     skipped: int = 0
     seek: dict[int, int] = field(default_factory=dict)
     """Partitions the client must seek to these offsets before fetching more."""
+    stale: str | None = None
+    """Why the store refused the batch (another worker moved its partitions)."""
 
 
 class PartitionProjector:
@@ -138,14 +142,16 @@ class PartitionProjector:
                         max((e.at for e in prepared.commit.events), default=None),
                         time.time_ns() // 1000)
                 await self.store.commit(prepared.commit)
-        except StalePosition:
+        except StalePosition as refused:
+            outcome.stale = str(refused)
             stored = await self.store.positions(self.projector.consumer)
-            for partition in partitions:
+            for partition in partitions & self.owned.keys():  # not those revoked meanwhile
                 self.owned[partition] = stored.get((self.topic, partition), 0)
                 self._seeking[partition] = outcome.seek[partition] = self.owned[partition]
             return outcome
         for (_, partition), position in prepared.commit.positions.items():
-            self.owned[partition] = position
+            if partition in self.owned:  # revoked while the batch was in flight: not ours
+                self.owned[partition] = position
         outcome.committed = len(fresh)
         if self.observer is not None:
             self.observer.batch_committed(
@@ -153,6 +159,17 @@ class PartitionProjector:
                 prepared.commit.duplicates, time.perf_counter() - started,
                 new_stage_durations(prepared.previous, prepared.commit.incidents))
         return outcome
+
+    def resync(self, partition: int) -> int | None:
+        """The offset to seek ``partition`` back to when the client stopped delivering
+        it although the topic holds more (its fetch position was moved past the
+        stored one, e.g. to Kafka's committed offset after a rebalance, and no later
+        message came to reveal the gap). None if not owned or already seeking.
+        Call it only between batches."""
+        if partition not in self.owned or partition in self._seeking:
+            return None
+        self._seeking[partition] = self.owned[partition]
+        return self.owned[partition]
 
     async def rewind(self) -> dict[int, int]:
         """After a failed batch: every owned partition back to its stored offset."""

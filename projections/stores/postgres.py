@@ -15,6 +15,7 @@ that transaction and then commits it.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -122,17 +123,25 @@ def _describe(store: PostgresStore, exc: BaseException) -> str:
 @translate_errors((OSError, asyncpg.PostgresError, asyncpg.InterfaceError), _describe)
 class PostgresStore(ProjectionStore):
     """Driver errors (connection, credentials, server shutdown, failed transaction)
-    leave every public method as ``StoreUnavailable``."""
+    leave every public method as ``StoreUnavailable``.
+
+    ``idle_transaction_timeout`` (seconds): PostgreSQL ends a session whose open
+    transaction waits that long for its client, so a worker frozen mid-commit
+    (stopped, paused VM) releases its position locks instead of blocking the
+    worker that took its partitions over. The session is named
+    ``dispatch[PID]`` in ``pg_stat_activity``."""
 
     def __init__(self, dsn: str, calendar: DutyCalendar | None = None, *,
                  sla_limits: SlaLimits | None = None,
                  change_log: bool = True,
-                 change_retention_days: float = DEFAULT_CHANGE_RETENTION_DAYS) -> None:
+                 change_retention_days: float = DEFAULT_CHANGE_RETENTION_DAYS,
+                 idle_transaction_timeout: float | None = None) -> None:
         self.dsn = dsn
         self.calendar = calendar or DutyCalendar()
         self.sla_limits = sla_limits or SlaLimits()
         self.change_log = change_log
         self.change_retention_days = change_retention_days
+        self.idle_transaction_timeout = idle_transaction_timeout
         self._conn: Any = None
         self._block: Any = None
         """The transaction of the open ``writing()`` block, until its commit."""
@@ -148,7 +157,11 @@ class PostgresStore(ProjectionStore):
     async def open(self) -> None:
         if self._conn is not None:
             return
-        self._conn = await asyncpg.connect(self.dsn)
+        settings = {"application_name": f"dispatch[{os.getpid()}]"}
+        if self.idle_transaction_timeout is not None:
+            settings["idle_in_transaction_session_timeout"] = \
+                str(max(1, round(self.idle_transaction_timeout * 1000)))
+        self._conn = await asyncpg.connect(self.dsn, server_settings=settings)
         async with self.conn.transaction():
             await self.conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
             await self.conn.execute(

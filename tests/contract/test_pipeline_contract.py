@@ -8,14 +8,18 @@ PostgreSQL, and Kafka + Faust worker + PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
@@ -72,21 +76,57 @@ class EmbeddedPipeline(PipelineContract):
 
     def load_with_kills(self, events: Path, tmp_path: Path, kills: int) -> str:
         url = self.store_url(tmp_path)
+        total = events.stat().st_size
         rng = random.Random(9)
-        for _ in range(kills):
+        for kill in range(kills):
             # Tiny batches: many commits, so the kill lands between and inside them.
             process = self.ingest(events, url, "--batch-size", "5")
-            time.sleep(rng.uniform(0.5, 1.0))
-            assert process.poll() is None, "ingest ended before the kill: lengthen the history"
+            before = self.bytes_done(url)
+            target = before + rng.randint(1, total // (4 * kills))
+            done = self.wait_for_progress(process, url, target, total,
+                                          f"kill {kill + 1} of {kills}")
             process.send_signal(signal.SIGKILL)
-            process.wait(30)
+            assert process.wait(30) == -signal.SIGKILL
+            assert before < done < total, (before, done, total)
         assert self.ingest(events, url).wait(120) == 0
         return self.report(url)
+
+    def wait_for_progress(self, process: subprocess.Popen[bytes], url: str, target: int,
+                          total: int, what: str) -> int:
+        """Wait until the store's file position is at least ``target`` bytes (and not
+        the end); fail if the process ends first or the window never opens."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"ingest ended before {what}: lengthen the history"
+            done = self.bytes_done(url)
+            assert done < total, f"window for {what} closed: the whole file is committed"
+            if done >= target:
+                return done
+            time.sleep(0.02)
+        raise AssertionError(f"window for {what} never opened in 60 s")
+
+    def bytes_done(self, url: str) -> int:
+        """Bytes of the input committed so far: the stored file position."""
+        raise NotImplementedError
+
+
+POSITION_SQL = "SELECT coalesce(sum(next_position), 0) FROM positions WHERE consumer = 'ingest'"
 
 
 class TestEmbeddedSqlite(EmbeddedPipeline):
     def store_url(self, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
+
+    def bytes_done(self, url: str) -> int:
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            return 0
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                                    timeout=5)) as conn:
+                return int(conn.execute(POSITION_SQL).fetchone()[0])
+        except sqlite3.OperationalError:  # the ingest has not created the tables yet
+            return 0
 
 
 @pytest.mark.servers
@@ -97,6 +137,17 @@ class TestEmbeddedPostgres(EmbeddedPipeline):
 
     def store_url(self, tmp_path: Path) -> str:
         return self.dsn
+
+    def bytes_done(self, url: str) -> int:
+        async def read() -> int:
+            conn = await asyncpg.connect(url)
+            try:
+                return int(await conn.fetchval(POSITION_SQL))
+            except asyncpg.UndefinedTableError:
+                return 0
+            finally:
+                await conn.close()
+        return asyncio.run(read())
 
 
 @pytest.mark.servers
@@ -122,11 +173,19 @@ class TestKafkaWorkerPostgres(PipelineContract):
 
     def load_with_kills(self, events: Path, tmp_path: Path, kills: int) -> str:
         self.publish(events)
+        total = self.stack.total()
         rng = random.Random(5)
-        for _ in range(kills):
-            worker = self.stack.start_worker("--batch-size", "50", log=tmp_path / "worker.log")
-            time.sleep(rng.uniform(5.0, 8.0))
+        for kill in range(kills):
+            # One static member name for every restart: the new process takes the
+            # partitions over at once instead of waiting for the dead one's session.
+            worker = self.stack.start_worker("--batch-size", "50", name="contract-worker",
+                                             log=tmp_path / f"worker-{kill}.log")
+            progress = self.stack.wait_for_progress(
+                worker, total, beyond=rng.randint(1, total // (4 * kills)),
+                what=f"kill {kill + 1} of {kills}")
             self.stack.stop_worker(worker, signal.SIGKILL)
-        self.stack.start_worker(log=tmp_path / "worker.log")
+            assert worker.process.returncode == -signal.SIGKILL
+            assert progress.owned and 0 < progress.committed < total, progress
+        self.stack.start_worker(name="contract-worker", log=tmp_path / "worker-last.log")
         self.stack.wait_caught_up()
         return self.stack.report_from_store()

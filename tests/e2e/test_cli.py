@@ -141,7 +141,7 @@ def test_bad_duty_timezone_is_refused_clearly(tmp_path: Path, command: str, zone
     where = ["--input", str(events)] if command == "report" else [str(events)]
     message = fails_cleanly(run(command, *where, "--duty-timezone", zone, cwd=tmp_path),
                             codes=(1, 2), mentions="time zone")
-    assert zone in message
+    assert repr(zone) in message, "the message quotes the zone it refuses (even an empty one)"
     assert len(message.splitlines()) <= 6
     assert not (tmp_path / "dispatch.db").exists()
 
@@ -313,16 +313,47 @@ def test_report_json_has_the_contract_keys_and_the_right_numbers(tmp_path: Path)
 
 def test_report_default_format_is_json(tmp_path: Path) -> None:
     events = write(tmp_path / "events.jsonl", GOOD)
-    assert json.loads(ok(run("report", "--input", str(events), cwd=tmp_path)).stdout)
+    default = ok(run("report", "--input", str(events), cwd=tmp_path)).stdout
+    assert default == ok(run("report", "--input", str(events), "--format", "json",
+                             cwd=tmp_path)).stdout
+    assert compare_reports(json.loads(default), oracle_report(GOOD)) == []
+
+
+# Columns of the human formats and the JSON field each one shows.
+HUMAN_COLUMNS = {"calls": "calls", "incidents": "incidents", "restored": "restored",
+                 "open": "open_at_handover", "anomalies": "anomalies",
+                 "avg restoration min": "avg_restoration_minutes",
+                 **{f"{stage} min": stage for stage in STAGE_NAMES}}
+
+
+def human_value(stats: dict[str, Any], column: str) -> str:
+    field = HUMAN_COLUMNS[column]
+    value = stats["stages"][field]["mean_minutes"] if field in STAGE_NAMES else stats[field]
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def assert_rows_show_the_report(rows: list[list[str]], report: dict[str, Any]) -> None:
+    """Each row (duty date or ``overall`` first) shows the JSON report's numbers."""
+    header, *body = rows
+    assert header[0] == "duty date" and set(HUMAN_COLUMNS) <= set(header), header
+    by_name = {row[0]: dict(zip(header, row, strict=True)) for row in body}
+    expected = {p["duty_date"]: p for p in report["duty_periods"]}
+    expected["overall"] = report["overall"]
+    assert set(by_name) == set(expected), (sorted(by_name), sorted(expected))
+    for name, stats in expected.items():
+        for column in HUMAN_COLUMNS:
+            assert by_name[name][column] == human_value(stats, column), (name, column)
 
 
 def test_report_table(tmp_path: Path) -> None:
     events = write(tmp_path / "events.jsonl", GOOD)
     out = ok(run("report", "--input", str(events), "--format", "table", cwd=tmp_path)).stdout
-    rows = out.splitlines()
-    assert any(row.startswith("2026-07-01") for row in rows)
-    assert any(row.startswith("2026-07-02") for row in rows)
-    assert any(row.startswith("overall") for row in rows)
+    rows = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines()
+            if line.strip() and not line.startswith("-") and not line.startswith("duty periods")]
+    assert_rows_show_the_report(rows, oracle_report(GOOD))
+    assert "unattributed 0, rejected events 0, duplicate events 0" in out
 
 
 def test_report_csv(tmp_path: Path) -> None:
@@ -343,15 +374,17 @@ def test_report_markdown(tmp_path: Path) -> None:
                  cwd=tmp_path)).stdout
     rows = [row for row in out.splitlines() if row.startswith("|")]
     assert rows[1].replace("|", "").replace("-", "").replace(":", "").strip() == ""
-    assert any(row.startswith("| overall |") for row in rows)
-    assert any(row.startswith("| 2026-07-01 |") for row in rows)
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+    assert_rows_show_the_report([cells[0], *cells[2:]], oracle_report(GOOD))
 
 
 def test_report_output_file(tmp_path: Path) -> None:
     events = write(tmp_path / "events.jsonl", GOOD)
     result = ok(run("report", "--input", str(events), "--output", "r.json", cwd=tmp_path))
     assert result.stdout == ""
-    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["overall"]
+    written = (tmp_path / "r.json").read_text(encoding="utf-8")
+    assert written == ok(run("report", "--input", str(events), cwd=tmp_path)).stdout
+    assert compare_reports(json.loads(written), oracle_report(GOOD)) == []
 
 
 def test_report_with_another_calendar(tmp_path: Path) -> None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from dispatch.cli import main
@@ -38,8 +38,11 @@ CHECKPOINT_TYPES = ("call.received", "call.verified", "crew.departed", "crew.arr
 MICROS_PER_MINUTE = 60_000_000
 
 # ORACLE_MAX_EXAMPLES=2000 for a deeper (slower) search than the default budget
+# ORACLE_NO_SHRINK=1: report the first failing example as found (the mutation run)
 PROPERTY_SETTINGS = settings(max_examples=int(os.environ.get("ORACLE_MAX_EXAMPLES", "100")),
                              deadline=None,
+                             phases=[p for p in Phase if not (
+                                 p is Phase.shrink and os.environ.get("ORACLE_NO_SHRINK"))],
                              suppress_health_check=[HealthCheck.too_slow,
                                                     HealthCheck.data_too_large])
 
@@ -60,21 +63,9 @@ def stamp(instant: datetime, offset: timedelta | None) -> str:
     return f"{text}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def data_for(kind: str, incident_id: str) -> dict[str, Any]:
-    if kind == "call.received":
-        return {"grid": "URB-1", "area": "urban", "priority": "important",
-                "customers_affected": 120, "agent": "AG-1", "x_extra": {"kept": True}}
-    if kind == "call.rejected":
-        return {"reason": "customer-side fault"}
-    if kind == "call.merged":
-        return {"into_incident_id": f"{incident_id}-main"}
-    if kind in ("crew.dispatched", "crew.departed", "crew.arrived"):
-        return {"crew": "CREW-7"}
-    if kind == "power.restored":
-        return {"customers_restored": 100}
-    if kind == "incident.closed":
-        return {"satisfied": True}
-    return {}
+GRIDS = ("URB-1", "URB-2", "RUR-9")
+AREAS = ("urban", "rural", "remote")
+CREWS = ("CREW-1", "CREW-2", "CREW-7")
 
 
 @dataclass(frozen=True)
@@ -85,11 +76,32 @@ class Spec:
     kind: str
     incident_id: str
     at: datetime  # UTC
+    grid: str = GRIDS[0]
+    area: str = AREAS[0]
+    crew: str = CREWS[0]
+
+
+def data_for(spec: Spec) -> dict[str, Any]:
+    kind = spec.kind
+    if kind == "call.received":
+        return {"grid": spec.grid, "area": spec.area, "priority": "important",
+                "customers_affected": 120, "agent": "AG-1", "x_extra": {"kept": True}}
+    if kind == "call.rejected":
+        return {"reason": "customer-side fault"}
+    if kind == "call.merged":
+        return {"into_incident_id": f"{spec.incident_id}-main"}
+    if kind in ("crew.dispatched", "crew.departed", "crew.arrived"):
+        return {"crew": spec.crew}
+    if kind == "power.restored":
+        return {"customers_restored": 100}
+    if kind == "incident.closed":
+        return {"satisfied": True}
+    return {}
 
 
 def render(spec: Spec, offset: timedelta | None, legacy: bool = False,
            reorder: bool = False) -> str:
-    data = data_for(spec.kind, spec.incident_id)
+    data = data_for(spec)
     obj: dict[str, Any] = {"event_id": spec.event_id, "type": spec.kind,
                            "incident_id": spec.incident_id}
     if legacy:
@@ -110,7 +122,9 @@ def render(spec: Spec, offset: timedelta | None, legacy: bool = False,
 
 MALFORMED_KINDS = ("bad_json", "unknown_type", "no_event_id", "no_incident_id",
                    "no_occurred_at", "naive_occurred_at", "number_occurred_at",
-                   "naive_recorded_at", "no_required_data", "version_2", "not_object")
+                   "naive_recorded_at", "no_required_data", "version_2", "not_object",
+                   "no_data", "version_true", "version_false", "february_30", "offset_24",
+                   "hour_24", "second_60")
 
 
 def malformed(spec: Spec, how: str) -> str:
@@ -136,6 +150,18 @@ def malformed(spec: Spec, how: str) -> str:
         obj["recorded_at"] = obj["recorded_at"][:-6]
     elif how == "version_2":
         obj["schema_version"] = 2
+    elif how == "no_data":
+        del obj["data"]
+    elif how in ("version_true", "version_false"):
+        obj["schema_version"] = how == "version_true"
+    elif how == "february_30":  # a date that does not exist, written like a real one
+        obj["occurred_at"] = "2026-02-30" + obj["occurred_at"][10:]
+    elif how == "offset_24":
+        obj["occurred_at"] = obj["occurred_at"][:-6] + "+24:00"
+    elif how == "hour_24":
+        obj["occurred_at"] = obj["occurred_at"][:11] + "24" + obj["occurred_at"][13:]
+    elif how == "second_60":
+        obj["occurred_at"] = obj["occurred_at"][:17] + "60" + obj["occurred_at"][19:]
     elif how == "no_required_data":
         # every type with required data loses it; others lose the whole type field
         required = {"call.received": "grid", "call.rejected": "reason",
@@ -161,7 +187,9 @@ micros_in = st.integers  # readability below
 
 
 @st.composite
-def histories(draw: st.DrawFn) -> History:
+def histories(draw: st.DrawFn, conflicts: bool = False) -> History:
+    """``conflicts``: also reuse event ids with different content (then the file
+    order decides which copy stands, so only tests that keep the order use them)."""
     zone = draw(st.sampled_from(ZONES))
     duty_start = draw(st.sampled_from(STARTS))
     base = draw(st.sampled_from(BASE_DATES))
@@ -171,7 +199,11 @@ def histories(draw: st.DrawFn) -> History:
     counter = iter(range(10_000))
 
     def new(kind: str, incident_id: str, at: datetime) -> Spec:
-        spec = Spec(f"ev-{next(counter)}", kind, incident_id, at)
+        # Grid, area and crew vary per event, so the attribution rules (earliest call,
+        # earliest arrival else dispatch) and their tie rules decide the breakdowns.
+        spec = Spec(f"ev-{next(counter)}", kind, incident_id, at,
+                    grid=draw(st.sampled_from(GRIDS)), area=draw(st.sampled_from(AREAS)),
+                    crew=draw(st.sampled_from(CREWS)))
         specs.append(spec)
         return spec
 
@@ -196,16 +228,24 @@ def histories(draw: st.DrawFn) -> History:
             extra_micros = draw(st.sampled_from((0, 0, 500_000, 123_456)))
             times.append(times[-1] + timedelta(minutes=minutes,
                                                microseconds=extra_micros))
+        # t6 exactly on the end of t0's period (not before it: open at handover), or
+        # one microsecond before it
+        handover = draw(st.sampled_from((None, None, "at_end", "just_before_end")))
+        if handover is not None:
+            end = calendar.end_of(calendar.duty_date_of(t0))
+            times[6] = end if handover == "at_end" else end - timedelta(microseconds=1)
         present = draw(st.lists(st.booleans(), min_size=7, max_size=7))
         for k, kind in enumerate(CHECKPOINT_TYPES):
             if present[k] or (k == 0 and draw(st.booleans())):
                 new(kind, incident_id, times[k])
-        # repeated checkpoint events (second call, re-arrival...), maybe earlier
-        for _ in range(draw(st.integers(0, 2))):
-            k = draw(st.integers(0, 6))
-            shift = timedelta(minutes=draw(st.integers(-120, 120)))
+        # repeated checkpoint events (second call, re-arrival...), maybe earlier, maybe
+        # at the very same instant (then the tie rules decide grid, area and crew)
+        for _ in range(draw(st.integers(0, 3))):
+            k = draw(st.sampled_from((0, 0, 3, 3, draw(st.integers(0, 6)))))
+            shift = draw(st.one_of(st.just(timedelta(0)),
+                                   st.integers(-120, 120).map(lambda m: timedelta(minutes=m))))
             new(CHECKPOINT_TYPES[k], incident_id, times[k] + shift)
-        if draw(st.booleans()):
+        for _ in range(draw(st.integers(0, 2))):
             new("crew.dispatched", incident_id, times[1] + timedelta(minutes=1))
         if draw(st.booleans()):
             new("incident.closed", incident_id, times[6] + timedelta(minutes=30))
@@ -226,6 +266,16 @@ def histories(draw: st.DrawFn) -> History:
             lines.append(render(spec, draw(st.sampled_from(OFFSETS)), reorder=True))
         else:
             lines.append(render(spec, None))
+    # conflicting copies: the same event_id, a different instant or grid/area/crew
+    for _ in range(draw(st.integers(0, 3)) if conflicts else 0):
+        spec = draw(st.sampled_from(specs))
+        if draw(st.booleans()):
+            other = replace(spec, at=spec.at + timedelta(minutes=draw(st.integers(1, 90))))
+        else:
+            other = replace(spec, grid=draw(st.sampled_from(GRIDS)),
+                            area=draw(st.sampled_from(AREAS)),
+                            crew=draw(st.sampled_from(CREWS)))
+        lines.append(render(other, draw(st.sampled_from(OFFSETS))))
     # malformed lines, sometimes carrying an event_id that is also used validly
     for _ in range(draw(st.integers(0, 3))):
         how = draw(st.sampled_from(MALFORMED_KINDS))
@@ -274,7 +324,7 @@ def report_text(folder: Path, history: History, lines: list[str], name: str = "i
 # -- (a) engine == oracle -----------------------------------------------------------
 
 @PROPERTY_SETTINGS
-@given(histories())
+@given(histories(conflicts=True))
 def test_engine_report_matches_oracle(history: History) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = json.loads(report_text(Path(tmp), history, history.lines))
@@ -406,6 +456,18 @@ def stages(*pairs: tuple[int, float | None]) -> dict[str, dict[str, Any]]:
             for name, (count, mean) in zip(names, pairs, strict=True)}
 
 
+def extra(closed: int, restoration_anomalies: int, arrival: tuple[int, float | None],
+          after: tuple[int, float | None]) -> dict[str, Any]:
+    return {"closed": closed, "restoration_anomalies": restoration_anomalies,
+            "arrival": {"count": arrival[0], "mean_minutes": arrival[1]},
+            "restore_after_arrival": {"count": after[0], "mean_minutes": after[1]}}
+
+
+# arrival: A 40, B 30; restore after arrival: A 140, B 1350; C restored before its call
+ALL_STAGES = stages((3, 16 / 3), (1, 6.0), (2, 32.5), (1, 10.0), (1, 120.0), (1, 10.0))
+OVERALL = {"calls": 7, "incidents": 4, "restored": 3, "open_at_handover": 2,
+           "stages": ALL_STAGES, "avg_restoration_minutes": 780.0, "anomalies": 1,
+           **extra(1, 1, (2, 35.0), (2, 745.0))}
 HAND_REPORT = {
     "duty_timezone": "Asia/Shanghai", "duty_start": "08:30",
     "duty_periods": [
@@ -413,18 +475,35 @@ HAND_REPORT = {
          "end": "2026-07-02T08:30:00+08:00", "calls": 6, "incidents": 3, "restored": 3,
          "open_at_handover": 1,
          "stages": stages((2, 7.0), (1, 6.0), (2, 32.5), (1, 10.0), (1, 120.0), (1, 10.0)),
-         "avg_restoration_minutes": 780.0, "anomalies": 1},
+         "avg_restoration_minutes": 780.0, "anomalies": 1,
+         **extra(1, 1, (2, 35.0), (2, 745.0))},
         {"duty_date": "2026-07-02", "start": "2026-07-02T08:30:00+08:00",
          "end": "2026-07-03T08:30:00+08:00", "calls": 1, "incidents": 1, "restored": 0,
          "open_at_handover": 1,
          "stages": stages((1, 2.0), (0, None), (0, None), (0, None), (0, None), (0, None)),
-         "avg_restoration_minutes": None, "anomalies": 0},
+         "avg_restoration_minutes": None, "anomalies": 0,
+         **extra(0, 0, (0, None), (0, None))},
     ],
-    "overall": {"calls": 7, "incidents": 4, "restored": 3, "open_at_handover": 2,
-                "stages": stages((3, 16 / 3), (1, 6.0), (2, 32.5), (1, 10.0), (1, 120.0),
-                                 (1, 10.0)),
-                "avg_restoration_minutes": 780.0, "anomalies": 1},
-    "unattributed": 1, "rejected_events": 2, "duplicate_events": 1,
+    "overall": OVERALL,
+    "unattributed": 1, "rejected_events": 2, "duplicate_events": 1, "conflicting_events": 0,
+    "breakdowns": {
+        # every call is URB-1 / urban: those members are the whole service
+        "grid": {"URB-1": OVERALL},
+        "area": {"urban": OVERALL},
+        # A and B: CREW-1 arrived; C and D: no crew
+        "crew": {
+            "CREW-1": {"calls": 0, "incidents": 2, "restored": 2, "open_at_handover": 1,
+                       "stages": stages((2, 7.0), (1, 6.0), (2, 32.5), (1, 10.0),
+                                        (1, 120.0), (1, 10.0)),
+                       "avg_restoration_minutes": 780.0, "anomalies": 1,
+                       **extra(1, 0, (2, 35.0), (2, 745.0))},
+            "(none)": {"calls": 0, "incidents": 2, "restored": 1, "open_at_handover": 1,
+                       "stages": stages((1, 2.0), (0, None), (0, None), (0, None),
+                                        (0, None), (0, None)),
+                       "avg_restoration_minutes": None, "anomalies": 0,
+                       **extra(0, 1, (0, None), (0, None))},
+        },
+    },
 }
 
 
@@ -448,5 +527,50 @@ def test_compare_reports_notices_differences() -> None:
     wrong["overall"]["calls"] = 8
     wrong["duty_periods"][1]["end"] = "2026-07-03T08:30:00+00:00"
     del wrong["overall"]["anomalies"]
+    wrong["duty_periods"][0]["closed"] = 0
+    wrong["overall"]["arrival"]["count"] = 3
+    wrong["duty_periods"][0]["restore_after_arrival"]["mean_minutes"] = 745.5
+    wrong["breakdowns"]["crew"]["CREW-1"]["restoration_anomalies"] = 1
+    wrong["breakdowns"]["grid"]["URB-2"] = wrong["breakdowns"]["grid"]["URB-1"]
     problems = compare_reports(wrong, oracle)
-    assert len(problems) == 4, problems
+    assert len(problems) == 9, problems
+
+
+def test_every_malformed_kind_is_rejected_by_the_oracle_and_the_engine() -> None:
+    from schemas.parsing import InvalidEvent, parse_event
+
+    spec = Spec("x1", "call.received", "INC-1", datetime(2026, 7, 1, 1, 0, tzinfo=UTC))
+    for how in MALFORMED_KINDS:
+        line = malformed(spec, how)
+        try:
+            validate(line)
+            raise AssertionError(f"oracle accepts {how}: {line}")
+        except Rejected:
+            pass
+        try:
+            parse_event(line)
+            raise AssertionError(f"engine accepts {how}: {line}")
+        except InvalidEvent:
+            pass
+
+
+def test_conflicting_copies_are_counted_and_the_first_stands() -> None:
+    call = Spec("c0", "call.received", "K", datetime(2026, 7, 1, 2, tzinfo=UTC),
+                grid="URB-2", area="rural")
+    arrival = Spec("c3", "crew.arrived", "K", datetime(2026, 7, 1, 3, tzinfo=UTC))
+    lines = [
+        render(call, timedelta(hours=8)),
+        render(arrival, None),
+        render(replace(arrival, at=arrival.at + timedelta(minutes=5)), None),  # conflict
+        render(replace(call, grid="URB-1"), None),  # conflict: another grid
+        render(call, timedelta(hours=-3), reorder=True),  # the same event, written anew
+        render(arrival, timedelta(hours=8), legacy=True),  # a v0 copy: the same event
+    ]
+    oracle = oracle_report(lines)
+    assert (oracle["conflicting_events"], oracle["duplicate_events"]) == (2, 2)
+    assert list(oracle["breakdowns"]["grid"]) == ["URB-2"]
+    assert oracle["overall"]["arrival"] == {"count": 1, "mean_minutes": 60.0}
+    history = History("Asia/Shanghai", "08:30", lines)
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = json.loads(report_text(Path(tmp), history, lines))
+    assert compare_reports(engine, oracle) == []

@@ -154,18 +154,17 @@ def test_event_clock_alerts_survive_a_kill_between_commit_and_publish(
 
 
 def start(stack: Stack, log: Path, env: dict[str, str], *args: str) -> Any:
+    """A worker with its own environment, stopped with the stack."""
     import subprocess
 
-    from tests.integration.harness import REPO, dispatch_cmd
+    from tests.integration.harness import REPO, Worker, dispatch_cmd
 
-    out = open(log, "ab")  # noqa: SIM115
-    try:
-        worker = subprocess.Popen(dispatch_cmd("worker", "--log-level", "info", *args), env=env,
-                                  stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-    finally:
-        out.close()
+    with open(log, "ab") as out:
+        process = subprocess.Popen(dispatch_cmd("worker", "--log-level", "info", *args),
+                                   env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    worker = Worker(process, log, "")
     stack.workers.append(worker)
-    return worker
+    return process
 
 
 def test_relay_that_died_after_publishing_repeats_nothing(stack: Stack) -> None:

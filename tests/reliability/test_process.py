@@ -84,7 +84,12 @@ def test_ctrl_c_stops_within_a_second_and_resumes_exactly(
         os.killpg(process.pid, signal.SIGINT)
     else:
         process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=30)
+    try:
+        _, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # leave nothing behind, then fail
+        process.communicate()
+        raise
     took = time.monotonic() - sent
     assert process.returncode == 130, err
     assert took < 1.0, f"took {took:.2f}s to stop"
@@ -108,7 +113,10 @@ def test_kill_9_leaves_no_parse_workers_behind(tmp_path: Path, big_input: Path) 
     deadline = time.monotonic() + 5
     while live_processes(process.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert live_processes(process.pid) == []
+    left = live_processes(process.pid)
+    if left:
+        os.killpg(process.pid, signal.SIGKILL)  # leave nothing behind, then fail
+    assert left == []
 
 
 # -- store paths -----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from projections.duty import DutyCalendar, load_zone, parse_duty_start
 from projections.sla import AREAS, DEFAULT_LIMITS, DEFAULT_PRIORITY_LIMITS, RULES, SlaLimits
+from projections.sla_live import SlaPolicy
 
 
 def _minutes(key: str, value: Any) -> float:
@@ -121,6 +122,12 @@ class Settings(BaseSettings):
     sla: SlaSettings = SlaSettings()
     sla_clock: Literal["wall", "event"] = "wall"
     """What "now" is for SLA deadlines: the wall clock, or the largest occurred_at seen."""
+    sla_live: bool = True
+    """Keep the live SLA state and alert outbox in the store (ingest and worker)."""
+    sla_tick_seconds: float = 0.5
+    """How often the worker evaluates deadlines when no event arrives."""
+    sla_relay_seconds: float = 0.2
+    """How often the worker publishes new outbox entries to the alert topic."""
 
     change_retention_days: float = 7.0
     """How long the change log keeps changes for live subscribers (``dispatch serve``)."""
@@ -161,6 +168,13 @@ class Settings(BaseSettings):
             raise ValueError("must be more than 0")
         return value
 
+    @field_validator("sla_tick_seconds", "sla_relay_seconds")
+    @classmethod
+    def _interval(cls, value: float) -> float:
+        if not math.isfinite(value) or not 0.01 <= value <= 60:
+            raise ValueError("must be between 0.01 and 60 seconds")
+        return value
+
     @field_validator("batch_size", "partitions", "sse_queue_size")
     @classmethod
     def _positive(cls, value: int) -> int:
@@ -189,6 +203,11 @@ class Settings(BaseSettings):
     @property
     def sla_limits(self) -> SlaLimits:
         return self.sla.limits()
+
+    @property
+    def sla_policy(self) -> SlaPolicy | None:
+        """What the runners evaluate live; None when ``sla_live`` is off."""
+        return SlaPolicy(self.sla_limits, self.sla_clock) if self.sla_live else None
 
     @property
     def calendar(self) -> DutyCalendar:

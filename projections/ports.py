@@ -17,6 +17,11 @@ Contract of ``ProjectionStore`` (checked by ``tests/contract``):
   outage incidents open at the end of their duty period under ``calendar``
   (t0 in the period, t6 missing or not before its end);
 - reads reflect every commit that returned before them;
+- with ``c.sla`` (an ``SlaPlan``), the same transaction evaluates the SLA rules
+  of the plan's incidents (and, for ``due``, of every stored rule due by the
+  plan's instant) against the stored SLA rows, writes the new rows and appends
+  each transition to the alert outbox, at most once per ``alert_id``
+  (``projections.sla_live``); ``c.sla_update`` is then what it wrote;
 - ``writing()`` serialises read-modify-write cycles between writers, also
   between processes: inside ``async with store.writing():`` the reads
   (``positions``, ``known_event_ids``, ``known_events``, ``load_incidents``) see
@@ -42,6 +47,7 @@ from typing import NamedTuple
 from projections.duty import DutyCalendar
 from projections.incident import CALL, RESTORE, Fact, Incident
 from projections.sla import SlaLimits
+from projections.sla_live import SlaPlan, SlaRow, SlaUpdate
 from projections.totals import Bucket, Totals
 
 DEFAULT_CHANGE_RETENTION_DAYS = 7.0
@@ -175,6 +181,10 @@ class Commit:
     """Events written by commands, to publish after the commit (same transaction)."""
     answer: CommandAnswer | None = None
     """A command's answer kept under its idempotency key (same transaction)."""
+    sla: SlaPlan | None = None
+    """SLA rules to evaluate in the same transaction (module contract)."""
+    sla_update: SlaUpdate | None = None
+    """Filled in by ``commit`` when ``sla`` is given: rows and transitions written."""
 
 
 class OutboxEntry(NamedTuple):
@@ -188,6 +198,20 @@ class CommandAnswer(NamedTuple):
     idempotency_key: str
     status: int
     body: bytes
+
+
+class AlertEntry(NamedTuple):
+    """An alert transition in the alert outbox; ``sent_us`` is None until published."""
+
+    seq: int
+    alert_id: str
+    incident_id: str
+    payload: bytes
+    sent_us: int | None = None
+
+
+ALERT_RELAY = "sla-relay"
+"""The consumer name under which the relay stores the alert topic offsets it wrote."""
 
 
 class ProjectionStore(ABC):
@@ -307,6 +331,42 @@ class ProjectionStore(ABC):
         """Have ``wake`` called whenever changes are committed (by any writer);
         False if this store cannot push, and readers must poll."""
         return False
+
+    # The live SLA state and the alert outbox (projections.sla_live): optional,
+    # a store without them serves reports and ``dispatch alerts`` but no live alerts.
+
+    async def sla_tick(self, plan: SlaPlan) -> SlaUpdate:
+        """One transaction evaluating ``plan`` (with ``due``: every rule due by then)."""
+        commit = Commit("sla", {}, sla=plan)
+        await self.commit(commit)
+        return commit.sla_update or SlaUpdate()
+
+    async def sla_rows(self) -> list[SlaRow]:
+        """Every stored SLA row, by incident then rule."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no SLA state")
+
+    async def sla_event_clock(self) -> int | None:
+        """The largest ``occurred_at`` committed with an SLA plan (None: none yet)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no SLA state")
+
+    async def unsent_alerts(self, limit: int = 1000) -> list[AlertEntry]:
+        """Outbox entries not yet marked sent, in outbox order."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no alert outbox")
+
+    async def mark_alerts_sent(self, alert_ids: Collection[str], sent_us: int,
+                               positions: dict[PositionKey, int]) -> None:
+        """Mark entries published, and store the relay's next offsets on the alert
+        topic (under ``ALERT_RELAY``), in one transaction."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no alert outbox")
+
+    async def alert_outbox(self) -> list[AlertEntry]:
+        """Every alert outbox entry, sent or not, in outbox order."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no alert outbox")
+
+    async def claim_alert_relay(self) -> bool:
+        """True if this store connection may relay the outbox (one relay per store:
+        PostgreSQL holds a session lock until the connection closes)."""
+        return True
 
     async def find_incidents(self, query: IncidentQuery) -> tuple[list[Incident], int]:
         """A page of incidents matching ``query`` (by t0, then id; no t0 last)

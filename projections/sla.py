@@ -25,7 +25,8 @@ earliest one is <= T, and then it is the same instant; likewise for rejected and
 merged; and once t0 <= T the earliest call is itself <= T, so area, priority,
 grid and owner as of T are the stored ones (before t0 there are none: a
 restoration clock started by an arrival whose call is not known yet has no
-area, gets the strictest area limit and no priority cap). So ``rule_state``
+area and gets the most lenient area limit, uncapped, so that the call turning
+up later can only tighten it). So ``rule_state``
 needs no event list: it compares each stored instant with T.
 
 Instants are integers of microseconds since the epoch; a limit of L minutes is
@@ -94,11 +95,12 @@ class SlaLimits:
     def limit_minutes(self, rule: str, area: str | None, priority: str | None) -> float:
         """The limit of ``rule`` for an incident of ``area`` and ``priority``.
 
-        An incident whose area is unknown (not in the contract) gets the
-        strictest area limit, so it is never silently given more time.
+        An incident whose area is not known yet (an arrival whose call has not
+        turned up) gets the most lenient area limit: when the call turns up the
+        limit can only shrink, so a raised alert is never contradicted by it.
         """
         by_area = self.by_area[rule]
-        limit = by_area[area] if area in by_area else min(by_area.values())
+        limit = by_area[area] if area in by_area else max(by_area.values())
         cap = self.priority.get(rule)
         if cap is not None and priority in self.priorities:
             limit = min(limit, cap)
@@ -130,7 +132,7 @@ def rule_clock(incident: Incident, rule: str, limits: SlaLimits,
     """Start, warning threshold and deadline of ``rule``; None without a start
     checkpoint. The limit depends on the area and priority of the earliest call
     as of ``as_of_us``: a restoration clock started by an arrival whose call is
-    not known yet gets the strictest area limit, uncapped."""
+    not known yet gets the most lenient area limit, uncapped."""
     start = incident.times[RULE_CHECKPOINTS[rule][0]]
     if start is None:
         return None

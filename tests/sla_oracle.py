@@ -10,8 +10,8 @@ Interpretations it shares with the engine (they are the contract's):
 - an incident's area, priority, grid and owner come from its earliest call
   among the visible events (the test data never ties two calls of one incident);
 - an armed rule whose incident has no visible call (restoration armed by an
-  arrival without a call) has no area: its limit is the strictest area limit,
-  with no priority cap.
+  arrival without a call) has no area: its limit is the most lenient area
+  limit, with no priority cap.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def rule_states(lines: list[str], as_of: datetime,
             if begin not in times:
                 continue
             by_area = limits.by_area[rule]
-            limit = by_area[area] if area in by_area else min(by_area.values())
+            limit = by_area[area] if area in by_area else max(by_area.values())
             cap = limits.caps.get(rule)
             if cap is not None and priority in limits.capped_priorities:
                 limit = min(limit, cap)

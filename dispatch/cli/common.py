@@ -40,10 +40,16 @@ def add_store_option(parser: argparse.ArgumentParser) -> None:
                              "(env DISPATCH_STORE)")
 
 
+def add_sla_clock_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sla-clock", choices=("wall", "event"),
+                        help="what 'now' is for SLA deadlines: the wall clock (default) or the "
+                             "largest occurred_at seen, for replays (env DISPATCH_SLA_CLOCK)")
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """The settings object, with command-line options overriding env and file."""
     overrides: dict[str, Any] = {}
-    for option in ("store", "duty_timezone", "duty_start", "batch_size"):
+    for option in ("store", "duty_timezone", "duty_start", "batch_size", "sla_clock"):
         value = getattr(args, option, None)
         if value is not None:
             overrides[option] = value

@@ -12,6 +12,7 @@ from dispatch.cli.common import (
     RejectsFile,
     UserError,
     add_calendar_options,
+    add_sla_clock_option,
     add_store_option,
     existing_files,
     print_summary,
@@ -38,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--from-start", action="store_true",
                         help="read files from the top even if ingested before "
                              "(repeated events then count as duplicates)")
+    add_sla_clock_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         async with store:
             summary = await ingest_files(
                 store, paths, batch_size=settings.batch_size, strict=args.strict,
-                on_rejected=rejects, progress=progress, from_start=args.from_start)
+                on_rejected=rejects, progress=progress, from_start=args.from_start,
+                sla=settings.sla_policy)
         progress.finish()
         print_summary(summary)
         if summary.stopped_at is not None:

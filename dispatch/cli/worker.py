@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from dispatch.cli.common import settings_from
+from dispatch.cli.common import add_sla_clock_option, settings_from
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -16,7 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                     "same projection as the embedded engine and write it to PostgreSQL in one "
                     "transaction together with the partition offsets (exactly-once effect). "
                     "Invalid messages go to the dead-letter topic. Run several in one consumer "
-                    "group to share the partitions. Stop with Ctrl-C or SIGTERM.")
+                    "group to share the partitions. Each batch also keeps the SLA state of its "
+                    "incidents; a timer raises warnings and breaches as deadlines pass and "
+                    "publishes every transition once to the alert topic (docs/sla.md). "
+                    "Stop with Ctrl-C or SIGTERM.")
     parser.add_argument("--pg-dsn", metavar="DSN",
                         help="PostgreSQL DSN (env DISPATCH_PG_DSN)")
     parser.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers")
@@ -26,6 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--instance-id", metavar="NAME",
                         help="static group membership name, stable per worker slot: a "
                              "restarted worker resumes at once (env DISPATCH_WORKER_INSTANCE_ID)")
+    add_sla_clock_option(parser)
+    parser.add_argument("--no-sla", action="store_true",
+                        help="do not keep live SLA state nor publish alerts to the alert topic "
+                             "(env DISPATCH_SLA_LIVE=false)")
     parser.add_argument("--log-level", default="warning",
                         choices=("debug", "info", "warning", "error"))
     parser.set_defaults(run=run)
@@ -48,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         updates["worker_instance_id"] = args.instance_id
     if args.metrics_port is not None:
         updates["metrics_port"] = args.metrics_port
+    if args.no_sla:
+        updates["sla_live"] = False
     settings = settings.model_copy(update=updates)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections import Counter as Tally
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from projections.duty import to_micros
+from projections.ports import AlertEntry
+from projections.sla import AREAS, LEVELS, RULES
+from projections.sla_live import TRANSITIONS, SlaRow, SlaUpdate
 
 MINUTE_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360, 720, 1440)
 
@@ -34,6 +43,30 @@ class WorkerMetrics:
                                        "Six-fast stage durations as they become known",
                                        ["stage"], buckets=MINUTE_BUCKETS, registry=r)
 
+        self.sla_active = Gauge(
+            "dispatch_sla_active_alerts", "SLA rules in warning or breach now (last evaluation)",
+            ["rule", "level", "area"], registry=r)
+        self.sla_breaches = Counter("dispatch_sla_breaches",
+                                    "SLA breaches published to the alert topic",
+                                    ["rule", "area"], registry=r)
+        self.sla_published = Counter("dispatch_sla_alerts_published",
+                                     "Alert transitions published, by level", ["level"],
+                                     registry=r)
+        self.sla_delay = Histogram(
+            "dispatch_sla_alert_delay_seconds",
+            "From a warning threshold or deadline to the alert's publication (wall clock)",
+            buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30), registry=r)
+        self.sla_evaluated_at = Gauge(
+            "dispatch_sla_last_evaluation_timestamp_seconds",
+            "When the SLA timer last evaluated deadlines (Unix time)", registry=r)
+        for rule in RULES:
+            for area in AREAS:
+                self.sla_breaches.labels(rule, area)
+                for level in LEVELS:
+                    self.sla_active.labels(rule, level, area).set(0)
+        for level in TRANSITIONS:
+            self.sla_published.labels(level)
+
     def serve(self, port: int, address: str = "127.0.0.1") -> None:
         start_http_server(port, addr=address, registry=self.registry)
 
@@ -50,3 +83,31 @@ class WorkerMetrics:
 
     def set_lag(self, partition: int, lag: int) -> None:
         self.lag.labels(str(partition)).set(lag)
+
+    def sla_evaluated(self, update: SlaUpdate) -> None:
+        self.sla_evaluated_at.set(time.time())
+
+    def set_active_alerts(self, rows: Iterable[SlaRow]) -> None:
+        """Gauges from the stored SLA rows (every label set, so cleared ones read 0)."""
+        counts = Tally((r.rule, r.state, r.area or "unknown") for r in rows if r.state in LEVELS)
+        areas = {*AREAS, *(area for _, _, area in counts)}
+        for rule in RULES:
+            for level in LEVELS:
+                for area in areas:
+                    found = counts.get((rule, level, area), 0)
+                    self.sla_active.labels(rule, level, area).set(found)
+
+    def alerts_published(self, entries: Sequence[AlertEntry], now_us: int) -> None:
+        for entry in entries:
+            body = orjson.loads(entry.payload)
+            level = str(body.get("level"))
+            self.sla_published.labels(level).inc()
+            if level == "breach":
+                area = str(body.get("area") or "unknown")
+                self.sla_breaches.labels(str(body.get("rule")), area).inc()
+            if level in LEVELS:
+                self.sla_delay.observe(max(0.0, (now_us - _micros(str(body["at"]))) / 1e6))
+
+
+def _micros(text: str) -> int:
+    return to_micros(datetime.fromisoformat(text))

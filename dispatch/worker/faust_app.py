@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any, cast
 
 import faust
 
 from dispatch import bootstrap
+from dispatch.kafka.alerts import KafkaAlertLog
 from dispatch.kafka.dead_letters import KafkaDeadLetters
 from dispatch.kafka.metrics import WorkerMetrics
 from dispatch.settings import Settings
 from projections.ports import ProjectionStore, StoreUnavailable
+from projections.runners.alerts import SlaLoop
 from projections.runners.stream import Message, PartitionProjector
 
 log = logging.getLogger("dispatch.worker")
@@ -40,9 +43,17 @@ class WorkerRuntime:
         self.metrics = metrics
         self.store = store
         self.dead_letters = dead_letters
+        policy = settings.sla_policy
         self.projector = PartitionProjector(self.store, settings.topic_events,
                                             settings.consumer_group, self.dead_letters,
-                                            metrics)
+                                            metrics, sla=policy)
+        self.sla: SlaLoop | None = None
+        """The SLA timer and alert relay, on a connection of their own."""
+        if policy is not None:
+            self.sla = SlaLoop(bootstrap.worker_store(settings),
+                               KafkaAlertLog(settings.kafka_bootstrap, settings.topic_alerts),
+                               policy, metrics)
+        self._last_tick = self._last_gauges = 0.0
         self._opened: asyncio.Task[None] | None = None
         self._busy = False
         self._store_lock = asyncio.Lock()
@@ -57,6 +68,10 @@ class WorkerRuntime:
     async def _open(self) -> None:
         await self.store.open()
         await self.dead_letters.start()
+        if self.sla is not None:
+            await self.sla.store.open()
+            assert isinstance(self.sla.log, KafkaAlertLog)
+            await self.sla.log.start()
         log.info("read models in PostgreSQL ready; duty calendar %s %s",
                  self.store.calendar.timezone, self.store.calendar.start_text)
 
@@ -64,6 +79,36 @@ class WorkerRuntime:
         if self._opened is not None:
             await self.dead_letters.stop()
             await self.store.close()
+            if self.sla is not None:
+                assert isinstance(self.sla.log, KafkaAlertLog)
+                await self.sla.log.stop()
+                await self.sla.store.close()
+
+    async def sla_step(self) -> None:
+        """Timer body: evaluate due deadlines (every ``sla_tick_seconds``), refresh the
+        alert gauges (every 2 s) and relay new transitions to the alert topic."""
+        if self.sla is None:
+            return
+        await self.ready()
+        now = time.monotonic()
+        try:
+            if now - self._last_tick >= self.settings.sla_tick_seconds:
+                self._last_tick = now
+                await self.sla.tick()
+            await self.sla.relay()
+            if now - self._last_gauges >= 2.0:
+                self._last_gauges = now
+                self.metrics.set_active_alerts(await self.sla.store.sla_rows())
+        except StoreUnavailable as exc:
+            # Whatever was not marked sent is published again after recovery, which
+            # first reads back what reached the topic: nothing is lost or repeated.
+            log.warning("SLA timer or relay failed (%s); reconnecting", exc)
+            self.sla.claimed = False
+            await self.sla.store.close()
+            try:
+                await self.sla.store.open()
+            except StoreUnavailable as again:
+                log.warning("PostgreSQL not answering for the SLA timer (%s)", again)
 
     async def assigned(self, partitions: Iterable[int]) -> None:
         await self.ready()
@@ -237,6 +282,14 @@ def build_app(settings: Settings, *, batch_max: int = 5000, batch_within: float 
 
     timer: Any = app.timer(interval=WATCHDOG_SECONDS)  # Faust's decorator is untyped
     timer(watchdog)
+
+    if runtime.sla is not None:
+        async def sla_timer() -> None:
+            await runtime.sla_step()
+
+        # A Faust timer runs on every worker, also when no event arrives.
+        every: Any = app.timer(interval=settings.sla_relay_seconds)
+        every(sla_timer)
 
     async def on_shutdown(app: faust.App, **_: Any) -> None:
         await runtime.close()

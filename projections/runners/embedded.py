@@ -43,6 +43,7 @@ from projections.runners.files import (
     prefix_fingerprint,
     read_records,
 )
+from projections.sla_live import SlaPolicy
 
 INGEST_CONSUMER = "ingest"
 PARALLEL_FROM_BYTES = 8 << 20
@@ -94,6 +95,7 @@ async def ingest_files(
     progress: Progress | None = None,
     from_start: bool = False,
     parse_workers: int | None = None,
+    sla: SlaPolicy | None = None,
     recorded_as_occurred: bool = False,
 ) -> IngestSummary:
     """Ingest ``paths`` in order; see the module doc for the resume contract.
@@ -101,7 +103,10 @@ async def ingest_files(
     ``on_rejected`` is called for every rejected line before the batch that
     contains it is committed. With ``strict`` the ingest stops at the first
     rejected line, committing the lines before it. ``parse_workers`` processes
-    validate ahead (0: inline; None: decided by input size).
+    validate ahead (0: inline; None: decided by input size). With ``sla``, each
+    batch's transaction also keeps the SLA state and alert outbox of the
+    incidents it touched (``projections.sla_live``), and a last transaction
+    re-evaluates every rule due by the end.
     """
     summary = IngestSummary()
     started = time.perf_counter()
@@ -119,9 +124,12 @@ async def ingest_files(
             await _ingest_file(store, projector, path, summary, pool,
                                ahead=2 * max(parse_workers, 1), batch_size=batch_size,
                                strict=strict, on_rejected=on_rejected, progress=progress,
-                               from_start=from_start)
+                               from_start=from_start, sla=sla)
             if summary.stopped_at is not None:
                 break
+        if sla is not None:
+            # Rules touched by earlier batches may have passed a threshold since.
+            await store.sla_tick(sla.for_tick(time.time_ns() // 1000))
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -153,7 +161,8 @@ async def _ingest_file(store: ProjectionStore, projector: Projector, path: Path,
                        summary: IngestSummary, pool: ProcessPoolExecutor | None, *,
                        ahead: int, batch_size: int, strict: bool,
                        on_rejected: Callable[[Rejected], None] | None,
-                       progress: Progress | None, from_start: bool) -> None:
+                       progress: Progress | None, from_start: bool,
+                       sla: SlaPolicy | None = None) -> None:
     source = file_source(path)
     key = (source, 0)
     stale: tuple[int, str] | None = None
@@ -197,6 +206,11 @@ async def _ingest_file(store: ProjectionStore, projector: Projector, path: Path,
                 for rejected in prepared.rejected:
                     if on_rejected is not None:
                         on_rejected(rejected)
+                if sla is not None:
+                    prepared.commit.sla = sla.for_batch(
+                        prepared.commit.incidents,
+                        max((e.at for e in prepared.commit.events), default=None),
+                        time.time_ns() // 1000)
                 await store.commit(prepared.commit)
                 committed = end
         if records:

@@ -29,6 +29,7 @@ from typing import NamedTuple, Protocol
 from projections.incident import STAGES, Incident
 from projections.ports import ProjectionStore, Record, Rejected, StalePosition
 from projections.projector import Projector
+from projections.sla_live import SlaPolicy
 
 
 class Message(NamedTuple):
@@ -61,8 +62,11 @@ class Outcome:
 
 class PartitionProjector:
     def __init__(self, store: ProjectionStore, topic: str, consumer: str,
-                 dead_letters: DeadLetters, observer: Observer | None = None) -> None:
+                 dead_letters: DeadLetters, observer: Observer | None = None,
+                 sla: SlaPolicy | None = None) -> None:
         self.store = store
+        self.sla = sla
+        """With a policy, each batch's commit also keeps the SLA state of its incidents."""
         self.topic = topic
         self.projector = Projector(store, consumer)
         self.dead_letters = dead_letters
@@ -132,6 +136,11 @@ class PartitionProjector:
                 prepared = await self.projector.prepare(records, expected)
                 if prepared.rejected:
                     await self.dead_letters.send(prepared.rejected)
+                if self.sla is not None:
+                    prepared.commit.sla = self.sla.for_batch(
+                        prepared.commit.incidents,
+                        max((e.at for e in prepared.commit.events), default=None),
+                        time.time_ns() // 1000)
                 await self.store.commit(prepared.commit)
         except StalePosition as refused:
             outcome.stale = str(refused)

@@ -14,17 +14,21 @@ from projections.changes import (
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
 from projections.ports import (
+    ALERT_RELAY,
     DEFAULT_CHANGE_RETENTION_DAYS,
+    AlertEntry,
     Change,
     ChangeWindow,
     CommandAnswer,
     Commit,
     LoggedEvent,
+    NewChange,
     PositionKey,
     ProjectionStore,
     StalePosition,
 )
 from projections.sla import SlaLimits
+from projections.sla_live import SlaPlan, SlaRow, evaluate, outbox_changes, plan_instant
 from projections.totals import Bucket, Totals, accumulate, handover_end
 
 
@@ -49,6 +53,9 @@ class MemoryStore(ProjectionStore):
         self._counters = {"rejected_events": 0, "duplicate_events": 0, "conflicting_events": 0}
         self._positions: dict[tuple[str, str, int], int] = {}
         self._fingerprints: dict[tuple[str, str, int], str] = {}
+        self._sla: dict[tuple[str, str], SlaRow] = {}
+        self._alerts: dict[str, AlertEntry] = {}
+        self._sla_clock: int | None = None
 
     async def open(self) -> None:
         return None
@@ -95,14 +102,60 @@ class MemoryStore(ProjectionStore):
             self._positions[(commit.consumer, source, partition)] = position
         for (source, partition), fingerprint in commit.fingerprints.items():
             self._fingerprints[(commit.consumer, source, partition)] = fingerprint
+        alerts = self._commit_sla(commit, commit.sla) if commit.sla is not None else []
         if self.change_log:
             days = service_days(commit.deltas)
             rows = {day: list(self._totals[("", "", day)]) for day in days}
             now = time.time_ns() // 1000
             for new in [*incident_changes(commit.incidents), *period_changes(rows),
-                        *commit.changes]:
+                        *commit.changes, *alerts]:
                 self._head += 1
                 self._changes.append(Change(self._head, *new, now))
+
+    def _commit_sla(self, commit: Commit, plan: SlaPlan) -> list[NewChange]:
+        as_of, self._sla_clock = plan_instant(plan, self._sla_clock)
+        if as_of is None:
+            return []
+        incidents = {i.incident_id: i for i in plan.incidents}
+        if plan.due:
+            for incident_id, _rule in [k for k, r in self._sla.items()
+                                       if r.due_us is not None and r.due_us <= as_of]:
+                if incident_id not in incidents and incident_id in self._incidents:
+                    incidents[incident_id] = self._incidents[incident_id]
+        prior = {k: r for k, r in self._sla.items() if k[0] in incidents}
+        update = evaluate(incidents.values(), prior, as_of, plan.limits)
+        for key in update.dropped:
+            self._sla.pop(key, None)
+        self._sla.update({(r.incident_id, r.rule): r for r in update.rows})
+        written = [t for t in update.transitions if t.alert_id not in self._alerts]
+        for t in written:
+            self._alerts[t.alert_id] = AlertEntry(len(self._alerts) + 1, t.alert_id,
+                                                   t.incident_id, t.payload)
+        update.transitions = written
+        commit.sla_update = update
+        return [NewChange(*c) for c in outbox_changes(written)]
+
+    async def sla_rows(self) -> list[SlaRow]:
+        return [self._sla[k] for k in sorted(self._sla)]
+
+    async def sla_event_clock(self) -> int | None:
+        return self._sla_clock
+
+    async def unsent_alerts(self, limit: int = 1000) -> list[AlertEntry]:
+        return [e for e in self._alerts.values() if e.sent_us is None][:limit]
+
+    async def mark_alerts_sent(self, alert_ids: Collection[str], sent_us: int,
+                               positions: dict[PositionKey, int]) -> None:
+        for alert_id in alert_ids:
+            entry = self._alerts[alert_id]
+            if entry.sent_us is None:
+                self._alerts[alert_id] = entry._replace(sent_us=sent_us)
+        for (source, partition), position in positions.items():
+            key = (ALERT_RELAY, source, partition)
+            self._positions[key] = max(position, self._positions.get(key, 0))
+
+    async def alert_outbox(self) -> list[AlertEntry]:
+        return list(self._alerts.values())
 
     async def changes_after(self, seq: int, limit: int = 1000) -> list[Change]:
         return [c for c in self._changes if c.seq > seq][:limit]

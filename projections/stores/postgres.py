@@ -33,19 +33,23 @@ from projections.changes import (
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
 from projections.ports import (
+    ALERT_RELAY,
     DEFAULT_CHANGE_RETENTION_DAYS,
+    AlertEntry,
     Change,
     ChangeWindow,
     CommandAnswer,
     Commit,
     IncidentQuery,
     LoggedEvent,
+    NewChange,
     OutboxEntry,
     PositionKey,
     ProjectionStore,
     StalePosition,
 )
 from projections.sla import SlaLimits
+from projections.sla_live import SlaPlan, SlaRow, evaluate, outbox_changes, plan_instant
 from projections.stores.driver_errors import described, masked, translate_errors
 from projections.stores.migrate import migrations
 from projections.stores.rows import (
@@ -87,6 +91,22 @@ _TOTALS_UPSERT = (
 )
 _MIGRATION_LOCK = 7_343_001  # advisory lock id: one migrator at a time
 _WRITE_LOCK = 7_343_002  # advisory lock id of writing(): exclusive or shared
+_SLA_LOCK = 7_343_003
+"""Transaction lock around the SLA part of a commit: the timer of one worker and the
+batches of another never evaluate the same rows at once (and never deadlock: it is
+taken after the totals rows and before the change-log head, by everyone)."""
+_RELAY_LOCK = 7_343_004
+"""Session lock: one alert relay per database."""
+_SLA_COLUMNS = ", ".join(SlaRow._fields)
+_SLA_TYPES = ("text", "text", "text", "text", "bigint", "bigint", "bigint", "float8", "text",
+              "text", "text", "text")
+_SLA_UPSERT = (
+    f"INSERT INTO sla_state ({_SLA_COLUMNS}) SELECT * FROM unnest("
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_SLA_TYPES, start=1))
+    + ") ON CONFLICT (incident_id, rule) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in SlaRow._fields[2:])
+)
+_OUTBOX_COLUMNS = "seq, alert_id, incident_id, payload, sent_us"
 CHANGES_CHANNEL = "dispatch_changes"
 """NOTIFY channel: the payload is the new head sequence of the change log."""
 _OPEN_INCIDENT = "rejected_at IS NULL AND merged_at IS NULL AND t6 IS NULL AND closed_at IS NULL"
@@ -303,18 +323,101 @@ class PostgresStore(ProjectionStore):
             if commit.answer is not None:
                 await conn.execute("INSERT INTO command_answers (idempotency_key, status, body) "
                                    "VALUES ($1, $2, $3)", *commit.answer)
+            alerts = await self._commit_sla(commit, commit.sla) if commit.sla else []
             if self.change_log:
                 # Last, so the change_head row lock is held only for the end of the batch.
-                await self._append_changes(commit)
+                await self._append_changes(commit, alerts)
 
-    async def _append_changes(self, commit: Commit) -> None:
+    async def _commit_sla(self, commit: Commit, plan: SlaPlan) -> list[NewChange]:
+        """Inside the commit's transaction: evaluate, write rows and outbox entries."""
+        conn = self.conn
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SLA_LOCK)
+        stored = await conn.fetchval("SELECT event_us FROM sla_clock WHERE id = 1")
+        as_of, clock = plan_instant(plan, stored)
+        if clock is not None and clock != stored:
+            await conn.execute("INSERT INTO sla_clock VALUES (1, $1) ON CONFLICT (id) "
+                               "DO UPDATE SET event_us = excluded.event_us", clock)
+        if as_of is None:
+            return []
+        incidents = {i.incident_id: i for i in plan.incidents}
+        if plan.due:
+            due = await conn.fetch(
+                "SELECT DISTINCT incident_id FROM sla_state WHERE due_us <= $1", as_of)
+            missing = [r[0] for r in due if r[0] not in incidents]
+            if missing:
+                rows = await conn.fetch(
+                    f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents "
+                    "WHERE incident_id = ANY($1::text[])", missing)
+                incidents.update({r[0]: incident_from_row(tuple(r)) for r in rows})
+        if not incidents:
+            commit.sla_update = evaluate((), {}, as_of, plan.limits)
+            return []
+        prior = {(r[0], r[1]): SlaRow(*r) for r in await conn.fetch(
+            f"SELECT {_SLA_COLUMNS} FROM sla_state WHERE incident_id = ANY($1::text[])",
+            list(incidents))}
+        update = evaluate(incidents.values(), prior, as_of, plan.limits)
+        if update.dropped:
+            await conn.execute(
+                "DELETE FROM sla_state WHERE (incident_id, rule) IN "
+                "(SELECT * FROM unnest($1::text[], $2::text[]))",
+                [k[0] for k in update.dropped], [k[1] for k in update.dropped])
+        if update.rows:
+            await conn.execute(_SLA_UPSERT, *_columns(update.rows, len(SlaRow._fields)))
+        if update.transitions:
+            inserted = await conn.fetch(
+                "INSERT INTO sla_outbox (alert_id, incident_id, payload) "
+                "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) "
+                "ON CONFLICT (alert_id) DO NOTHING RETURNING alert_id",
+                [t.alert_id for t in update.transitions],
+                [t.incident_id for t in update.transitions],
+                [t.payload for t in update.transitions])
+            new = {r[0] for r in inserted}
+            update.transitions = [t for t in update.transitions if t.alert_id in new]
+        commit.sla_update = update
+        return [NewChange(*c) for c in outbox_changes(update.transitions)]
+
+    async def sla_rows(self) -> list[SlaRow]:
+        rows = await self.conn.fetch(
+            f"SELECT {_SLA_COLUMNS} FROM sla_state ORDER BY incident_id, rule")
+        return [SlaRow(*r) for r in rows]
+
+    async def sla_event_clock(self) -> int | None:
+        value = await self.conn.fetchval("SELECT event_us FROM sla_clock WHERE id = 1")
+        return None if value is None else int(value)
+
+    async def unsent_alerts(self, limit: int = 1000) -> list[AlertEntry]:
+        rows = await self.conn.fetch(
+            f"SELECT {_OUTBOX_COLUMNS} FROM sla_outbox WHERE sent_us IS NULL ORDER BY seq "
+            "LIMIT $1", limit)
+        return [AlertEntry(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+
+    async def mark_alerts_sent(self, alert_ids: Collection[str], sent_us: int,
+                               positions: dict[PositionKey, int]) -> None:
+        async with self.conn.transaction():
+            await self.conn.execute(
+                "UPDATE sla_outbox SET sent_us = $1 WHERE alert_id = ANY($2::text[]) "
+                "AND sent_us IS NULL", sent_us, list(alert_ids))
+            await self.conn.executemany(
+                "INSERT INTO positions AS p VALUES ($1, $2, $3, $4) ON CONFLICT "
+                "(consumer, source, partition) DO UPDATE "
+                "SET next_position = greatest(p.next_position, excluded.next_position)",
+                [(ALERT_RELAY, s, p, v) for (s, p), v in sorted(positions.items())])
+
+    async def alert_outbox(self) -> list[AlertEntry]:
+        rows = await self.conn.fetch(f"SELECT {_OUTBOX_COLUMNS} FROM sla_outbox ORDER BY seq")
+        return [AlertEntry(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+
+    async def claim_alert_relay(self) -> bool:
+        return bool(await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK))
+
+    async def _append_changes(self, commit: Commit, extra: Sequence[NewChange] = ()) -> None:
         conn = self.conn
         days = service_days(commit.deltas)
         rows = await conn.fetch(
             f"SELECT duty_date, {', '.join(FIELDS)} FROM totals WHERE dimension = '' "
             "AND member = '' AND duty_date = ANY($1::text[])", days) if days else []
         changes = [*incident_changes(commit.incidents),
-                   *period_changes({r[0]: list(r[1:]) for r in rows}), *commit.changes]
+                   *period_changes({r[0]: list(r[1:]) for r in rows}), *commit.changes, *extra]
         if not changes:
             return
         head = await conn.fetchval(

@@ -30,13 +30,16 @@ from projections.changes import (
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
 from projections.ports import (
+    ALERT_RELAY,
     DEFAULT_CHANGE_RETENTION_DAYS,
+    AlertEntry,
     Change,
     ChangeWindow,
     CommandAnswer,
     Commit,
     IncidentQuery,
     LoggedEvent,
+    NewChange,
     OutboxEntry,
     PositionKey,
     ProjectionStore,
@@ -44,6 +47,7 @@ from projections.ports import (
     StoreError,
 )
 from projections.sla import SlaLimits
+from projections.sla_live import SlaPlan, SlaRow, evaluate, outbox_changes, plan_instant
 from projections.stores.migrate import migrations
 from projections.stores.rows import (
     CALL_COLUMNS,
@@ -101,6 +105,11 @@ def statements(script: str) -> list[str]:
         found.append(script[start:])
     return found
 
+
+_SLA_COLUMNS = ", ".join(SlaRow._fields)
+_SLA_UPSERT = (f"INSERT OR REPLACE INTO sla_state ({_SLA_COLUMNS}) "
+               f"VALUES ({', '.join('?' * len(SlaRow._fields))})")
+_OUTBOX_COLUMNS = "seq, alert_id, incident_id, payload, sent_us"
 
 _OPEN_INCIDENT = "rejected_at IS NULL AND merged_at IS NULL AND t6 IS NULL AND closed_at IS NULL"
 
@@ -336,8 +345,9 @@ class SqliteStore(ProjectionStore):
             if commit.answer is not None:
                 db.execute("INSERT INTO command_answers (idempotency_key, status, body) "
                            "VALUES (?, ?, ?)", commit.answer)
+            alerts = self._commit_sla(commit, commit.sla) if commit.sla is not None else []
             if self.change_log:
-                self._append_changes(commit)
+                self._append_changes(commit, alerts)
         except sqlite3.Error as exc:
             db.execute("ROLLBACK")
             raise self._error(exc) from None
@@ -351,7 +361,77 @@ class SqliteStore(ProjectionStore):
                 db.execute("ROLLBACK")
             raise self._error(exc) from None
 
-    def _append_changes(self, commit: Commit) -> None:
+    def _commit_sla(self, commit: Commit, plan: SlaPlan) -> list[NewChange]:
+        """Inside the commit's transaction: evaluate, write rows and outbox entries."""
+        db = self.db
+        row = db.execute("SELECT event_us FROM sla_clock WHERE id = 1").fetchone()
+        as_of, clock = plan_instant(plan, row[0] if row else None)
+        if clock is not None:
+            db.execute("INSERT OR REPLACE INTO sla_clock VALUES (1, ?)", (clock,))
+        if as_of is None:
+            return []
+        incidents = {i.incident_id: i for i in plan.incidents}
+        if plan.due:
+            due = [r[0] for r in db.execute(
+                "SELECT DISTINCT incident_id FROM sla_state WHERE due_us <= ?", (as_of,))]
+            missing = [i for i in due if i not in incidents]
+            if missing:
+                incidents.update(self._load(missing))
+        ids = orjson.dumps(list(incidents))
+        prior = {(r[0], r[1]): SlaRow(*r) for r in db.execute(
+            f"SELECT {_SLA_COLUMNS} FROM sla_state "
+            "WHERE incident_id IN (SELECT value FROM json_each(?))", (ids,))}
+        update = evaluate(incidents.values(), prior, as_of, plan.limits)
+        db.executemany("DELETE FROM sla_state WHERE incident_id = ? AND rule = ?", update.dropped)
+        db.executemany(_SLA_UPSERT, update.rows)
+        written = [t for t in update.transitions if db.execute(
+            "INSERT OR IGNORE INTO sla_outbox (alert_id, incident_id, payload) VALUES (?, ?, ?)",
+            (t.alert_id, t.incident_id, t.payload)).rowcount]
+        update.transitions = written
+        commit.sla_update = update
+        return [NewChange(*c) for c in outbox_changes(written)]
+
+    def _load(self, incident_ids: list[str]) -> dict[str, Incident]:
+        rows = self.db.execute(
+            f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents "
+            "WHERE incident_id IN (SELECT value FROM json_each(?))", (orjson.dumps(incident_ids),))
+        return {row[0]: incident_from_row(row) for row in rows}
+
+    async def sla_rows(self) -> list[SlaRow]:
+        return [SlaRow(*r) for r in self.db.execute(
+            f"SELECT {_SLA_COLUMNS} FROM sla_state ORDER BY incident_id, rule")]
+
+    async def sla_event_clock(self) -> int | None:
+        row = self.db.execute("SELECT event_us FROM sla_clock WHERE id = 1").fetchone()
+        return None if row is None else int(row[0])
+
+    async def unsent_alerts(self, limit: int = 1000) -> list[AlertEntry]:
+        return [AlertEntry(*r) for r in self.db.execute(
+            f"SELECT {_OUTBOX_COLUMNS} FROM sla_outbox WHERE sent_us IS NULL ORDER BY seq "
+            "LIMIT ?", (limit,))]
+
+    async def mark_alerts_sent(self, alert_ids: Collection[str], sent_us: int,
+                               positions: dict[PositionKey, int]) -> None:
+        db = self.db
+        await self._begin_immediate()
+        try:
+            db.executemany("UPDATE sla_outbox SET sent_us = ? WHERE alert_id = ? "
+                           "AND sent_us IS NULL", [(sent_us, a) for a in alert_ids])
+            db.executemany(
+                "INSERT INTO positions (consumer, source, partition, next_position) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (consumer, source, partition) DO UPDATE "
+                "SET next_position = max(next_position, excluded.next_position)",
+                [(ALERT_RELAY, s, p, v) for (s, p), v in positions.items()])
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    async def alert_outbox(self) -> list[AlertEntry]:
+        return [AlertEntry(*r) for r in self.db.execute(
+            f"SELECT {_OUTBOX_COLUMNS} FROM sla_outbox ORDER BY seq")]
+
+    def _append_changes(self, commit: Commit, extra: Sequence[NewChange] = ()) -> None:
         """Inside the commit's transaction: its incident, period and extra changes."""
         db = self.db
         days = service_days(commit.deltas)
@@ -360,7 +440,8 @@ class SqliteStore(ProjectionStore):
             "AND member = '' AND duty_date IN (SELECT value FROM json_each(?))",
             (orjson.dumps(days),)) if days else []
         changes = [*incident_changes(commit.incidents),
-                   *period_changes({r[0]: list(r[1:]) for r in rows}), *commit.changes]
+                   *period_changes({r[0]: list(r[1:]) for r in rows}), *commit.changes,
+                   *extra]
         now = time.time_ns() // 1000
         db.executemany("INSERT INTO changes (kind, key, data, committed_us) VALUES (?, ?, ?, ?)",
                        [(c.kind, c.key, c.data, now) for c in changes])

@@ -116,3 +116,38 @@ def test_bad_as_of_is_bad_usage(storm: Path, as_of: str) -> None:
 def test_input_and_store_together_is_bad_usage(storm: Path) -> None:
     fails_cleanly(run("alerts", "--input", str(storm), "--store", "sqlite:///x.db",
                       cwd=storm.parent), codes=(2,), mentions="either")
+
+
+def test_embedded_ingest_keeps_live_alerts_equal_to_alerts_as_of(storm: Path,
+                                                                  tmp_path: Path) -> None:
+    """Many batches on the event clock: what the outbox raised and did not end is
+    exactly ``dispatch alerts --as-of`` the largest occurred_at, each id once."""
+    import asyncio
+
+    import orjson
+
+    from projections.sla import utc_text
+    from projections.stores.sqlite import SqliteStore
+
+    ok(run("ingest", str(storm), "--sla-clock", "event", "--batch-size", "150", cwd=tmp_path))
+
+    async def read() -> tuple[int | None, list[dict[str, object]]]:
+        async with SqliteStore(tmp_path / "dispatch.db") as store:
+            return (await store.sla_event_clock(),
+                    [orjson.loads(e.payload) for e in await store.alert_outbox()])
+
+    clock, published = asyncio.run(read())
+    assert clock is not None
+    ids = [p["alert_id"] for p in published]
+    assert len(ids) == len(set(ids)) and ids
+    raised: dict[tuple[object, object], object] = {}
+    for p in published:
+        key = (p["incident_id"], p["rule"])
+        if p["level"] in ("resolved", "cancelled"):
+            assert key in raised
+            del raised[key]
+        else:
+            raised[key] = p["level"]
+    assert any(p["level"] == "resolved" for p in published)
+    document = json.loads(ok(run("alerts", "--as-of", utc_text(clock), cwd=tmp_path)).stdout)
+    assert raised == {(a["incident_id"], a["rule"]): a["level"] for a in document["active"]}

@@ -107,6 +107,7 @@ class Stack:
         return {**os.environ, "DISPATCH_KAFKA_BOOTSTRAP": self.bootstrap,
                 "DISPATCH_PG_DSN": self.pg_dsn, "DISPATCH_TOPIC_EVENTS": self.topic,
                 "DISPATCH_TOPIC_DLQ": f"{self.topic}.dlq", "DISPATCH_CONSUMER_GROUP": self.group,
+                "DISPATCH_TOPIC_ALERTS": f"{self.topic}.alerts",
                 "DISPATCH_PARTITIONS": str(self.partitions), "DISPATCH_METRICS_PORT": "0",
                 "DISPATCH_WORKER_SESSION_TIMEOUT": str(SESSION_TIMEOUT),
                 "DISPATCH_WORKER_HEARTBEAT_INTERVAL": str(SESSION_TIMEOUT / 3),

@@ -136,9 +136,13 @@ def mix(good: list[bytes], drawn: list[Recipe], per_recipe: int, seed: int) -> M
     rng = random.Random(seed)
     bad: list[tuple[bytes, str]] = []
     conflicts: list[tuple[int, bytes]] = []
+    # Shift starts carry no incident: dropping or spoiling their incident_id can leave a
+    # valid event, so hostile mutations are made from incident events only.
+    incident_lines = [i for i, line in enumerate(good) if b'"duty.' not in line]
     for recipe in drawn:
         for _ in range(per_recipe):
-            index = rng.randrange(len(good))
+            index = (rng.randrange(len(good)) if recipe.kind == "conflict"
+                     else incident_lines[rng.randrange(len(incident_lines))])
             if recipe.kind == "conflict":
                 conflicts.append((index, conflicting(good[index], recipe.choice + index)))
             else:

@@ -55,8 +55,11 @@ def write_mix(folder: Path, drawn: list[Recipe], seed: int) -> tuple[Path, Mix]:
 
 
 def expected_report(made: Mix, rejected: int) -> dict[str, Any]:
+    """The oracle's report of the good lines, with the bad lines' counts: invalid
+    lines as rejected, conflicting copies as conflicts."""
     expected = oracle_report([line.decode("utf-8") for line in made.good])
     expected["rejected_events"] = rejected
+    expected["conflicting_events"] = made.conflicts
     return expected
 
 

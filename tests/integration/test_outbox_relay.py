@@ -84,7 +84,7 @@ def test_commands_reach_the_topic_once_and_the_worker_sees_duplicates(
     events = [json.loads(m.value()) for m in messages]
     assert len({e["event_id"] for e in events}) == 6
 
-    stack.start_worker()
+    stack.start_worker(log=tmp_path / "worker.log")
     stack.wait_caught_up()
     first, after = json.loads(before), json.loads(stack.report_from_store())
     assert after.pop("duplicate_events") == first.pop("duplicate_events") + 6

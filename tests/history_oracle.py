@@ -61,7 +61,7 @@ def known_times(lines: list[str]) -> dict[str, datetime]:
 
 def first_calls(lines: list[str]) -> dict[str, tuple[datetime, int]]:
     """Incident -> (time, customers) of its earliest call (customers 1 if absent)."""
-    calls: dict[str, tuple[datetime, int]] = {}
+    calls: dict[str, tuple[datetime, str, int]] = {}
     seen: set[str] = set()
     for line in lines:
         try:
@@ -74,13 +74,12 @@ def first_calls(lines: list[str]) -> dict[str, tuple[datetime, int]]:
         if event.type != "call.received":
             continue
         customers = _object(line)["data"].get("customers_affected")
-        # Calls at the same instant: the engine breaks the tie on the values (a call
-        # that gives no count first, then the smaller count).
-        entry = (event.occurred_at, -1 if customers is None else customers)
+        # Calls at the same instant: the one with the smaller event_id is the earliest.
+        entry = (event.occurred_at, event.event_id, 1 if customers is None else customers)
         current = calls.get(event.incident_id)
-        if current is None or entry < current:
+        if current is None or entry[:2] < current[:2]:
             calls[event.incident_id] = entry
-    return {i: (at, 1 if n == -1 else n) for i, (at, n) in calls.items()}
+    return {i: (at, n) for i, (at, _, n) in calls.items()}
 
 
 def _instant(text: str | None) -> datetime | None:

@@ -92,6 +92,8 @@ class WorkerRuntime:
         await self.ready()
         now = time.monotonic()
         try:
+            # Opens again after a reconnect that failed (PostgreSQL still down then).
+            await self.sla.store.open()
             if now - self._last_tick >= self.settings.sla_tick_seconds:
                 self._last_tick = now
                 await self.sla.tick()

@@ -120,7 +120,10 @@ def _describe(store: PostgresStore, exc: BaseException) -> str:
     return f"PostgreSQL at {masked(store.dsn)}: {described(exc)}"
 
 
-@translate_errors((OSError, asyncpg.PostgresError, asyncpg.InterfaceError), _describe)
+# InternalClientError: the connection's protocol state is broken (an operation was
+# cut off mid-way, e.g. by a server shutdown); only a new connection helps.
+@translate_errors((OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                   asyncpg.exceptions._base.InternalClientError), _describe)
 class PostgresStore(ProjectionStore):
     """Driver errors (connection, credentials, server shutdown, failed transaction)
     leave every public method as ``StoreUnavailable``.

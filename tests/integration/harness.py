@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable
@@ -142,10 +143,15 @@ class Stack:
     def create_topics(self) -> None:
         self.run("topics")
 
-    def start_worker(self, *extra: str, log: Path, name: str = "") -> Worker:
-        """Start ``dispatch worker`` logging at info level to ``log`` (the log tells
-        which partitions it owns). ``name``: static membership (--instance-id)."""
+    def start_worker(self, *extra: str, log: Path | None = None, name: str = "") -> Worker:
+        """Start ``dispatch worker`` logging at info level to ``log`` (default: a new
+        temporary file; the log tells which partitions it owns). ``name``: static
+        membership (--instance-id)."""
         options = ["--instance-id", name] if name else []
+        if log is None:
+            handle, where = tempfile.mkstemp(prefix="dispatch-worker-", suffix=".log")
+            os.close(handle)
+            log = Path(where)
         with open(log, "ab") as out:
             process = subprocess.Popen(
                 dispatch_cmd("worker", "--log-level", "info", *options, *extra),

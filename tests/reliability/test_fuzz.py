@@ -57,6 +57,7 @@ def write_mix(folder: Path, drawn: list[Recipe], seed: int) -> tuple[Path, Mix]:
 def expected_report(made: Mix, rejected: int) -> dict[str, Any]:
     expected = oracle_report([line.decode("utf-8") for line in made.good])
     expected["rejected_events"] = rejected
+    expected["conflicting_events"] = made.conflicts  # the conflicting copies are not "good"
     return expected
 
 

@@ -50,7 +50,7 @@ class WorkerRuntime:
         self.sla: SlaLoop | None = None
         """The SLA timer and alert relay, on a connection of their own."""
         if policy is not None:
-            self.sla = SlaLoop(bootstrap.worker_store(settings),
+            self.sla = SlaLoop(bootstrap.worker_store(settings, session_name="dispatch-sla"),
                                KafkaAlertLog(settings.kafka_bootstrap, settings.topic_alerts),
                                policy, metrics)
         self._last_tick = self._last_gauges = 0.0

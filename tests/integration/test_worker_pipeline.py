@@ -174,14 +174,14 @@ def test_zombie_worker_commit_is_refused(stack: Stack, tmp_path: Path) -> None:
 
 
 def wait_for_lock(stack: Stack, pid: int) -> tuple[str, str, str]:
-    """The session of ``pid`` once it waits for a lock."""
+    """The session of ``pid`` that waits for a lock, once one does."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        session = stack.session_of(pid)
-        if session is not None and session[:2] == ("active", "Lock"):
-            return session
+        for session in stack.sessions_of(pid):
+            if session[:2] == ("active", "Lock"):
+                return session
         time.sleep(0.02)
-    raise AssertionError(f"worker {pid} never waited for the lock: {stack.session_of(pid)}")
+    raise AssertionError(f"worker {pid} never waited for the lock: {stack.sessions_of(pid)}")
 
 
 def reading_incidents(session: tuple[str, str, str]) -> bool:

@@ -40,16 +40,18 @@ def scratch_store(settings: Settings) -> MemoryStore:
     return MemoryStore(settings.calendar, sla_limits=settings.sla_limits)
 
 
-def worker_store(settings: Settings) -> ProjectionStore:
+def worker_store(settings: Settings, session_name: str = "dispatch") -> ProjectionStore:
     """The worker's read models: PostgreSQL at ``settings.pg_dsn``. A transaction the
     worker leaves open longer than ``worker_idle_transaction_timeout`` (the process
     frozen mid-batch) is ended by PostgreSQL, so the worker that took its partitions
-    over is not held up by its locks for longer."""
+    over is not held up by its locks for longer. ``session_name[PID]`` names the
+    session in ``pg_stat_activity``."""
     from projections.stores.postgres import PostgresStore
 
     return PostgresStore(settings.pg_dsn.get_secret_value(), settings.calendar,
                          change_retention_days=settings.change_retention_days,
-                         idle_transaction_timeout=settings.worker_idle_transaction_timeout)
+                         idle_transaction_timeout=settings.worker_idle_transaction_timeout,
+                         session_name=session_name)
 
 
 def dead_letters(settings: Settings) -> KafkaDeadLetters:

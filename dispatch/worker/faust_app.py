@@ -50,7 +50,7 @@ class WorkerRuntime:
         self.sla: SlaLoop | None = None
         """The SLA timer and alert relay, on a connection of their own."""
         if policy is not None:
-            self.sla = SlaLoop(bootstrap.worker_store(settings),
+            self.sla = SlaLoop(bootstrap.worker_store(settings, session_name="dispatch-sla"),
                                KafkaAlertLog(settings.kafka_bootstrap, settings.topic_alerts),
                                policy, metrics)
         self._last_tick = self._last_gauges = 0.0
@@ -92,6 +92,8 @@ class WorkerRuntime:
         await self.ready()
         now = time.monotonic()
         try:
+            # Opens again after a reconnect that failed (PostgreSQL still down then).
+            await self.sla.store.open()
             if now - self._last_tick >= self.settings.sla_tick_seconds:
                 self._last_tick = now
                 await self.sla.tick()

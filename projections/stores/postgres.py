@@ -120,7 +120,10 @@ def _describe(store: PostgresStore, exc: BaseException) -> str:
     return f"PostgreSQL at {masked(store.dsn)}: {described(exc)}"
 
 
-@translate_errors((OSError, asyncpg.PostgresError, asyncpg.InterfaceError), _describe)
+# InternalClientError: the connection's protocol state is broken (an operation was
+# cut off mid-way, e.g. by a server shutdown); only a new connection helps.
+@translate_errors((OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                   asyncpg.exceptions._base.InternalClientError), _describe)
 class PostgresStore(ProjectionStore):
     """Driver errors (connection, credentials, server shutdown, failed transaction)
     leave every public method as ``StoreUnavailable``.
@@ -129,19 +132,21 @@ class PostgresStore(ProjectionStore):
     transaction waits that long for its client, so a worker frozen mid-commit
     (stopped, paused VM) releases its position locks instead of blocking the
     worker that took its partitions over. The session is named
-    ``dispatch[PID]`` in ``pg_stat_activity``."""
+    ``SESSION_NAME[PID]`` in ``pg_stat_activity`` (``dispatch[PID]`` by default)."""
 
     def __init__(self, dsn: str, calendar: DutyCalendar | None = None, *,
                  sla_limits: SlaLimits | None = None,
                  change_log: bool = True,
                  change_retention_days: float = DEFAULT_CHANGE_RETENTION_DAYS,
-                 idle_transaction_timeout: float | None = None) -> None:
+                 idle_transaction_timeout: float | None = None,
+                 session_name: str = "dispatch") -> None:
         self.dsn = dsn
         self.calendar = calendar or DutyCalendar()
         self.sla_limits = sla_limits or SlaLimits()
         self.change_log = change_log
         self.change_retention_days = change_retention_days
         self.idle_transaction_timeout = idle_transaction_timeout
+        self.session_name = session_name
         self._conn: Any = None
         self._block: Any = None
         """The transaction of the open ``writing()`` block, until its commit."""
@@ -157,7 +162,7 @@ class PostgresStore(ProjectionStore):
     async def open(self) -> None:
         if self._conn is not None:
             return
-        settings = {"application_name": f"dispatch[{os.getpid()}]"}
+        settings = {"application_name": f"{self.session_name}[{os.getpid()}]"}
         if self.idle_transaction_timeout is not None:
             settings["idle_in_transaction_session_timeout"] = \
                 str(max(1, round(self.idle_transaction_timeout * 1000)))

@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable
@@ -142,10 +143,15 @@ class Stack:
     def create_topics(self) -> None:
         self.run("topics")
 
-    def start_worker(self, *extra: str, log: Path, name: str = "") -> Worker:
-        """Start ``dispatch worker`` logging at info level to ``log`` (the log tells
-        which partitions it owns). ``name``: static membership (--instance-id)."""
+    def start_worker(self, *extra: str, log: Path | None = None, name: str = "") -> Worker:
+        """Start ``dispatch worker`` logging at info level to ``log`` (default: a new
+        temporary file; the log tells which partitions it owns). ``name``: static
+        membership (--instance-id)."""
         options = ["--instance-id", name] if name else []
+        if log is None:
+            handle, where = tempfile.mkstemp(prefix="dispatch-worker-", suffix=".log")
+            os.close(handle)
+            log = Path(where)
         with open(log, "ab") as out:
             process = subprocess.Popen(
                 dispatch_cmd("worker", "--log-level", "info", *options, *extra),
@@ -226,18 +232,19 @@ class Stack:
         import asyncio
         return asyncio.run(read())
 
-    def session_of(self, pid: int) -> tuple[str, str, str] | None:
-        """``(state, wait_event_type, query)`` from ``pg_stat_activity`` for the
-        PostgreSQL session of process ``pid`` (sessions are named ``dispatch[PID]``)."""
-        async def read() -> tuple[str, str, str] | None:
+    def sessions_of(self, pid: int) -> list[tuple[str, str, str]]:
+        """``(state, wait_event_type, query)`` from ``pg_stat_activity`` for every
+        PostgreSQL session of process ``pid`` that commits its batches (named
+        ``dispatch[PID]``; its SLA timer's is ``dispatch-sla[PID]``)."""
+        async def read() -> list[tuple[str, str, str]]:
             conn = await asyncpg.connect(self.pg_dsn)
             try:
-                row = await conn.fetchrow(
+                rows = await conn.fetch(
                     "SELECT state, coalesce(wait_event_type, ''), query "
                     "FROM pg_stat_activity WHERE application_name = $1", f"dispatch[{pid}]")
             finally:
                 await conn.close()
-            return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
+            return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
         import asyncio
         return asyncio.run(read())
 

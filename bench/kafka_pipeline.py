@@ -1243,6 +1243,7 @@ def table(results: dict[str, Any]) -> str:
 
 
 def main() -> int:
+    global BENCH_DB
     if len(sys.argv) > 1 and sys.argv[1] == "--ceiling-child":
         client, parser, topic, n, bootstrap, group = sys.argv[2:8]
         print(json.dumps(ceiling_child(client, parser, topic, int(n), bootstrap, group)))
@@ -1256,7 +1257,9 @@ def main() -> int:
     parser.add_argument("--json", metavar="PATH", help="save all figures here")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--pg-root", default="postgresql://dispatch:dispatch@127.0.0.1:5432",
-                        help="PostgreSQL URL without database; uses database dispatch_bench")
+                        help="PostgreSQL URL without database")
+    parser.add_argument("--database", default=BENCH_DB,
+                        help=f"bench database (created if missing; default {BENCH_DB})")
     parser.add_argument("--steps", nargs="+", default=[
         "ceiling", "drain", "naive", "worker", "plain", "latency", "profile"])
     parser.add_argument("--clients", nargs="+",
@@ -1278,6 +1281,7 @@ def main() -> int:
                         help="give up on one step after this many seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
+    BENCH_DB = args.database
     bench = Bench(args)
     failed = None
     try:

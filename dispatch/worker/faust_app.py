@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from contextlib import suppress
 from typing import Any, cast
 
 import faust
@@ -37,6 +38,8 @@ from projections.runners.stream import Message, PartitionProjector
 log = logging.getLogger("dispatch.worker")
 WATCHDOG_SECONDS = 3.0
 """A partition that lags without moving for two ticks in a row is sought back."""
+SHUTDOWN_GRACE_SECONDS = 10.0
+"""How long a shutdown waits for the batch in flight to commit before closing."""
 
 
 class WorkerRuntime:
@@ -62,6 +65,8 @@ class WorkerRuntime:
         self._last_tick = self._last_gauges = 0.0
         self._opened: asyncio.Task[None] | None = None
         self._busy = False
+        self.closing = False
+        """Set at shutdown: no batch starts any more."""
         self._store_lock = asyncio.Lock()
         self._lagging: dict[int, int] = {}
         """partition -> stored position seen lagging at the last watchdog tick."""
@@ -84,7 +89,12 @@ class WorkerRuntime:
                  self.store.calendar.timezone, self.store.calendar.start_text)
 
     async def close(self) -> None:
+        self.closing = True
         if self._opened is not None:
+            # The batch in flight commits (or fails) first: its connection is not
+            # closed under it.
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._store_lock.acquire(), SHUTDOWN_GRACE_SECONDS)
             await self.dead_letters.stop()
             await self.store.close()
             if self.sla is not None:
@@ -95,7 +105,7 @@ class WorkerRuntime:
     async def sla_step(self) -> None:
         """Timer body: evaluate due deadlines (every ``sla_tick_seconds``), refresh the
         alert gauges (every 2 s) and relay new transitions to the alert topic."""
-        if self.sla is None:
+        if self.sla is None or self.closing:
             return
         await self.ready()
         now = time.monotonic()
@@ -212,8 +222,12 @@ class WorkerRuntime:
     async def _handle(self, messages: list[Message]) -> None:
         try:
             async with self._store_lock:
+                if self.closing:
+                    return
                 outcome = await self.projector.handle(messages)
         except StoreUnavailable as exc:
+            if self.closing:
+                return
             # Nothing of this batch was committed. Faust has already fetched past it,
             # so once PostgreSQL (or the DLQ) answers again, every owned partition
             # goes back to its stored offset and the batch is fetched anew.
@@ -326,7 +340,7 @@ def build_app(settings: Settings, *, batch_max: int = 5000,
 
     async def project() -> None:
         await runtime.ready()
-        while True:
+        while not runtime.closing:
             await runtime.handle(await batches.take(batch_max))
 
     task: Any = app.task  # Faust's decorators are untyped

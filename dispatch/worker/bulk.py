@@ -22,16 +22,23 @@ Contract:
   the order they were put; ``discard(partitions)`` drops what is pending of
   those partitions (revoked: their new owner reads them);
 - ``fetch_loop`` keeps fetching until ``stopped()`` is true and delivers only
-  the records of ``topic``.
+  the records of ``topic``;
+- ``parsed_batches`` yields ``(batch, parse(values))`` in the order the batches
+  were taken, and takes and parses the next batch while its consumer works on
+  the current one (a commit waiting on PostgreSQL leaves the CPU to the parse).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 from projections.runners.stream import Message
+
+P = TypeVar("P")
+PARSE_TURN = 500
+"""Messages parsed between two turns of the event loop (a few milliseconds)."""
 
 
 class Batches:
@@ -139,3 +146,33 @@ async def fetch_loop(consumer: FetchingConsumer, topic: str, batches: Batches,
             await asyncio.sleep(0)
             continue
         await batches.put(messages_of(records, topic))
+
+
+async def parse_in_turns(messages: Sequence[Message],
+                         parse: Callable[[Sequence[bytes]], list[P]]) -> list[P]:
+    """``parse`` of the messages' values, a slice at a time, yielding to the event
+    loop between slices so that the commit in flight is not held up."""
+    out: list[P] = []
+    for start in range(0, len(messages), PARSE_TURN):
+        out += parse([m.value for m in messages[start:start + PARSE_TURN]])
+        await asyncio.sleep(0)
+    return out
+
+
+async def parsed_batches(batches: Batches, most: int,
+                         parse: Callable[[Sequence[bytes]], list[P]]
+                         ) -> AsyncIterator[tuple[list[Message], list[P]]]:
+    """Batches of at most ``most`` messages with their parse, one batch parsed ahead."""
+
+    async def take_and_parse() -> tuple[list[Message], list[P]]:
+        batch = await batches.take(most)
+        return batch, await parse_in_turns(batch, parse)
+
+    ahead = asyncio.ensure_future(take_and_parse())
+    try:
+        while True:
+            batch, parsed = await ahead
+            ahead = asyncio.ensure_future(take_and_parse())
+            yield batch, parsed
+    finally:
+        ahead.cancel()

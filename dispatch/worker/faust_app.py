@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from typing import Any, cast
 
@@ -30,8 +30,10 @@ from dispatch.kafka.alerts import KafkaAlertLog
 from dispatch.kafka.dead_letters import KafkaDeadLetters
 from dispatch.kafka.metrics import WorkerMetrics
 from dispatch.settings import Settings
-from dispatch.worker.bulk import Batches, fetch_loop
+from dispatch.worker.bulk import Batches, fetch_loop, parsed_batches
+from projections.incident import Fact
 from projections.ports import ProjectionStore, StoreUnavailable
+from projections.projector import facts_of
 from projections.runners.alerts import SlaLoop
 from projections.runners.stream import Message, PartitionProjector
 
@@ -168,10 +170,11 @@ class WorkerRuntime:
         # resets Faust's read offset, without which re-fetched messages would be dropped.
         await self.app.consumer.seek_wait({self._tp(partition): offset})
 
-    async def handle(self, messages: list[Message]) -> None:
+    async def handle(self, messages: list[Message],
+                     parsed: Sequence[Fact | str] | None = None) -> None:
         self._busy = True
         try:
-            await self._handle(messages)
+            await self._handle(messages, parsed)
         finally:
             self._busy = False
 
@@ -219,12 +222,13 @@ class WorkerRuntime:
                     await self.seek(partition, offset)
         self._lagging = lagging
 
-    async def _handle(self, messages: list[Message]) -> None:
+    async def _handle(self, messages: list[Message],
+                      parsed: Sequence[Fact | str] | None) -> None:
         try:
             async with self._store_lock:
                 if self.closing:
                     return
-                outcome = await self.projector.handle(messages)
+                outcome = await self.projector.handle(messages, parsed)
         except StoreUnavailable as exc:
             if self.closing:
                 return
@@ -340,8 +344,10 @@ def build_app(settings: Settings, *, batch_max: int = 5000,
 
     async def project() -> None:
         await runtime.ready()
-        while not runtime.closing:
-            await runtime.handle(await batches.take(batch_max))
+        async for batch, parsed in parsed_batches(batches, batch_max, facts_of):
+            if runtime.closing:
+                break
+            await runtime.handle(batch, parsed)
 
     task: Any = app.task  # Faust's decorators are untyped
     task(project)

@@ -16,7 +16,8 @@ from typing import Any, NamedTuple, TypeVar
 
 import pytest
 
-from dispatch.worker.bulk import Batches, fetch_loop, messages_of
+from dispatch.worker.bulk import Batches, fetch_loop, messages_of, parsed_batches
+from projections.projector import facts_of
 from projections.queries import duty_report
 from projections.runners.stream import Message, PartitionProjector
 from projections.stores.memory import MemoryStore
@@ -146,6 +147,63 @@ def test_fetch_loop_delivers_every_fetch_of_the_topic_whole_and_stops_when_told(
     assert consumer.calls == 6
 
 
+# --------------------------------------------------------------------------- parse ahead
+
+
+def test_parsed_batches_parse_the_next_batch_while_the_current_one_is_worked_on() -> None:
+    parsed: list[list[bytes]] = []
+
+    def parse(values: Sequence[bytes]) -> list[bytes]:
+        parsed.append(list(values))
+        return [v.upper() for v in values]
+
+    async def go() -> None:
+        batches = Batches(limit=100)
+        await batches.put(msgs(0, 0, 3))
+        stream = parsed_batches(batches, 2, parse)
+        batch, values = await stream.__anext__()
+        assert batch == msgs(0, 0, 2)
+        assert values == [b"X0", b"X1"]
+        # While this batch is "committed", the rest is taken and parsed already.
+        await asyncio.sleep(0.01)
+        assert parsed[-1] == [b"x2"]
+        await batches.put(msgs(1, 0, 1))
+        assert await stream.__anext__() == (msgs(0, 2, 1), [b"X2"])
+        assert await stream.__anext__() == (msgs(1, 0, 1), [b"X0"])
+        await stream.aclose()
+    run(go())
+
+
+def test_parsed_batches_slice_a_big_batch_and_keep_alignment() -> None:
+    calls: list[int] = []
+
+    def parse(values: Sequence[bytes]) -> list[bytes]:
+        calls.append(len(values))
+        return list(values)
+
+    async def go() -> None:
+        batches = Batches(limit=5000)
+        await batches.put(msgs(2, 0, 1200))
+        stream = parsed_batches(batches, 5000, parse)
+        batch, values = await stream.__anext__()
+        assert values == [m.value for m in batch] and len(batch) == 1200
+        await stream.aclose()
+    run(go())
+    assert calls == [500, 500, 200]
+
+
+def test_a_parse_error_reaches_the_consumer() -> None:
+    def parse(values: Sequence[bytes]) -> list[bytes]:
+        raise RuntimeError("parser broke")
+
+    async def go() -> None:
+        batches = Batches(limit=10)
+        await batches.put(msgs(0, 0, 1))
+        with pytest.raises(RuntimeError, match="parser broke"):
+            await parsed_batches(batches, 10, parse).__anext__()
+    run(go())
+
+
 # --------------------------------------------------------------------------- with the projection
 
 
@@ -201,8 +259,9 @@ def partitioned_log(rng: random.Random, partitions: int
     return lines, log
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_bulk_delivery_through_rebalances_gives_the_oracle_report(seed: int) -> None:
+@pytest.mark.parametrize("ahead", [True, False], ids=["parsed-ahead", "parsed-in-commit"])
+@pytest.mark.parametrize("seed", range(5))
+def test_bulk_delivery_through_rebalances_gives_the_oracle_report(seed: int, ahead: bool) -> None:
     """Fetches flow through ``fetch_loop`` and ``Batches`` into the projection while
     partitions are revoked and assigned again between fetches and while fetched
     messages of a revoked partition are still pending; the store ends with the report
@@ -247,13 +306,19 @@ def test_bulk_delivery_through_rebalances_gives_the_oracle_report(seed: int) -> 
 
     store_positions: dict[int, int] = {}
 
+    async def commit(batch: list[Message], parsed: Any) -> None:
+        outcome = await projector.handle(batch, parsed)
+        for p, offset in outcome.seek.items():
+            consumer.seek(p, offset)
+        stored = await store.positions(CONSUMER)
+        store_positions.update({p: o for (_, p), o in stored.items()})
+
     async def project() -> None:
+        if ahead:
+            async for batch, parsed in parsed_batches(batches, 7, facts_of):
+                await commit(batch, parsed)
         while True:
-            outcome = await projector.handle(await batches.take(7))
-            for p, offset in outcome.seek.items():
-                consumer.seek(p, offset)
-            stored = await store.positions(CONSUMER)
-            store_positions.update({p: o for (_, p), o in stored.items()})
+            await commit(await batches.take(7), None)
 
     async def go() -> dict[str, object]:
         await assign(set(log))

@@ -77,6 +77,12 @@ class Batches:
             self._drained.set()
         return taken
 
+    async def wait_pending(self) -> None:
+        """Return once something is pending (at once if it already is)."""
+        while not self._pending:
+            self._filled.clear()
+            await self._filled.wait()
+
     def discard(self, partitions: Collection[int]) -> int:
         """Drop the pending messages of ``partitions``; returns how many."""
         if not partitions or not self._pending:
@@ -162,17 +168,42 @@ async def parse_in_turns(messages: Sequence[Message],
 async def parsed_batches(batches: Batches, most: int,
                          parse: Callable[[Sequence[bytes]], list[P]]
                          ) -> AsyncIterator[tuple[list[Message], list[P]]]:
-    """Batches of at most ``most`` messages with their parse, one batch parsed ahead."""
+    """Batches of at most ``most`` messages with their parse, one batch prepared ahead.
 
-    async def take_and_parse() -> tuple[list[Message], list[P]]:
+    The batch ahead grows while its consumer is busy: whatever arrives meanwhile is
+    taken and parsed too, up to ``most``, so a consumer slower than the fetches gets
+    full batches (fewer, larger transactions); a consumer that waits gets what is
+    there at once (latency)."""
+    wanted = asyncio.Event()
+    """Set while the consumer waits for the next batch."""
+
+    async def prepare() -> tuple[list[Message], list[P]]:
         batch = await batches.take(most)
-        return batch, await parse_in_turns(batch, parse)
+        parsed = await parse_in_turns(batch, parse)
+        while len(batch) < most and not wanted.is_set():
+            if not len(batches):
+                pending = asyncio.ensure_future(batches.wait_pending())
+                asked = asyncio.ensure_future(wanted.wait())
+                try:
+                    await asyncio.wait((pending, asked), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    pending.cancel()
+                    asked.cancel()
+                continue
+            more = await batches.take(most - len(batch))
+            parsed += await parse_in_turns(more, parse)
+            batch += more
+        return batch, parsed
 
-    ahead = asyncio.ensure_future(take_and_parse())
+    ahead = asyncio.ensure_future(prepare())
     try:
         while True:
-            batch, parsed = await ahead
-            ahead = asyncio.ensure_future(take_and_parse())
+            wanted.set()
+            try:
+                batch, parsed = await ahead
+            finally:
+                wanted.clear()
+            ahead = asyncio.ensure_future(prepare())
             yield batch, parsed
     finally:
         ahead.cancel()

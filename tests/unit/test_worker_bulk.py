@@ -174,6 +174,31 @@ def test_parsed_batches_parse_the_next_batch_while_the_current_one_is_worked_on(
     run(go())
 
 
+def test_the_batch_ahead_grows_while_the_consumer_is_busy_and_not_once_it_waits() -> None:
+    async def go() -> None:
+        batches = Batches(limit=100)
+        await batches.put(msgs(0, 0, 1))
+        stream = parsed_batches(batches, 4, list)
+        assert (await stream.__anext__())[0] == msgs(0, 0, 1)
+        # The consumer is busy with that batch: three fetches arrive meanwhile.
+        for first in (1, 3, 5):
+            await batches.put(msgs(0, first, 2))
+            await asyncio.sleep(0.01)
+        batch, parsed = await stream.__anext__()
+        assert batch == msgs(0, 1, 4), "the next batch takes what came, up to 4"
+        assert parsed == [m.value for m in batch]
+        await asyncio.sleep(0.01)
+        assert len(batches) == 0, "the rest is taken into the batch ahead"
+        # Now the consumer waits: what is there comes at once, without waiting for 4.
+        assert (await stream.__anext__())[0] == msgs(0, 5, 2)
+        waiting = asyncio.ensure_future(stream.__anext__())
+        await asyncio.sleep(0.01)
+        await batches.put(msgs(1, 0, 2))
+        assert (await asyncio.wait_for(waiting, 1))[0] == msgs(1, 0, 2)
+        await stream.aclose()
+    run(go())
+
+
 def test_parsed_batches_slice_a_big_batch_and_keep_alignment() -> None:
     calls: list[int] = []
 

@@ -1238,6 +1238,13 @@ def table(results: dict[str, Any]) -> str:
                 f"{w['cpu_pg_backends_s'] / steady:.0%}/{(w['cpu_broker_s'] or 0) / steady:.0%}",
                 "worker main thread / other worker threads / its PG backend / broker, after "
                 f"first commit; machine busy {w['machine_busy']:.0%} of 2 cores")
+            done = max(1, w["events"] - w["first_commit_events"])
+            row(f"batch {w['batch_size']}: CPU per event",
+                f"{w['cpu_main_thread_s'] / done * 1e6:.0f}/"
+                f"{w['cpu_other_threads_s'] / done * 1e6:.0f}/"
+                f"{w['cpu_pg_backends_s'] / done * 1e6:.0f}/"
+                f"{(w['cpu_broker_s'] or 0) / done * 1e6:.0f} us",
+                "same split; independent of the load (the broker's includes other clients)")
             if "report_identical" in w:
                 row(f"batch {w['batch_size']}: report store == file", str(w["report_identical"]))
     scale = results.get("scale", [])
@@ -1279,6 +1286,14 @@ def table(results: dict[str, Any]) -> str:
                 if b["batch_size"] == w["batch_size"]:
                     row(f"(c, batch {w['batch_size']}) / baseline checkout's worker",
                         f"{w['rate'] / b['rate']:.2f}x")
+
+                    def per_event(r: dict[str, Any]) -> float:
+                        cpu = r["cpu_main_thread_s"] + r["cpu_other_threads_s"]
+                        return cpu / max(1, r["events"] - r["first_commit_events"])
+
+                    row(f"(c, batch {w['batch_size']}) worker CPU per event vs baseline",
+                        f"{per_event(w) * 1e6:.0f} / {per_event(b) * 1e6:.0f} us",
+                        f"= {per_event(b) / per_event(w):.2f}x less")
     lat = results.get("latency")
     if lat:
         lines.append(f"\n5. latency, {lat['rate_target']:,}/s for {lat['seconds_target']}s "

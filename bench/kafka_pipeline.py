@@ -22,8 +22,8 @@ Steps and what each one measures
    batch / time after the first batch (group join excluded); the wall rate
    including join is reported too.
 1b. **Faust delivery ceiling.** ``bench/faust_drain.py``: the worker's own
-   Faust app (``build_app``) with a handler that only counts: what Faust alone
-   can deliver in the worker's configuration.
+   Faust app (``build_app``, bulk delivery and validation ahead) with a handler
+   that only counts: what the worker can deliver before PostgreSQL.
 2. **(b) Naive peer.** ``bench/naive_faust_peer.py`` (Faust agent, one event
    per iteration, one asyncpg upsert per event, autocommit) as a separate
    process; progress = ``SELECT sum(events)`` polled every second; rate over

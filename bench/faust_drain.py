@@ -71,7 +71,9 @@ async def nothing(*_: Any) -> None:
 
 
 def main() -> None:
-    app, runtime = build_app(Settings(), batch_max=BATCH)
+    # No SLA timer: it would need the store this bench leaves closed.
+    app, runtime = build_app(Settings().model_copy(update={"sla_live": False}),
+                             batch_max=BATCH)
     # Instance attributes shadow the methods the agent and the signal handlers call.
     runtime.ready = nothing  # type: ignore[method-assign]
     runtime.assigned = nothing  # type: ignore[method-assign]

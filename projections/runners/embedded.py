@@ -291,6 +291,12 @@ def _abandon(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         with contextlib.suppress(OSError, ValueError):
             process.kill()
+    # A worker killed while sending a result leaves half a message in the results pipe,
+    # and the pool's thread waits for the rest: closing this process's (unused) end for
+    # writing, the last one open, turns that wait into end-of-file, which the pool
+    # handles as a broken pool. Without it the interpreter could not exit.
+    with contextlib.suppress(OSError, AttributeError):
+        pool._result_queue._writer.close()  # type: ignore[attr-defined]
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         with contextlib.suppress(OSError, ValueError, AssertionError):

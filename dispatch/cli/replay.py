@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"replayed {summary.messages:,} messages of {topic} in {summary.seconds:.1f}s "
           f"({rate:,.0f}/s): {summary.accepted:,} accepted, {summary.duplicates:,} duplicate, "
           f"{summary.rejected:,} rejected, {summary.conflicts:,} conflicting; offsets stored "
-          f"for group {group}: {_offsets(summary.stop)}", file=sys.stderr)
+          f"for group {group}: {_offsets(summary.stop)}; seconds waiting on "
+          + ", ".join(f"{k} {v:.1f}" for k, v in summary.phases.items()), file=sys.stderr)
     return 0
 
 

@@ -26,16 +26,18 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, cast
 
-from projections.incident import Fact
+from projections.duty import DutyCalendar
+from projections.incident import Fact, Incident
 from projections.ports import Commit, ProjectionStore, Record, Rejected
 from projections.projector import Projector, facts_of
 from projections.runners.embedded import _parse_context, _parse_worker_started
 from projections.runners.stream import DeadLetters
+from projections.sla import SlaLimits
 
 PARSE_CHUNK = 2_000
 """Messages per task sent to a parse worker."""
@@ -80,6 +82,9 @@ class ReplaySummary:
     seconds: float = 0.0
     start: dict[int, int] = field(default_factory=dict)
     stop: dict[int, int] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
+        ("read and validate", "fold", "commit"), 0.0))
+    """Seconds spent waiting for each step in this process (validation runs ahead)."""
 
 
 Progress = Callable[[ReplaySummary], None]
@@ -123,7 +128,8 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
     summary.total = sum(summary.stop[p] - summary.start[p] for p in bounds)
     expected = {(log.topic, p): ours.get(p, 0) for p in bounds}
     """What the store holds for each partition (what the next commit must find)."""
-    projector = Projector(store, consumer)
+    remembered = _Remembered(store, complete=not ours)
+    projector = Projector(cast(ProjectionStore, remembered), consumer)
     # The change log feeds live clients of a running store; nobody follows one being
     # rebuilt, and writing a change per incident per chunk would slow the replay down.
     keep_changes, store.change_log = store.change_log, False
@@ -131,11 +137,24 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
                                 initializer=_parse_worker_started)
             if parse_workers else None)
     try:
-        chunks = log.read(summary.start, summary.stop, chunk)
-        for messages, parsed in _parsed(chunks, pool, ahead=max(parse_workers, 1)):
+        chunks = _parsed(log.read(summary.start, summary.stop, chunk), pool,
+                         ahead=max(parse_workers, 1))
+        phases = summary.phases
+        while True:
+            clock = time.perf_counter()
+            item = next(chunks, None)
+            if item is None:
+                break
+            messages, parsed = item
             records = [Record(log.topic, m.partition, m.offset + 1, m.value) for m in messages]
+            now = time.perf_counter()
+            phases["read and validate"] += now - clock
+            clock = now
             async with store.writing():
                 prepared = await projector.prepare(records, expected, parsed=parsed)
+                now = time.perf_counter()
+                phases["fold"] += now - clock
+                clock = now
                 if prepared.rejected:
                     if on_rejected is not None:
                         for rejected in prepared.rejected:
@@ -143,6 +162,8 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
                     if dead_letters is not None:
                         await dead_letters.send(prepared.rejected)
                 await store.commit(prepared.commit)
+            phases["commit"] += time.perf_counter() - clock
+            remembered.keep(prepared.commit)
             expected.update(prepared.commit.positions)
             summary.messages += len(records)
             summary.accepted += prepared.accepted
@@ -162,6 +183,40 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
             await store.commit(Commit(consumer, final, expected=dict(expected)))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+class _Remembered:
+    """The projector's view of the store being rebuilt: what earlier chunks committed,
+    kept in memory, so a chunk needs no read from the store. Valid because nobody
+    else writes a store that is being rebuilt; ``complete`` is False when the store
+    held events before (a resumed replay), and then every read goes to the store.
+    Only an event id seen before is looked up (for its original bytes)."""
+
+    def __init__(self, store: ProjectionStore, complete: bool) -> None:
+        self.store = store
+        self.complete = complete
+        self.calendar: DutyCalendar = store.calendar
+        self.sla_limits: SlaLimits = store.sla_limits
+        self.event_ids: set[str] = set()
+        self.incidents: dict[str, Incident] = {}
+
+    async def known_events(self, event_ids: Sequence[str]) -> dict[str, bytes]:
+        if self.complete:
+            event_ids = [e for e in event_ids if e in self.event_ids]
+            if not event_ids:
+                return {}
+        return await self.store.known_events(event_ids)
+
+    async def load_incidents(self, incident_ids: Collection[str]) -> dict[str, Incident]:
+        if not self.complete:
+            return await self.store.load_incidents(incident_ids)
+        # The fold never changes the states it is given (it works on copies).
+        return {i: self.incidents[i] for i in incident_ids if i in self.incidents}
+
+    def keep(self, commit: Commit) -> None:
+        if self.complete:
+            self.event_ids.update(e.event_id for e in commit.events)
+            self.incidents.update((i.incident_id, i) for i in commit.incidents)
 
 
 def _parsed(chunks: Iterator[list[LogMessage]], pool: ProcessPoolExecutor | None,

@@ -102,3 +102,17 @@ def test_replay_into_sqlite_by_time_window(stack: Stack, tmp_path: Path) -> None
     bad = stack.run("replay", "--from-topic", "--store", f"sqlite:///{tmp_path / 'x.db'}",
                     "--from-time", instant(until), "--to-time", instant(since), check=False)
     assert bad.returncode == 2 and "after --to-time" in bad.stderr
+
+
+def test_export_from_the_topic_matches_the_oracle(stack: Stack, tmp_path: Path) -> None:
+    from tests.e2e.test_history_cli import assert_export_matches_the_oracle
+
+    lines = history(tmp_path, seed=13)
+    stack.produce_raw(lines)
+    rejects = tmp_path / "rejects.jsonl"
+    done = stack.run("export", "--from-topic", "--to", str(tmp_path / "out"),
+                     "--rejects", str(rejects))
+    assert "exported" in done.stderr
+    assert_export_matches_the_oracle(tmp_path / "out", [line.decode() for line in lines])
+    assert rejects.read_text().count("\n") == json.loads(embedded_report(
+        write(tmp_path / "all.jsonl", lines)))["rejected_events"]

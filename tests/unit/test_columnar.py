@@ -28,6 +28,8 @@ from dispatch.cli import main
 from projections.columnar import FACT_COLUMNS, load_columnar
 from projections.incident import fact_of
 from schemas.parsing import InvalidEvent, parse_event
+from tests import history_oracle
+from tests.oracle import compare_reports
 from tests.unit.test_history import Case, cases
 from tests.unit.test_report_oracle import PROPERTY_SETTINGS, History, write_lines
 
@@ -76,6 +78,12 @@ def test_columnar_prints_the_bytes_of_the_exact_engine(case: Case, data: st.Data
                 rejects.append(reject_file.read_text(encoding="utf-8"))
             assert outputs[0] == outputs[1], command
             assert rejects[0] == rejects[1], command
+            if command == ["report"]:  # and against the naive oracle, not only engine to engine
+                want = history_oracle.history_report(
+                    case.lines, case.history.zone, case.history.duty_start, first=case.first,
+                    last=case.last, as_of=case.as_of, known_at=case.known_at)
+                problems = compare_reports(json.loads(outputs[0]), want)
+                assert not problems, "\n".join(problems)
         compare = [_run("compare", "--input", events, "--engine", engine,
                         "--base", "2026-01-01..2026-07-01", "--against",
                         "2026-07-02..2026-12-31", *case.calendar_options())

@@ -36,8 +36,8 @@ class KafkaLog:
             "enable.partition.eof": False,
             "max.partition.fetch.bytes": 16 << 20,
             "fetch.max.bytes": 64 << 20,
-            "queued.min.messages": 200_000,
-            "queued.max.messages.kbytes": 512 << 10,
+            "queued.min.messages": 100_000,
+            "queued.max.messages.kbytes": 64 << 10,  # bounds the prefetch memory
             "socket.timeout.ms": 10_000,
         })
 

@@ -35,7 +35,7 @@ from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
 from projections.ports import Commit, ProjectionStore, Record, Rejected
 from projections.projector import Projector, facts_of
-from projections.runners.embedded import _parse_context, _parse_worker_started
+from projections.runners.embedded import _abandon, _start_pool
 from projections.runners.stream import DeadLetters
 from projections.sla import SlaLimits
 
@@ -133,9 +133,7 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
     # The change log feeds live clients of a running store; nobody follows one being
     # rebuilt, and writing a change per incident per chunk would slow the replay down.
     keep_changes, store.change_log = store.change_log, False
-    pool = (ProcessPoolExecutor(parse_workers, mp_context=_parse_context(),
-                                initializer=_parse_worker_started)
-            if parse_workers else None)
+    pool = _start_pool(parse_workers) if parse_workers else None
     try:
         chunks = _parsed(log.read(summary.start, summary.stop, chunk), pool,
                          ahead=max(parse_workers, 1))
@@ -172,6 +170,11 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
             summary.conflicts += prepared.commit.conflicts
             if progress is not None:
                 progress(summary)
+    except BaseException:
+        if pool is not None:  # interrupted or failed: stop the parse workers at once
+            _abandon(pool)
+            pool = None
+        raise
     finally:
         store.change_log = keep_changes
         if pool is not None:

@@ -941,7 +941,9 @@ class Bench:
         with open(self.events_file, "rb") as fh:
             for line in fh:
                 raw = line.rstrip(b"\n")
-                messages.append((orjson.loads(raw)["incident_id"].encode(), raw))
+                # The producer's key: the incident, or "duty" for events of none.
+                key = orjson.loads(raw).get("incident_id") or "duty"
+                messages.append((key.encode(), raw))
                 if len(messages) >= wanted:
                     break
         if len(messages) < wanted:

@@ -1382,7 +1382,7 @@ def main() -> int:
     parser.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")],
                         default=[5000, 20000])
     parser.add_argument("--drain-events", type=int, help="Faust drain: stop after this many")
-    parser.add_argument("--baseline-repo", type=Path, metavar="DIR",
+    parser.add_argument("--baseline-repo", type=lambda p: Path(p).resolve(), metavar="DIR",
                         help="step 3 also runs the worker of this checkout (e.g. a git "
                              "worktree of an older commit), same topic, same run")
     parser.add_argument("--baseline-events", type=int,

@@ -34,7 +34,8 @@ def _cli_args(params: dict[str, str]) -> list[str]:
     return [arg for name, value in params.items() for arg in (CLI_OPTION[name], value)]
 
 
-@pytest.mark.parametrize("params", WINDOWS, ids=lambda p: "&".join(f"{k}={v}" for k, v in p.items()))
+@pytest.mark.parametrize("params", WINDOWS,
+                         ids=lambda p: "&".join(f"{k}={v}" for k, v in p.items()))
 def test_windowed_report_is_the_cli_report_and_the_oracles(
         server: Server, loaded: tuple[str, Path], tmp_path: Path, params: dict[str, str]
 ) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from dispatch.api.pool import CONNECTION_ERRORS, OPEN_TIMEOUT_S, discard
-from projections.changes import public_data
+from projections.changes import PeriodDetail, period_detail, public_data
 from projections.duty import DutyCalendar
 from projections.ports import Change, ProjectionStore
 from projections.sla import SlaLimits
@@ -42,11 +42,21 @@ RETRY_MS = 2000
 """Sent as the SSE ``retry:`` field: how long a browser waits before reconnecting."""
 
 
-def frame(change: Change, calendar: DutyCalendar, limits: SlaLimits | None = None) -> bytes:
+def frame(change: Change, calendar: DutyCalendar, limits: SlaLimits | None = None,
+          detail: PeriodDetail | None = None) -> bytes:
     """One SSE frame: ``id`` = the change sequence, ``event`` = its kind; incidents
-    carry their SLA rules as of now."""
-    data = orjson.dumps(public_data(change, calendar, limits, time.time_ns() // 1000))
+    carry their SLA rules as of now, periods their accountability block."""
+    data = orjson.dumps(public_data(change, calendar, limits, time.time_ns() // 1000, detail))
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (change.seq, change.kind.encode(), data)
+
+
+async def encoded(store: ProjectionStore, changes: list[Change], calendar: DutyCalendar,
+                  limits: SlaLimits | None = None) -> bytes:
+    """The frames of ``changes`` as one chunk; the accountability of the periods
+    among them is read once, as of now."""
+    days = {change.key for change in changes if change.kind == "period"}
+    detail = period_detail(await store.period_context(days), calendar) if days else None
+    return b"".join(frame(change, calendar, limits, detail) for change in changes)
 
 
 def resync_frame(head: int, reason: str) -> bytes:
@@ -175,8 +185,10 @@ class ChangeFeed:
             changes = await self._store.changes_after(self.position, PAGE)
             if not changes:
                 return
+            chunk = await encoded(self._store, changes, self.calendar, self.limits)
+            # Taken after the last await: a subscriber added before this line has
+            # ``since`` below these changes, one added after it sees the new position.
             subscribers = list(self.stats.subscribers)
-            chunk = b"".join(frame(change, self.calendar, self.limits) for change in changes)
             for subscriber in subscribers:
                 subscriber.offer(chunk, len(changes))
             self.position = changes[-1].seq
@@ -201,5 +213,5 @@ async def backlog(store: ProjectionStore, after: int, until: int, calendar: Duty
         changes = [c for c in await store.changes_after(position, PAGE) if c.seq <= until]
         if not changes:
             return
-        yield b"".join(frame(c, calendar, limits) for c in changes), len(changes)
+        yield await encoded(store, changes, calendar, limits), len(changes)
         position = changes[-1].seq

@@ -51,6 +51,9 @@ import asyncpg
 import httpx
 import orjson
 
+from schemas.events import kafka_key
+from schemas.parsing import InvalidEvent, parse_event
+
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -123,8 +126,8 @@ def start_server(store: str, workdir: Path, log: Path) -> tuple[subprocess.Popen
 class Subscriber:
     """A bare SSE client: one HTTP/1.1 request, ids and arrival times of frames."""
 
-    def __init__(self, host: str, port: int, after: int) -> None:
-        self.host, self.port, self.after = host, port, after
+    def __init__(self, host: str, port: int, after: int, token: str = TOKEN) -> None:
+        self.host, self.port, self.after, self.token = host, port, after, token
         self.ids: list[int] = []
         self.times: list[int] = []
         self.connected = asyncio.Event()
@@ -133,7 +136,7 @@ class Subscriber:
     async def run(self, until: list[int]) -> None:
         reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 22)
         writer.write(f"GET /api/stream?after={self.after} HTTP/1.1\r\nHost: {self.host}\r\n"
-                     f"Authorization: Bearer {TOKEN}\r\nAccept: text/event-stream\r\n\r\n"
+                     f"Authorization: Bearer {self.token}\r\nAccept: text/event-stream\r\n\r\n"
                      .encode())
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
@@ -158,6 +161,44 @@ class Subscriber:
                 self.times += [now] * len(found)
         finally:
             writer.close()
+
+
+def subscribers_child(host: str, port: int, after: int, token: str, count: int,
+                      folder: str, name: str) -> None:
+    """``count`` subscribers in their own process (clients of a real server sit on
+    other machines: one Python process reading 200 streams measures itself).
+    Touches ``NAME.ready`` once connected, stops once ``final`` (the last change id)
+    appears and every stream reached it, and writes ``NAME.json``."""
+
+    async def run() -> None:
+        subscribers = [Subscriber(host, port, after, token) for _ in range(count)]
+        final: list[int] = []
+        tasks = [asyncio.create_task(s.run(final)) for s in subscribers]
+        await asyncio.wait_for(asyncio.gather(*(s.connected.wait() for s in subscribers)), 120)
+        base = Path(folder)
+        (base / f"{name}.ready").touch()
+        cpu_before = time.process_time()
+        while not (base / "final").exists():
+            await asyncio.sleep(0.05)
+        final.append(int((base / "final").read_text()))
+        _, pending = await asyncio.wait(tasks, timeout=120)
+        for task in pending:
+            task.cancel()
+        (base / f"{name}.json").write_bytes(orjson.dumps({
+            "cpu_s": time.process_time() - cpu_before,
+            "streams": [{"ids": s.ids, "times": s.times, "ended": s.ended,
+                         "unfinished": task in pending}
+                        for s, task in zip(subscribers, tasks, strict=True)]}))
+
+    asyncio.run(run())
+
+
+def message_key(raw: bytes) -> bytes:
+    """The key ``dispatch produce`` gives the line (incident id, ``duty``, ...)."""
+    try:
+        return kafka_key(parse_event(raw)).encode()
+    except InvalidEvent:
+        return str(orjson.loads(raw).get("incident_id") or "").encode()
 
 
 def produce_child(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]],
@@ -241,7 +282,7 @@ def stream_part(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     with events.open("rb") as fh:
         for line in fh:
             raw = line.rstrip(b"\n")
-            messages.append((orjson.loads(raw)["incident_id"].encode(), raw))
+            messages.append((message_key(raw), raw))
     messages = messages[:total]
     subprocess.run([PY, "-m", "dispatch.cli", "topics"], check=True, env=env, cwd=workdir,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -291,13 +332,27 @@ async def _measure(args: argparse.Namespace, url: str, dsn: str, topic: str,
     host, port = url.removeprefix("http://").rsplit(":", 1)
     conn = await asyncpg.connect(dsn)
     head = int(await conn.fetchval("SELECT seq FROM change_head"))
-    subscribers = [Subscriber(host, int(port), head) for _ in range(args.subscribers)]
-    final: list[int] = []
-    tasks = [asyncio.create_task(s.run(final)) for s in subscribers]
-    await asyncio.wait_for(asyncio.gather(*(s.connected.wait() for s in subscribers)), 60)
-    say(f"part 1: {len(subscribers)} subscribers connected at change {head}; producing "
-        f"{len(messages):,} events at {args.rate:,.0f}/s")
     spawn = multiprocessing.get_context("spawn")
+    folder = args.workdir_path / "clients"
+    folder.mkdir(exist_ok=True)
+    for stale in folder.iterdir():  # from an earlier run here
+        stale.unlink()
+    shares = [args.subscribers // args.client_processes
+              + (1 if k < args.subscribers % args.client_processes else 0)
+              for k in range(args.client_processes)]
+    clients = [spawn.Process(target=subscribers_child,
+                             args=(host, int(port), head, TOKEN, n, str(folder),
+                                   f"client{k}"))
+               for k, n in enumerate(shares) if n]
+    for client in clients:
+        client.start()
+    deadline = time.monotonic() + 180
+    while not all((folder / f"client{k}.ready").exists() for k in range(len(clients))):
+        if time.monotonic() > deadline or any(c.exitcode not in (None, 0) for c in clients):
+            raise RuntimeError("the subscribers did not connect")
+        await asyncio.sleep(0.05)
+    say(f"part 1: {args.subscribers} subscribers in {len(clients)} processes connected at "
+        f"change {head}; producing {len(messages):,} events at {args.rate:,.0f}/s")
     stop_file, out_file = str(args.workdir_path / "listen.stop"), str(
         args.workdir_path / "listen.json")
     for stale in (stop_file, out_file, out_file + ".ready"):  # from an earlier run here
@@ -307,7 +362,6 @@ async def _measure(args: argparse.Namespace, url: str, dsn: str, topic: str,
     while not Path(out_file + ".ready").exists():
         await asyncio.sleep(0.05)
     cpu_before, wall_before = cpu_seconds(server_pid), time.monotonic()
-    client_cpu_before = time.process_time()
     rate_value = spawn.Value("d", 0.0)
     producer = spawn.Process(target=produce_child,
                              args=(args.bootstrap, topic, messages, args.rate, rate_value))
@@ -324,39 +378,41 @@ async def _measure(args: argparse.Namespace, url: str, dsn: str, topic: str,
             raise RuntimeError("worker fell behind by more than 300 s")
         await asyncio.sleep(0.2)
     end_head = int(await conn.fetchval("SELECT seq FROM change_head"))
-    final.append(end_head)
-    _, pending = await asyncio.wait(tasks, timeout=120)
     wall = time.monotonic() - wall_before
     server_cpu = cpu_seconds(server_pid) - cpu_before
-    client_cpu = time.process_time() - client_cpu_before
-    for task in pending:
-        task.cancel()
+    (folder / "final").write_text(str(end_head))
+    for client in clients:
+        await asyncio.to_thread(client.join, 200)
     Path(stop_file).touch()
     await asyncio.to_thread(listener.join, 30)
     baseline = [tuple(pair) for pair in json.loads(Path(out_file).read_text())]
     committed = dict(await conn.fetch("SELECT seq, committed_us FROM changes WHERE seq > $1",
                                       head))
     await conn.close()
-    expected = list(range(head + 1, end_head + 1))
+    expected = set(range(head + 1, end_head + 1))
     latencies: list[float] = []
     missing = duplicated = disordered = ended = unfinished = 0
-    for task, subscriber in zip(tasks, subscribers, strict=True):
-        if task in pending:
-            unfinished += 1
-        ended += subscriber.ended
-        got = subscriber.ids
-        missing += len(set(expected) - set(got))
-        duplicated += len(got) - len(set(got))
-        disordered += sum(1 for a, b in itertools.pairwise(got) if b <= a)
-        for seq, at in zip(got, subscriber.times, strict=True):
-            if seq in committed:
-                latencies.append((at - committed[seq]) / 1000)
+    client_cpu = 0.0
+    for k in range(len(clients)):
+        result = orjson.loads((folder / f"client{k}.json").read_bytes())
+        client_cpu += result["cpu_s"]
+        for stream in result["streams"]:
+            got: list[int] = stream["ids"]
+            unfinished += stream["unfinished"]
+            ended += stream["ended"]
+            missing += len(expected - set(got))
+            duplicated += len(got) - len(set(got))
+            disordered += sum(1 for a, b in itertools.pairwise(got) if b <= a)
+            for seq, at in zip(got, stream["times"], strict=True):
+                if seq in committed:
+                    latencies.append((at - committed[seq]) / 1000)
     base: list[float] = []
     for notified_head, at in baseline:
         if notified_head in committed:
             base.append((at - committed[notified_head]) / 1000)
     return {
-        "subscribers": args.subscribers, "rate_target": args.rate,
+        "subscribers": args.subscribers, "client_processes": len(clients),
+        "rate_target": args.rate,
         "rate_produced": round(produced_rate), "events": len(messages),
         "changes": len(expected), "changes_per_s": round(len(expected) / wall),
         "frames_delivered": len(latencies),
@@ -369,7 +425,7 @@ async def _measure(args: argparse.Namespace, url: str, dsn: str, topic: str,
         "server_cpu_share_of_one_core": server_cpu / wall,
         "server_rss_mb": status_mb(server_pid, "VmRSS"),
         "server_peak_rss_mb": status_mb(server_pid, "VmHWM"),
-        "client_cpu_share_of_one_core": client_cpu / wall,
+        "clients_cpu_share_of_one_core": client_cpu / wall,
         "seconds": wall,
     }
 
@@ -448,6 +504,8 @@ async def _hammer(url: str, route: str, clients: int, seconds: float) -> dict[st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--subscribers", type=int, default=200)
+    parser.add_argument("--client-processes", type=int, default=4,
+                        help="processes the subscribers are spread over (default 4)")
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")

@@ -96,11 +96,21 @@ class Subscriber:
         self.queue.put_nowait(None)
 
     async def take(self) -> bytes | None:
+        """Everything queued, as one chunk (one write however far behind the
+        stream is); None once the stream must end."""
         item = await self.queue.get()
         if item is None:
             return None
+        chunks = [item[0]]
         self.pending -= item[1]
-        return item[0]
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if item is None:
+                self.queue.put_nowait(None)  # ends the stream after this chunk
+                break
+            chunks.append(item[0])
+            self.pending -= item[1]
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 @dataclass

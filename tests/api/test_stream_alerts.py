@@ -1,12 +1,13 @@
 """SLA ``alert`` frames on ``/api/stream``, end to end on SQLite and PostgreSQL.
 
 ``dispatch ingest --sla-clock event`` folds a simulated storm in parts while a
-client follows the stream from the change log's start. The client reads the first part live, drops the
-connection part way and reconnects with ``Last-Event-ID`` after the second part
-was committed. Together the two connections must have received every change id
-once, every alert id (``incident/rule/level``) once, warnings and breaches among
-them, and the alerts raised and not ended must be the active alerts of the
-independent SLA oracle as of the largest ``occurred_at``.
+client follows the stream from the change log's start. The client reads the
+first part live, drops the connection part way and reconnects with
+``Last-Event-ID`` after the second part was committed. Together the two
+connections must have received every change id once, every alert id
+(``incident/rule/level``) once, warnings and breaches among them, and the
+alerts raised and not ended must be the active alerts of the independent SLA
+oracle as of the largest ``occurred_at``.
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
 from projections.changes import period_detail, public_data
 from projections.duty import DutyCalendar
 from projections.ports import Change, ChangeWindow, NewChange, ProjectionStore, StalePosition
+from projections.queries import duty_report
 from projections.runners.embedded import ingest_files
 from projections.stores.memory import MemoryStore
 from projections.stores.postgres import PostgresStore
-from projections.queries import duty_report
 from projections.stores.sqlite import SqliteStore
 from tests.accountability_oracle import compare_accountability, oracle_accountability
 from tests.contract.test_store_contract import BERLIN, commit, vector

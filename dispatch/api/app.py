@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,14 +37,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dispatch.api import models
 from dispatch.api.auth import COOKIE, ApiTokens, bearer
-from dispatch.api.feed import (
-    HEARTBEAT,
-    RETRY_MS,
-    ChangeFeed,
-    backlog,
-    resync_frame,
-)
+from dispatch.api.feed import RETRY_MS, ChangeFeed, backlog, resync_frame
 from dispatch.api.pool import StorePool
+from dispatch.api.stream import EventStreamResponse
 from dispatch.api.writes import add_write_routes
 from dispatch.cli.history import fold_store
 from dispatch.cli.incident import as_document
@@ -145,15 +142,42 @@ class ReportKey(NamedTuple):
         return self[:3]
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One built JSON answer, kept with its gzip encoding and entity tag: clients
+    that accept gzip get the compressed bytes (compressed once, not per request),
+    and a client that presents the tag gets 304."""
+
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+    @classmethod
+    async def of(cls, body: bytes) -> Answer:
+        # Reports of long histories are megabytes: compress off the event loop.
+        gzipped = await asyncio.to_thread(gzip.compress, body, 5, mtime=0)
+        tag = hashlib.blake2b(body, digest_size=12).hexdigest()
+        return cls(body, gzipped, f'"{tag}"')
+
+    def response(self, request: Request, seq: int) -> Response:
+        headers = {"X-Change-Seq": str(seq), "ETag": self.etag, "Vary": "Accept-Encoding"}
+        if self.etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(self.gzipped, media_type="application/json",
+                            headers={**headers, "Content-Encoding": "gzip"})
+        return Response(self.body, media_type="application/json", headers=headers)
+
+
 class LatestOnly:
     """The newest answer per question (calendar and window), by key; concurrent
     requests for a key being built wait for that build instead of starting their own."""
 
     def __init__(self) -> None:
-        self._done: dict[tuple[Any, ...], tuple[Any, bytes]] = {}
-        self._building: dict[Any, asyncio.Future[bytes]] = {}
+        self._done: dict[tuple[Any, ...], tuple[Any, Answer]] = {}
+        self._building: dict[Any, asyncio.Future[Answer]] = {}
 
-    async def get(self, key: ReportKey, build: Callable[[], Awaitable[bytes]]) -> bytes:
+    async def get(self, key: ReportKey, build: Callable[[], Awaitable[Answer]]) -> Answer:
         slot = key.question
         done = self._done.get(slot)
         if done is not None and done[0] == key:
@@ -161,7 +185,7 @@ class LatestOnly:
         running = self._building.get(key)
         if running is not None:
             return await asyncio.shield(running)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._building[key] = future
         try:
             value = await build()
@@ -309,6 +333,7 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
                          "occurred, or had been recorded, by then (docs/history.md). With any "
                          "of those four the body has a `window` object.")
     async def report(
+        request: Request,
         store: Store,
         duty_timezone: Annotated[str | None, Query(
             description="IANA zone to cut duty periods in (default: the store's)")] = None,
@@ -337,12 +362,12 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
         key = ReportKey(calendar.timezone, calendar.start_text, window, seq,
                         tuple(sorted((await store.counters()).items())))
 
-        async def build() -> bytes:
+        async def build() -> Answer:
             folded = await fold_store(store, calendar, window)
-            return render(report_document(folded, window), "json").encode()
+            return await Answer.of(render(report_document(folded, window), "json").encode())
 
-        return Response(await reports.get(key, build), media_type="application/json",
-                        headers={"X-Change-Seq": str(seq)})
+        answer = await reports.get(key, build)
+        return answer.response(request, seq)
 
     @app.get("/api/incidents", response_model=models.IncidentPage,
              dependencies=documented_auth, responses=errors,
@@ -444,27 +469,12 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
         except BaseException:
             feed.unsubscribe(subscriber)
             raise
-        truncated = replayed >= options.subscriber_queue
-
-        async def frames() -> AsyncIterator[bytes]:
-            try:
-                yield b"".join(opening + replay)
-                if truncated:
-                    return
-                while True:
-                    try:
-                        live = await asyncio.wait_for(subscriber.take(), options.heartbeat_s)
-                    except TimeoutError:
-                        yield HEARTBEAT
-                        continue
-                    if live is None:  # dropped (too slow) or the server is stopping
-                        return
-                    yield live
-            finally:
-                feed.unsubscribe(subscriber)
-
-        return StreamingResponse(frames(), media_type="text/event-stream", headers={
-            "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        if replayed >= options.subscriber_queue:
+            feed.unsubscribe(subscriber)
+            return EventStreamResponse(b"".join(opening + replay), None, options.heartbeat_s,
+                                       lambda: None)
+        return EventStreamResponse(b"".join(opening + replay), subscriber, options.heartbeat_s,
+                                   lambda: feed.unsubscribe(subscriber))
 
     return app
 

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -69,48 +70,65 @@ HEARTBEAT = b": heartbeat\n\n"
 
 @dataclass(eq=False)
 class Subscriber:
-    """One stream's queue: chunks of frames, at most ``limit`` changes pending; None
-    (after dropping what was queued) ends the stream."""
+    """One stream's queue: chunks of frames, at most ``limit`` changes pending.
+    Dropped (too slow) or ended, ``take`` answers None and the stream ends."""
 
     since: int
     limit: int
-    queue: asyncio.Queue[tuple[bytes, int] | None] = field(default_factory=asyncio.Queue)
+    chunks: deque[bytes] = field(default_factory=deque)
     pending: int = 0
     dropped: bool = False
+    ended: bool = False
+    _waiter: asyncio.Future[None] | None = None
 
     def offer(self, chunk: bytes, changes: int) -> None:
-        if self.dropped:
+        if self.dropped or self.ended:
             return
         if self.pending + changes > self.limit:
             self.dropped = True
             # What was queued is read again from the store when the client reconnects.
-            while not self.queue.empty():
-                self.queue.get_nowait()
+            self.chunks.clear()
             self.pending = 0
-            self.queue.put_nowait(None)
-            return
-        self.pending += changes
-        self.queue.put_nowait((chunk, changes))
+        else:
+            self.pending += changes
+            self.chunks.append(chunk)
+        self._wake()
 
     def end(self) -> None:
-        self.queue.put_nowait(None)
+        """The server is stopping: what is queued is still sent, then the stream ends."""
+        self.ended = True
+        self._wake()
 
-    async def take(self) -> bytes | None:
-        """Everything queued, as one chunk (one write however far behind the
-        stream is); None once the stream must end."""
-        item = await self.queue.get()
-        if item is None:
-            return None
-        chunks = [item[0]]
-        self.pending -= item[1]
-        while not self.queue.empty():
-            item = self.queue.get_nowait()
-            if item is None:
-                self.queue.put_nowait(None)  # ends the stream after this chunk
-                break
-            chunks.append(item[0])
-            self.pending -= item[1]
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    def close(self) -> None:
+        """The client went away: nothing more is sent."""
+        self.chunks.clear()
+        self.pending = 0
+        self.end()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def take(self, quiet_s: float | None = None) -> bytes | None:
+        """Everything queued, as one chunk (one write however far behind the stream
+        is); ``b""`` when ``quiet_s`` seconds passed with nothing new; None once the
+        stream must end. No task or timer per chunk: the feed wakes one future."""
+        if not self.chunks and not (self.dropped or self.ended):
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            timer = None if quiet_s is None else loop.call_later(quiet_s, self._wake)
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+        if self.chunks:
+            data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+            self.chunks.clear()
+            self.pending = 0
+            return data
+        return None if self.dropped or self.ended else b""
 
 
 @dataclass

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.api.harness import Server, dispatch
+from tests.api.conftest import history
+from tests.api.harness import Server, dispatch, serving
 from tests.api.test_api import validate
+from tests.api.test_stream import ingest
 from tests.history_oracle import close, history_report
 
 # The loaded history covers duty dates 2026-07-01 and 07-02 (tests/api/conftest.py).
@@ -112,3 +114,43 @@ def test_openapi_documents_the_window_options(server: Server) -> None:
         assert parameters[name]["description"]
     window = document["components"]["schemas"]["ReportWindow"]
     assert set(window["properties"]) == {"from", "to", "as_of", "known_at"}
+
+
+def test_report_answers_are_cached_per_store_state_and_compressed_once(
+        store_url: str, tmp_path: Path) -> None:
+    first = history(tmp_path / "a.jsonl", seed=1, days=1)
+    ingest(store_url, first)
+
+    def cli() -> bytes:
+        done = dispatch("report", "--store", store_url, "--format", "json", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.encode()
+
+    with serving(store_url, tmp_path) as server, server.client() as client:
+        plain = client.get("/api/report", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers
+        assert plain.content == cli()
+        packed = client.get("/api/report", headers={"Accept-Encoding": "gzip"})
+        assert packed.headers["content-encoding"] == "gzip"
+        assert int(packed.headers["content-length"]) < len(plain.content) / 3
+        assert packed.content == plain.content  # httpx decodes it
+        tag = plain.headers["etag"]
+        assert packed.headers["etag"] == tag
+        unchanged = client.get("/api/report", headers={"If-None-Match": tag})
+        assert (unchanged.status_code, unchanged.content) == (304, b"")
+        # A batch of duplicates only appends no change but moves the counters.
+        again = tmp_path / "a-again.jsonl"
+        again.write_bytes(first.read_bytes())
+        ingest(store_url, again)
+        duplicates = client.get("/api/report", headers={"If-None-Match": tag})
+        assert duplicates.status_code == 200
+        assert duplicates.headers["x-change-seq"] == plain.headers["x-change-seq"]
+        assert duplicates.json()["duplicate_events"] > plain.json()["duplicate_events"]
+        assert duplicates.content == cli()
+        ingest(store_url, history(tmp_path / "b.jsonl", seed=2, days=1,
+                                  start=date(2026, 7, 2)))
+        newer = client.get("/api/report", headers={"If-None-Match": tag})
+        assert newer.status_code == 200
+        assert newer.headers["etag"] not in (tag, duplicates.headers["etag"])
+        assert int(newer.headers["x-change-seq"]) > int(plain.headers["x-change-seq"])
+        assert newer.content == cli()

@@ -1,8 +1,9 @@
 """Live API benchmark: SSE fan-out under worker load, and ``/api/report`` throughput.
 
 Part 1, the stream. Kafka -> ``dispatch worker`` -> PostgreSQL -> ``dispatch serve``
--> N subscribers (default 200) of ``/api/stream``, while events are produced at a
-steady rate (default 2,000 events/s):
+-> N subscribers (default 200, spread over ``--client-processes``, default 4: the
+clients of a real server sit on other machines) of ``/api/stream``, while events
+are produced at a steady rate (default 2,000 events/s):
 - latency of each change = the moment a subscriber read its frame minus the
   ``committed_us`` the worker stamped on the change row (taken inside the
   committing transaction, so the figure slightly overstates the latency);
@@ -14,8 +15,10 @@ steady rate (default 2,000 events/s):
 
 Part 2, ``/api/report`` requests/s against an SQLite store of ``--report-events``
 (default 1,000,000) simulated events, with ``--clients`` concurrent keep-alive
-clients; baseline in the same run: ``/api/status`` (the smallest authenticated
-route: the HTTP stack's ceiling here) and one ``dispatch report`` process.
+connections of a bare HTTP/1.1 client (it reads each body by its length and
+decodes nothing), asking for the gzip encoding and then for the identity one;
+baseline in the same run: ``/api/status`` (the smallest authenticated route: the
+HTTP stack's ceiling here) and one ``dispatch report`` process.
 
     .venv/bin/python bench/sse.py                     # both parts
     .venv/bin/python bench/sse.py --skip-report       # part 1 only
@@ -459,8 +462,12 @@ def report_part(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                           timeout=120)
         first_s = time.monotonic() - started
         assert first.status_code == 200
-        status = asyncio.run(_hammer(url, "/api/status", args.clients, args.report_seconds))
-        report = asyncio.run(_hammer(url, "/api/report", args.clients, args.report_seconds))
+        status = asyncio.run(_hammer(url, "/api/status", args.clients, args.report_seconds,
+                                     server_pid=server.pid))
+        report = asyncio.run(_hammer(url, "/api/report", args.clients, args.report_seconds,
+                                     {"Accept-Encoding": "gzip"}, server.pid))
+        plain = asyncio.run(_hammer(url, "/api/report", args.clients, args.report_seconds,
+                                    {"Accept-Encoding": "identity"}, server.pid))
         same = httpx.get(url + "/api/report", headers={"Authorization": f"Bearer {TOKEN}"},
                          timeout=60).content == cli.stdout
         rss = status_mb(server.pid, "VmHWM")
@@ -469,36 +476,69 @@ def report_part(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return {"store": store, "events": args.report_events, "ingest_seconds": ingest_s,
             "cli_report_seconds": cli_s, "first_api_report_seconds": first_s,
             "clients": args.clients,
-            "status": status, "report": report, "report_equals_cli": same,
+            "report_bytes": len(cli.stdout), "status": status, "report_gzip": report,
+            "report_identity": plain, "report_equals_cli": same,
             "server_peak_rss_mb": rss}
 
 
-async def _hammer(url: str, route: str, clients: int, seconds: float) -> dict[str, Any]:
+async def _hammer(url: str, route: str, clients: int, seconds: float,
+                  headers: dict[str, str] | None = None,
+                  server_pid: int | None = None) -> dict[str, Any]:
+    """``clients`` keep-alive connections asking ``route`` in a loop for ``seconds``.
+    A bare HTTP/1.1 client (reads the body by its length, decodes nothing): the
+    figure is what the server serves, not what an HTTP library can parse."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    request = (f"GET {route} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+               f"{extra}\r\n").encode()
     latencies: list[float] = []
+    sizes: list[int] = []
     errors = 0
-    stop_at = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60,
-                                 headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-        await client.get(route)  # warm
 
-        async def one() -> None:
-            nonlocal errors
+    reconnects = 0
+
+    async def one(stop_at: float) -> None:
+        nonlocal errors, reconnects
+        reader, writer = await asyncio.open_connection(host, int(port), limit=1 << 24)
+        try:
             while time.monotonic() < stop_at:
                 t0 = time.perf_counter()
-                response = await client.get(route)
-                await response.aread()
-                if response.status_code != 200:
+                writer.write(request)
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    # The server closes a keep-alive connection idle for 5 s; reading a
+                    # 17 MB answer on a loaded machine can take that long. Reconnect.
+                    writer.close()
+                    reconnects += 1
+                    reader, writer = await asyncio.open_connection(host, int(port),
+                                                                   limit=1 << 24)
+                    continue
+                found = re.search(rb"(?i)content-length: (\d+)", head)
+                assert found is not None, head
+                length = int(found.group(1))
+                await reader.readexactly(length)
+                if not head.startswith(b"HTTP/1.1 200 "):
                     errors += 1
                 latencies.append(time.perf_counter() - t0)
+                sizes.append(length)
+        finally:
+            writer.close()
 
-        started = time.monotonic()
-        await asyncio.gather(*(one() for _ in range(clients)))
-        wall = time.monotonic() - started
-    say(f"  {route}: {len(latencies) / wall:,.1f} requests/s")
+    await one(time.monotonic())  # warm: the first answer may have to be built
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    client_before = time.process_time()
+    started = time.monotonic()
+    await asyncio.gather(*(one(started + seconds) for _ in range(clients)))
+    wall = time.monotonic() - started
+    say(f"  {route} {headers or ''}: {len(latencies) / wall:,.1f} requests/s")
     return {"requests": len(latencies), "per_second": len(latencies) / wall,
             "p50_ms": pct(latencies, 0.5) * 1000, "p99_ms": pct(latencies, 0.99) * 1000,
-            "errors": errors}
+            "mean_body_bytes": sum(sizes) / max(1, len(sizes)), "errors": errors,
+            "reconnects": reconnects,
+            "server_cpu_share_of_one_core": (cpu_seconds(server_pid) - cpu_before) / wall
+            if server_pid else None,
+            "client_cpu_share_of_one_core": (time.process_time() - client_before) / wall}
 
 
 def main() -> int:

@@ -93,6 +93,8 @@ def test_window_and_calendar_together(server: Server, loaded: tuple[str, Path],
     ({"as_of": "2026-07-01"}, "as_of"), ({"as_of": "2026-07-01T08:00:00"}, "as_of"),
     ({"known_at": "yesterday"}, "known_at"), ({"from": "2026-07-02", "to": "2026-07-01"}, "from"),
     ({"known_at": "2026-07-01T25:00:00Z"}, "known_at"),
+    ({"as_of": "9999-12-31T23:59:59-14:00"}, "as_of"),
+    ({"known_at": "0001-01-01T00:00:00+14:00"}, "known_at"),
 ])
 def test_bad_window_values_are_422_naming_the_field(
         server: Server, params: dict[str, Any], field: str) -> None:

@@ -15,7 +15,7 @@ Contract:
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -115,10 +115,12 @@ def _command(body: Any, *, with_type: bool) -> Command:
     return Command(kind if isinstance(kind, str) else "", data, occurred)
 
 
-async def _write(store: ProjectionStore, key: str | None, scope: str, outbox: bool,
-                 decide: Callable[[], Any], answer_of: Callable[[Accepted], dict[str, Any]]
-                 ) -> Response:
-    """Decide and commit one command (module contract)."""
+async def execute_command(store: ProjectionStore, key: str | None, scope: str, outbox: bool,
+                          decide: Callable[[], Awaitable[Decision]],
+                          answer_of: Callable[[Accepted], dict[str, Any]]) -> Response:
+    """Decide and commit one command (module contract): ``decide`` loads the state it
+    needs and decides, inside the store's write lock, so nothing can change between
+    what it read and what is committed."""
     scoped = None if key is None else f"{scope}\n{key}"
     async with store.writing():
         if scoped is not None:
@@ -126,7 +128,7 @@ async def _write(store: ProjectionStore, key: str | None, scope: str, outbox: bo
             if first is not None:
                 return Response(first.body, status_code=first.status,
                                 media_type="application/json")
-        decision: Decision = await decide()
+        decision = await decide()
         if isinstance(decision, Refused):
             return _json({"error": decision.reason}, decision.status)
         body = orjson.dumps(answer_of(decision))
@@ -141,6 +143,18 @@ async def _write(store: ProjectionStore, key: str | None, scope: str, outbox: bo
             commit.answer = CommandAnswer(scoped, 201, body)
         await store.commit(commit)
     return Response(body, status_code=201, media_type="application/json")
+
+
+async def decide_incident_event(store: ProjectionStore, incident_id: str, command: Command,
+                                role: str) -> Decision:
+    """Load the incident and the crews from ``store`` and decide ``command`` on them."""
+    found = await store.load_incidents([incident_id])
+    incident = found.get(incident_id)
+    crews, facts = await crew_view(store)
+    state = None if incident is None else IncidentState(
+        incident, frozenset(crews_at(facts, incident_id, "crew.dispatched")))
+    return decide_event(command, role, incident_id=incident_id, state=state,
+                        crews=crews, event_id=str(uuid.uuid4()), now=_now())
 
 
 def add_write_routes(app: FastAPI, *, outbox: bool,
@@ -173,7 +187,7 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
             return decide_call(command, role, incident_id=incident_id,
                                event_id=str(uuid.uuid4()), now=_now())
 
-        return await _write(store, idempotency_key, f"{role} call", outbox, decide,
+        return await execute_command(store, idempotency_key, f"{role} call", outbox, decide,
                             lambda a: {"incident_id": a.event.incident_id,
                                        "event_id": a.event.event_id})
 
@@ -187,15 +201,9 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
         command = _command(body, with_type=True)
 
         async def decide() -> Decision:
-            found = await store.load_incidents([incident_id])
-            incident = found.get(incident_id)
-            crews, facts = await crew_view(store)
-            state = None if incident is None else IncidentState(
-                incident, frozenset(crews_at(facts, incident_id, "crew.dispatched")))
-            return decide_event(command, role, incident_id=incident_id, state=state,
-                                crews=crews, event_id=str(uuid.uuid4()), now=_now())
+            return await decide_incident_event(store, incident_id, command, role)
 
-        return await _write(store, idempotency_key, f"{role} event {incident_id}", outbox,
+        return await execute_command(store, idempotency_key, f"{role} event {incident_id}", outbox,
                             decide, lambda a: {"event_id": a.event.event_id})
 
     @app.post("/api/crews", status_code=201, responses=refusals, dependencies=dependencies,
@@ -210,7 +218,7 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
         async def decide() -> Decision:
             return decide_roster(command, role, event_id=str(uuid.uuid4()), now=_now())
 
-        return await _write(store, idempotency_key, f"{role} crew", outbox, decide,
+        return await execute_command(store, idempotency_key, f"{role} crew", outbox, decide,
                             lambda a: {"event_id": a.event.event_id})
 
     @app.get("/api/crews", responses=responses, dependencies=dependencies,

@@ -17,11 +17,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Body, Depends, FastAPI, Header, Path, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from dispatch.api.pool import StorePool
 from dispatch.commands import (
@@ -61,6 +63,12 @@ async def _store(request: Request) -> AsyncIterator[ProjectionStore]:
 
 Store = Annotated[ProjectionStore, Depends(_store)]
 Key = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+class SessionRole(BaseModel):
+    role: str = Field(description="viewer, dispatcher or crew:<id>")
+    may_dispatch: bool = Field(description="true for dispatchers: the board shows the queue, "
+                                           "recommendations and dispatch buttons")
 
 
 class Refusal(Exception):
@@ -220,6 +228,19 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
 
         return await execute_command(store, idempotency_key, f"{role} crew", outbox, decide,
                             lambda a: {"event_id": a.event.event_id})
+
+    @app.get("/api/session", response_model=SessionRole, dependencies=dependencies,
+             responses={401: responses[401]},
+             summary="Who the caller is: its role, and whether the board shows write controls")
+    async def session_role(request: Request) -> Response:
+        role = _role(request)
+        return _json({"role": role, "may_dispatch": role == DISPATCHER})
+
+    @app.get("/board/dispatcher.js", include_in_schema=False)
+    async def dispatcher_script() -> Response:
+        script = resources.files("dispatch.api").joinpath("dispatcher.js").read_bytes()
+        return Response(script, media_type="text/javascript; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/crews", responses=responses, dependencies=dependencies,
              summary="Every rostered crew and its status")

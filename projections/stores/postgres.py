@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -35,6 +35,7 @@ from projections.incident import Fact, Incident
 from projections.ports import (
     ALERT_RELAY,
     DEFAULT_CHANGE_RETENTION_DAYS,
+    EVENT_RELAY,
     AlertEntry,
     Change,
     ChangeWindow,
@@ -96,6 +97,7 @@ _SLA_LOCK = 7_343_003
 batches of another never evaluate the same rows at once (and never deadlock: it is
 taken after the totals rows and before the change-log head, by everyone)."""
 _RELAY_LOCK = 7_343_004
+_EVENT_RELAY_LOCK = 7_343_005
 """Session lock: one alert relay per database."""
 _SLA_COLUMNS = ", ".join(SlaRow._fields)
 _SLA_TYPES = ("text", "text", "text", "text", "bigint", "bigint", "bigint", "float8", "text",
@@ -547,7 +549,18 @@ class PostgresStore(ProjectionStore):
             "ORDER BY seq LIMIT $1", limit)
         return [(int(r[0]), OutboxEntry(r[1], r[2], bytes(r[3]))) for r in rows]
 
-    async def mark_published(self, seqs: Sequence[int]) -> None:
-        await self.conn.execute(
-            "UPDATE outbox SET published_us = $1 WHERE seq = ANY($2::bigint[])",
-            time.time_ns() // 1000, list(seqs))
+    async def mark_published(self, seqs: Sequence[int],
+                             positions: Mapping[PositionKey, int] | None = None) -> None:
+        async with self.conn.transaction():
+            await self.conn.execute(
+                "UPDATE outbox SET published_us = $1 WHERE seq = ANY($2::bigint[]) "
+                "AND published_us IS NULL", time.time_ns() // 1000, list(seqs))
+            await self.conn.executemany(
+                "INSERT INTO positions AS p VALUES ($1, $2, $3, $4) ON CONFLICT "
+                "(consumer, source, partition) DO UPDATE "
+                "SET next_position = greatest(p.next_position, excluded.next_position)",
+                [(EVENT_RELAY, s, p, v) for (s, p), v in sorted((positions or {}).items())])
+
+    async def claim_event_relay(self) -> bool:
+        return bool(await self.conn.fetchval("SELECT pg_try_advisory_lock($1)",
+                                             _EVENT_RELAY_LOCK))

@@ -155,12 +155,19 @@ async def execute_command(store: ProjectionStore, key: str | None, scope: str, o
 
 async def decide_incident_event(store: ProjectionStore, incident_id: str, command: Command,
                                 role: str) -> Decision:
-    """Load the incident and the crews from ``store`` and decide ``command`` on them."""
+    """Load what the decision needs from ``store`` and decide ``command`` on it: the
+    incident, the crews dispatched to it (from its own events) and, for a
+    ``crew.dispatched`` only, every crew's state (the one decision that looks at
+    other incidents; the others need no scan of the crew events)."""
     found = await store.load_incidents([incident_id])
     incident = found.get(incident_id)
-    crews, facts = await crew_view(store)
-    state = None if incident is None else IncidentState(
-        incident, frozenset(crews_at(facts, incident_id, "crew.dispatched")))
+    state = None
+    if incident is not None:
+        own = [fact_of(parse_event(e.raw)) for e in await store.incident_events(incident_id)
+               if e.type == "crew.dispatched"]
+        state = IncidentState(incident, frozenset(crews_at(own, incident_id,
+                                                           "crew.dispatched")))
+    crews = (await crew_view(store))[0] if command.type == "crew.dispatched" else {}
     return decide_event(command, role, incident_id=incident_id, state=state,
                         crews=crews, event_id=str(uuid.uuid4()), now=_now())
 

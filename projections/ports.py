@@ -252,6 +252,19 @@ class ProjectionStore(ABC):
     @abstractmethod
     async def commit(self, commit: Commit) -> None: ...
 
+    async def stage(self, commit: Commit) -> None:
+        """Inside a ``writing()`` block: write ``commit`` without ending the block's
+        transaction, so later reads and stages in the block see it; ``finish``
+        commits everything staged at once (one durable flush for many commands).
+        The default suits a store whose commits are visible at once and whose
+        writer is alone (the in-memory store)."""
+        await self.commit(commit)
+
+    async def finish(self) -> None:
+        """Commit what ``stage`` wrote in the current ``writing()`` block (the default
+        ``stage`` committed already)."""
+        return None
+
     def writing(self, *, partitioned: bool = False) -> AbstractAsyncContextManager[None]:
         """A serialised read-modify-write block (see module contract).
 

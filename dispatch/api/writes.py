@@ -1,12 +1,14 @@
 """The write side of ``dispatch serve``: commands, crews, queue and recommendations.
 
 Contract:
-- a command's handler runs inside ``store.writing()``: it loads the incident
-  and crew state, decides (``dispatch.commands``, pure) and commits the event,
-  the read-model update (the same fold as ``dispatch ingest``), the outbox row
-  (when Kafka is configured) and the idempotency answer in one transaction;
-  writers are serialised, so two dispatchers sending the same crew at once get
-  one 201 and one 409, never two events;
+- a command is decided inside ``store.writing()`` (``dispatch.api.group_commit``):
+  the handler loads the incident and crew state, decides (``dispatch.commands``,
+  pure) and commits the event, the read-model update (the same fold as
+  ``dispatch ingest``), the outbox row (when Kafka is configured) and the
+  idempotency answer in the same transaction, possibly with other commands
+  decided after it in that transaction (group commit); writers are serialised,
+  so two dispatchers sending the same crew at once get one 201 and one 409,
+  never two events;
 - ``Idempotency-Key``: a retry with the same key (same role and route) returns
   the first answer (status and body) and writes nothing; refusals are not kept;
 - without tokens (``--no-auth``, loopback only) the caller is a dispatcher.
@@ -15,7 +17,7 @@ Contract:
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Annotated, Any
@@ -25,14 +27,13 @@ from fastapi import Body, Depends, FastAPI, Header, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from dispatch.api.group_commit import CommandWriter, Job
 from dispatch.api.pool import StorePool
 from dispatch.commands import (
     DISPATCHER,
-    Accepted,
     Command,
     Decision,
     IncidentState,
-    Refused,
     decide_call,
     decide_event,
     decide_roster,
@@ -48,13 +49,11 @@ from projections.crews import (
     roster_entry,
 )
 from projections.incident import CALL, Fact, fact_of
-from projections.ports import CommandAnswer, OutboxEntry, ProjectionStore, Record
-from projections.projector import Projector
-from schemas.events import CrewRostered, kafka_key
+from projections.ports import ProjectionStore
+from schemas.events import CrewRostered
 from schemas.parsing import InvalidEvent, parse_event
 
-COMMANDS_SOURCE = "commands"
-CONSUMER = "commands"
+
 async def _store(request: Request) -> AsyncIterator[ProjectionStore]:
     pool: StorePool = request.app.state.pool
     async with pool.store() as opened:
@@ -123,34 +122,9 @@ def _command(body: Any, *, with_type: bool) -> Command:
     return Command(kind if isinstance(kind, str) else "", data, occurred)
 
 
-async def execute_command(store: ProjectionStore, key: str | None, scope: str, outbox: bool,
-                          decide: Callable[[], Awaitable[Decision]],
-                          answer_of: Callable[[Accepted], dict[str, Any]]) -> Response:
-    """Decide and commit one command (module contract): ``decide`` loads the state it
-    needs and decides, inside the store's write lock, so nothing can change between
-    what it read and what is committed."""
-    scoped = None if key is None else f"{scope}\n{key}"
-    async with store.writing():
-        if scoped is not None:
-            first = await store.command_answer(scoped)
-            if first is not None:
-                return Response(first.body, status_code=first.status,
-                                media_type="application/json")
-        decision = await decide()
-        if isinstance(decision, Refused):
-            return _json({"error": decision.reason}, decision.status)
-        body = orjson.dumps(answer_of(decision))
-        record = Record(COMMANDS_SOURCE, 0, 0, decision.raw)
-        prepared = await Projector(store, CONSUMER).prepare([record])
-        commit = prepared.commit
-        commit.positions = {}  # commands have no input position to resume from
-        if outbox:
-            commit.outbox = [OutboxEntry(decision.event.event_id, kafka_key(decision.event),
-                                         decision.raw)]
-        if scoped is not None:
-            commit.answer = CommandAnswer(scoped, 201, body)
-        await store.commit(commit)
-    return Response(body, status_code=201, media_type="application/json")
+def _scoped(key: str | None, scope: str) -> str | None:
+    """An Idempotency-Key kept per role and route: the same key elsewhere is another."""
+    return None if key is None else f"{scope}\n{key}"
 
 
 async def decide_incident_event(store: ProjectionStore, incident_id: str, command: Command,
@@ -186,6 +160,9 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
         422: {"model": error, "description": "invalid command or event data (the field at fault)"},
     }
 
+    writer = CommandWriter()
+    app.state.command_writer = writer
+
     @app.exception_handler(Refusal)
     async def _refused(request: Request, exc: Refusal) -> Response:
         return _json({"error": exc.reason}, exc.status)
@@ -198,13 +175,13 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
         command = _command({**body, "type": "call.received"}, with_type=False)
         incident_id = f"INC-{uuid.uuid4().hex[:16].upper()}"
 
-        async def decide() -> Decision:
+        async def decide(_: ProjectionStore) -> Decision:
             return decide_call(command, role, incident_id=incident_id,
                                event_id=str(uuid.uuid4()), now=_now())
 
-        return await execute_command(store, idempotency_key, f"{role} call", outbox, decide,
-                            lambda a: {"incident_id": a.event.incident_id,
-                                       "event_id": a.event.event_id})
+        return await writer.submit(store, Job(
+            _scoped(idempotency_key, f"{role} call"), outbox, decide,
+            lambda a: {"incident_id": a.event.incident_id, "event_id": a.event.event_id}))
 
     @app.post("/api/incidents/{incident_id}/events", status_code=201, responses=refusals,
               dependencies=dependencies, summary="Record an event of an incident")
@@ -215,11 +192,12 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
         role = _role(request)
         command = _command(body, with_type=True)
 
-        async def decide() -> Decision:
-            return await decide_incident_event(store, incident_id, command, role)
+        async def decide(current: ProjectionStore) -> Decision:
+            return await decide_incident_event(current, incident_id, command, role)
 
-        return await execute_command(store, idempotency_key, f"{role} event {incident_id}", outbox,
-                            decide, lambda a: {"event_id": a.event.event_id})
+        return await writer.submit(store, Job(
+            _scoped(idempotency_key, f"{role} event {incident_id}"), outbox, decide,
+            lambda a: {"event_id": a.event.event_id}))
 
     @app.post("/api/crews", status_code=201, responses=refusals, dependencies=dependencies,
               summary="Roster a crew: a crew.rostered event")
@@ -230,11 +208,12 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
         command = _command({"data": data, "occurred_at": body.get("occurred_at")},
                            with_type=False)
 
-        async def decide() -> Decision:
+        async def decide(_: ProjectionStore) -> Decision:
             return decide_roster(command, role, event_id=str(uuid.uuid4()), now=_now())
 
-        return await execute_command(store, idempotency_key, f"{role} crew", outbox, decide,
-                            lambda a: {"event_id": a.event.event_id})
+        return await writer.submit(store, Job(
+            _scoped(idempotency_key, f"{role} crew"), outbox, decide,
+            lambda a: {"event_id": a.event.event_id}))
 
     @app.get("/api/session", response_model=SessionRole, dependencies=dependencies,
              responses={401: responses[401]},

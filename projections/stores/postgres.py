@@ -256,6 +256,17 @@ class PostgresStore(ProjectionStore):
             block, self._block = self._block, None
             await block.commit()
 
+    async def stage(self, commit: Commit) -> None:
+        if self._block is None:
+            raise RuntimeError("stage() needs an open writing() block")
+        await self._write(commit)
+
+    async def finish(self) -> None:
+        if self._block is None:
+            raise RuntimeError("finish() needs an open writing() block")
+        block, self._block = self._block, None
+        await block.commit()
+
     async def _write(self, commit: Commit) -> None:
         conn = self.conn
         async with conn.transaction():

@@ -303,6 +303,39 @@ class SqliteStore(ProjectionStore):
                 raise RuntimeError("one commit per writing() block")
         else:
             await self._begin_immediate()
+        self._write(commit)
+        self._commit_now()
+
+    async def stage(self, commit: Commit) -> None:
+        if not (self._writing and self.db.in_transaction):
+            raise RuntimeError("stage() needs an open writing() block")
+        self._write(commit)
+
+    async def finish(self) -> None:
+        # The COMMIT (its fsync) runs in a thread: the event loop serves other requests
+        # meanwhile, and commands arriving then are committed together in the next block.
+        if not (self._writing and self.db.in_transaction):
+            raise RuntimeError("finish() needs an open writing() block")
+        committing = asyncio.ensure_future(asyncio.to_thread(self._commit_now))
+        try:
+            await asyncio.shield(committing)
+        except asyncio.CancelledError:
+            # Nothing may touch the connection (a rollback) while the COMMIT runs.
+            await asyncio.wait([committing])
+            raise
+
+    def _commit_now(self) -> None:
+        db = self.db
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise self._error(exc) from None
+
+    def _write(self, commit: Commit) -> None:
+        """Write ``commit`` in the open transaction; on error, roll it all back."""
+        db = self.db
         try:
             for (source, partition), expected in commit.expected.items():
                 row = db.execute(
@@ -361,12 +394,6 @@ class SqliteStore(ProjectionStore):
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        try:
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise self._error(exc) from None
 
     def _commit_sla(self, commit: Commit, plan: SlaPlan) -> list[NewChange]:
         """Inside the commit's transaction: evaluate, write rows and outbox entries."""

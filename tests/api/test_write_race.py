@@ -4,9 +4,9 @@ Over HTTP the time between loading the state and committing the event is a few
 milliseconds, so a test that merely sends requests at once passes on SQLite
 even with no lock at all. Here several processes run the command handler's
 own code (``execute_command`` with ``decide_incident_event``, what
-``POST /api/incidents/{id}/events`` runs), and each one, after loading the
-state and deciding, waits at a barrier for all the others to have decided too
-before it commits.
+``POST /api/incidents/{id}/events`` runs for each block of commands), and each
+one, after loading the state and deciding, waits at a barrier for all the
+others to have decided too before it commits.
 
 - With the store's write lock the others cannot load while one holds it: the
   first one's wait times out, it commits, and the others load afterwards and
@@ -25,9 +25,11 @@ from typing import Any
 import httpx
 
 from dispatch.api.app import ServeOptions, create_app
-from dispatch.api.writes import decide_incident_event, execute_command
+from dispatch.api.group_commit import Job, execute_command
+from dispatch.api.writes import decide_incident_event
 from dispatch.commands import DISPATCHER, Command, Decision
 from projections.duty import DutyCalendar
+from projections.ports import ProjectionStore
 from projections.stores import open_store
 
 CONTENDERS = 3
@@ -43,10 +45,10 @@ def contend(url: str, incident_id: str, ready: Any, decided: Any, results: Any) 
         async with open_store(url, DutyCalendar()) as store:
             met = False
 
-            async def decide() -> Decision:
+            async def decide(current: ProjectionStore) -> Decision:
                 nonlocal met
                 decision = await decide_incident_event(
-                    store, incident_id, Command("crew.dispatched", {"crew": "C1"}, None),
+                    current, incident_id, Command("crew.dispatched", {"crew": "C1"}, None),
                     DISPATCHER)
                 try:
                     decided.wait(WINDOW_S)
@@ -56,8 +58,8 @@ def contend(url: str, incident_id: str, ready: Any, decided: Any, results: Any) 
                 return decision
 
             ready.wait()  # every process imported and started: the race begins now
-            answer = await execute_command(store, None, "race", False, decide,
-                                           lambda a: {"event_id": a.event.event_id})
+            answer = await execute_command(store, Job(
+                None, False, decide, lambda a: {"event_id": a.event.event_id}))
             results.put((incident_id, answer.status_code, met))
 
     asyncio.run(run())

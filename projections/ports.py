@@ -260,9 +260,11 @@ class ProjectionStore(ABC):
         writer is alone (the in-memory store)."""
         await self.commit(commit)
 
-    async def finish(self) -> None:
+    async def finish(self, *, let_others_run: bool = False) -> None:
         """Commit what ``stage`` wrote in the current ``writing()`` block (the default
-        ``stage`` committed already)."""
+        ``stage`` committed already). ``let_others_run``: keep the event loop serving
+        other tasks while the commit is flushed to disk (SQLite runs its COMMIT in a
+        thread; worth its cost only when other requests are waiting)."""
         return None
 
     def writing(self, *, partitioned: bool = False) -> AbstractAsyncContextManager[None]:

@@ -86,8 +86,11 @@ async def _stage(store: ProjectionStore, job: Job) -> tuple[Response, bool]:
     return Response(body, status_code=201, media_type="application/json"), True
 
 
-async def execute_commands(store: ProjectionStore, jobs: Sequence[Job]) -> None:
-    """Decide and commit ``jobs`` in one block (module contract); sets each ``result``."""
+async def execute_commands(store: ProjectionStore, jobs: Sequence[Job], *,
+                           others_waiting: bool = False) -> None:
+    """Decide and commit ``jobs`` in one block (module contract); sets each ``result``.
+    ``others_waiting``: more commands are on their way, let them queue during the
+    commit's flush."""
     answers: list[Response] = []
     committing = False
     try:
@@ -99,7 +102,7 @@ async def execute_commands(store: ProjectionStore, jobs: Sequence[Job]) -> None:
                 wrote = wrote or staged
             committing = True
             if wrote:
-                await store.finish()
+                await store.finish(let_others_run=others_waiting)
     except Exception as exc:
         if committing or len(jobs) == 1:
             for job in jobs:
@@ -141,7 +144,8 @@ class CommandWriter:
                 group, self._queue = (self._queue[:self.max_group],
                                       self._queue[self.max_group:])
                 try:
-                    await execute_commands(store, group)
+                    # Requests that arrive during this flush queue and share the next.
+                    await execute_commands(store, group, others_waiting=True)
                 finally:
                     self.blocks += 1
                     self.commands += len(group)

@@ -153,6 +153,9 @@ class PostgresStore(ProjectionStore):
         self._block: Any = None
         """The transaction of the open ``writing()`` block, until its commit."""
         self._in_block = False
+        self._staging = False
+        """Inside a writing() block written with ``stage``: notify at ``finish``."""
+        self._notify_head: int | None = None
         self._pruned_at = 0
 
     @property
@@ -241,7 +244,8 @@ class PostgresStore(ProjectionStore):
             await self.conn.execute(f"SELECT {lock}($1)", _WRITE_LOCK)
             yield
         finally:
-            self._in_block = False
+            self._in_block = self._staging = False
+            self._notify_head = None
             if self._block is not None:
                 self._block = None
                 # If the connection is gone, the transaction went with it.
@@ -259,11 +263,15 @@ class PostgresStore(ProjectionStore):
     async def stage(self, commit: Commit) -> None:
         if self._block is None:
             raise RuntimeError("stage() needs an open writing() block")
+        self._staging = True
         await self._write(commit)
 
-    async def finish(self) -> None:
+    async def finish(self, *, let_others_run: bool = False) -> None:
         if self._block is None:
             raise RuntimeError("finish() needs an open writing() block")
+        head, self._notify_head = self._notify_head, None
+        if head is not None:  # delivered to listeners at the commit, like the others
+            await self.conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, str(head))
         block, self._block = self._block, None
         await block.commit()
 
@@ -446,7 +454,10 @@ class PostgresStore(ProjectionStore):
             "changes", records=[(first + i, c.kind, c.key, c.data, now)
                                 for i, c in enumerate(changes)],
             columns=("seq", "kind", "key", "data", "committed_us"))
-        await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, str(head))
+        if self._staging:
+            self._notify_head = head  # one notification when the block commits
+        else:
+            await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, str(head))
         if prune_due(now, self._pruned_at, self.change_retention_days):
             await self._prune(now)
 

@@ -311,11 +311,14 @@ class SqliteStore(ProjectionStore):
             raise RuntimeError("stage() needs an open writing() block")
         self._write(commit)
 
-    async def finish(self) -> None:
-        # The COMMIT (its fsync) runs in a thread: the event loop serves other requests
-        # meanwhile, and commands arriving then are committed together in the next block.
+    async def finish(self, *, let_others_run: bool = False) -> None:
         if not (self._writing and self.db.in_transaction):
             raise RuntimeError("finish() needs an open writing() block")
+        if not let_others_run:
+            self._commit_now()
+            return
+        # The COMMIT (its fsync) runs in a thread: the event loop serves other requests
+        # meanwhile, and commands arriving then are committed together in the next block.
         committing = asyncio.ensure_future(asyncio.to_thread(self._commit_now))
         try:
             await asyncio.shield(committing)

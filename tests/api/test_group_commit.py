@@ -133,7 +133,7 @@ def test_the_writer_answers_only_after_the_commit(size: int, tmp_path: Any) -> N
 
     async def scenario() -> list[Any]:
         async with open_store(url, DutyCalendar()) as store:
-            async def fail() -> None:
+            async def fail(**_: object) -> None:
                 raise OSError("disk full")
 
             store.finish = fail  # type: ignore[method-assign]

@@ -5,7 +5,14 @@ Every ``commit`` is one ``BEGIN IMMEDIATE`` transaction in WAL mode with
 and positions) or none of it. ``writing()`` opens that transaction before the
 reads of a read-modify-write, so SQLite's write lock serialises whole cycles
 between processes. Creating and migrating a store happen under the same lock,
-after re-reading the schema version, so processes may create one at once.
+after re-reading which migrations are applied, so processes may create one at once.
+
+Each applied migration is a row of ``schema_migrations``, and every shipped
+migration without a row is applied, whatever its number: a migration numbered
+below one already applied is not skipped. A store made before that table
+existed only has ``PRAGMA user_version``; every version up to it counts as
+applied, and the table is written at the next migration. ``user_version`` is
+still kept at the highest applied version for tools that read it.
 """
 
 from __future__ import annotations
@@ -174,11 +181,23 @@ class SqliteStore(ProjectionStore):
             message = "cannot be opened (check the path and the folder's permissions)"
         return StoreError(f"store {self.path}: {message}")
 
+    def _applied(self) -> set[int] | None:
+        """Versions recorded in ``schema_migrations``; None if the store predates it."""
+        db = self.db
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                      "AND name = 'schema_migrations'").fetchone() is None:
+            return None
+        return {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+
     def _pending(self) -> tuple[list[tuple[int, str, str]], bool]:
         """Migrations not yet applied, and whether the duty calendar is missing."""
         current = self.db.execute("PRAGMA user_version").fetchone()[0]
-        pending = [m for m in migrations("sqlite") if m[0] > current]
-        if current == 0:
+        applied = self._applied()
+        if applied is None:
+            applied = {version for version in range(1, current + 1)}
+        pending = [m for m in migrations("sqlite") if m[0] not in applied]
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                           "AND name = 'meta'").fetchone() is None:
             return pending, True
         meta = dict(self.db.execute("SELECT key, value FROM meta"))
         stored = calendar_from_meta(meta)
@@ -189,6 +208,20 @@ class SqliteStore(ProjectionStore):
             self.sla_limits = limits
         return pending, stored is None or limits is None
 
+    def _record_applied(self) -> None:
+        """Create ``schema_migrations`` if missing, filling it from ``user_version``
+        (inside the caller's write transaction)."""
+        db = self.db
+        if self._applied() is not None:
+            return
+        current = db.execute("PRAGMA user_version").fetchone()[0]
+        db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                   "name TEXT NOT NULL, applied_at TEXT NOT NULL "
+                   "DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))")
+        db.executemany("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                       [(version, name) for version, name, _sql in migrations("sqlite")
+                        if version <= current])
+
     def _migrate(self) -> None:
         pending, unstamped = self._pending()
         if not pending and not unstamped:
@@ -198,10 +231,16 @@ class SqliteStore(ProjectionStore):
         try:
             # Another process may have migrated while we waited for the lock: look again.
             pending, _ = self._pending()
-            for version, _name, sql in pending:
+            if pending:
+                self._record_applied()
+            for version, name, sql in pending:
                 for statement in statements(sql):
                     db.execute(statement)
-                db.execute(f"PRAGMA user_version = {version}")
+                db.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                           (version, name))
+            if pending:
+                highest = db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+                db.execute(f"PRAGMA user_version = {int(highest)}")
             meta = dict(db.execute("SELECT key, value FROM meta"))
             stored = calendar_from_meta(meta)
             if stored is None:

@@ -87,10 +87,11 @@ async def _stage(store: ProjectionStore, job: Job) -> tuple[Response, bool]:
 
 
 async def execute_commands(store: ProjectionStore, jobs: Sequence[Job], *,
-                           others_waiting: bool = False) -> None:
-    """Decide and commit ``jobs`` in one block (module contract); sets each ``result``.
-    ``others_waiting``: more commands are on their way, let them queue during the
-    commit's flush."""
+                           others_waiting: bool = False) -> int:
+    """Decide and commit ``jobs`` in one block (module contract); sets each ``result``
+    and returns how many blocks it took (more than one: the block failed and the
+    jobs were tried alone). ``others_waiting``: more commands are on their way, let
+    them queue during the commit's flush."""
     answers: list[Response] = []
     committing = False
     try:
@@ -107,12 +108,12 @@ async def execute_commands(store: ProjectionStore, jobs: Sequence[Job], *,
         if committing or len(jobs) == 1:
             for job in jobs:
                 job.result = exc
-            return
-        for job in jobs:  # nothing was written: each alone, so only the culprit fails
-            await execute_commands(store, [job])
-        return
+            return 1
+        # Nothing was written: each alone, so only the culprit fails.
+        return sum([await execute_commands(store, [job]) for job in jobs])
     for job, answer in zip(jobs, answers, strict=True):
         job.result = answer
+    return 1
 
 
 async def execute_command(store: ProjectionStore, job: Job) -> Response:

@@ -271,6 +271,11 @@ class PostgresStore(ProjectionStore):
     async def stage(self, commit: Commit) -> None:
         if self._block is None:
             raise RuntimeError("stage() needs an open writing() block")
+        if self._staging:
+            # The staging tables keep their rows until the commit: empty those the
+            # previous stage of this block filled, or its rows would be upserted again.
+            for table in sorted(self._staged):
+                await self.conn.execute(f"DELETE FROM {table}")
         self._staging = True
         await self._write(commit)
 

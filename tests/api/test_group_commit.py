@@ -7,6 +7,7 @@ and nothing is answered before the block is committed."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -16,11 +17,14 @@ from fastapi.responses import Response
 from dispatch.api.app import ServeOptions, create_app
 from dispatch.api.group_commit import CommandWriter, Job, execute_commands
 from dispatch.api.writes import decide_incident_event
-from dispatch.commands import DISPATCHER, Command, Decision
+from dispatch.cli.render import render
+from dispatch.commands import DISPATCHER, Command, Decision, decide_call
 from projections.duty import DutyCalendar
 from projections.ports import ProjectionStore
+from projections.queries import duty_report
 from projections.stores import open_store
 from schemas.parsing import parse_event
+from tests.oracle import compare_reports, oracle_report
 
 
 async def prepare(url: str, incidents: int) -> list[str]:
@@ -64,7 +68,7 @@ def test_one_block_decides_each_command_on_the_ones_before_it(store_url: str) ->
             jobs = [dispatch_job(incidents[0]), dispatch_job(incidents[0], key="k1"),
                     dispatch_job(incidents[0], key="k1"),  # a retry, in the same block
                     *(dispatch_job(i) for i in incidents[1:])]
-            await execute_commands(store, jobs)
+            assert await execute_commands(store, jobs) == 1
             return jobs, await dispatched(store)
 
     jobs, logged = asyncio.run(scenario())
@@ -143,3 +147,45 @@ def test_the_writer_answers_only_after_the_commit(size: int, tmp_path: Any) -> N
 
     outcomes = asyncio.run(scenario())
     assert all(isinstance(o, OSError) for o in outcomes), outcomes
+
+
+def test_a_block_folds_each_command_once(store_url: str) -> None:
+    """Calls, verifications and a dispatch staged in one transaction: the stored
+    report equals the naive oracle's report of the logged events."""
+    asyncio.run(prepare(store_url, 0))
+
+    def call(n: int) -> Job:
+        async def decide(_: ProjectionStore) -> Decision:
+            return decide_call(Command("call.received", {"grid": "G1", "area": "urban"},
+                                       f"2026-07-01T0{n}:00:00Z"), DISPATCHER,
+                               incident_id=f"INC-{n}", event_id=f"call-{n}",
+                               now="2026-07-01T09:30:00Z")
+        return Job(None, False, decide, lambda a: {})
+
+    def event(n: int, kind: str, minute: int, data: dict[str, Any]) -> Job:
+        async def decide(store: ProjectionStore) -> Decision:
+            return await decide_incident_event(
+                store, f"INC-{n}", Command(kind, data, f"2026-07-01T0{n}:{minute:02d}:00Z"),
+                DISPATCHER)
+        return Job(None, False, decide, lambda a: {})
+
+    jobs = [call(1), call(2), event(1, "call.verified", 5, {}), call(3),
+            event(2, "call.verified", 7, {}), event(1, "crew.dispatched", 9, {"crew": "C1"}),
+            event(3, "call.rejected", 9, {"reason": "duplicate"})]
+
+    async def scenario() -> tuple[Any, list[str]]:
+        async with open_store(store_url, DutyCalendar()) as store:
+            assert await execute_commands(store, jobs) == 1  # one block, not tried alone
+            report = await duty_report(store, None)
+            kinds = {"call.received", "call.verified", "call.rejected", "crew.dispatched",
+                     "crew.rostered"}
+            return report, [raw.decode() for raw in await store.events_of_types(kinds)]
+
+    report, lines = asyncio.run(scenario())
+    assert [j.result.status_code for j in jobs] == [201] * len(jobs)  # type: ignore[union-attr]
+    calendar = DutyCalendar()
+    oracle = oracle_report(lines, calendar.timezone, calendar.start_text)
+    engine = json.loads(render(report, "json"))
+    problems = compare_reports(engine, oracle)
+    assert not problems, "\n".join(problems)
+    assert sum(p["calls"] for p in engine["duty_periods"]) == 3

@@ -36,6 +36,7 @@ from projections.ports import ProjectionStore, StoreUnavailable
 from projections.projector import facts_of
 from projections.runners.alerts import SlaLoop
 from projections.runners.stream import Message, PartitionProjector
+from projections.sla import LEVELS
 
 log = logging.getLogger("dispatch.worker")
 WATCHDOG_SECONDS = 3.0
@@ -120,7 +121,9 @@ class WorkerRuntime:
             await self.sla.relay()
             if now - self._last_gauges >= 2.0:
                 self._last_gauges = now
-                self.metrics.set_active_alerts(await self.sla.store.sla_rows())
+                # Only the alert levels: every other row (one per incident and rule
+                # ever seen) would be read again every 2 s, slower as the store grows.
+                self.metrics.set_active_alerts(await self.sla.store.sla_rows(LEVELS))
         except StoreUnavailable as exc:
             # Whatever was not marked sent is published again after recovery, which
             # first reads back what reached the topic: nothing is lost or repeated.
@@ -199,9 +202,10 @@ class WorkerRuntime:
         the last tick and at this one.
 
         After a rebalance Faust positions a partition at Kafka's committed offset,
-        which can be past the stored one (offsets of a refused batch were acked);
-        the gap is found when a later message arrives, but on a quiet partition none
-        may come, and its tail would wait for new traffic."""
+        which this worker keeps at or below the stored one, but another client of
+        the group may have moved it past; the gap is found when a later message
+        arrives, but on a quiet partition none may come, and its tail would wait for
+        new traffic."""
         if self._busy or self._opened is None or not self._opened.done():
             return
         lagging: dict[int, int] = {}

@@ -104,8 +104,9 @@ class MemoryStore(ProjectionStore):
             self._fingerprints[(commit.consumer, source, partition)] = fingerprint
         alerts = self._commit_sla(commit, commit.sla) if commit.sla is not None else []
         if self.change_log:
-            days = service_days(commit.deltas)
-            rows = {day: list(self._totals[("", "", day)]) for day in days}
+            days = service_days(commit.deltas, commit.shifts, self.calendar)
+            rows = {day: list(self._totals[("", "", day)]) for day in days
+                    if ("", "", day) in self._totals}
             now = time.time_ns() // 1000
             for new in [*incident_changes(commit.incidents), *period_changes(rows),
                         *commit.changes, *alerts]:
@@ -135,8 +136,9 @@ class MemoryStore(ProjectionStore):
         commit.sla_update = update
         return [NewChange(*c) for c in outbox_changes(written)]
 
-    async def sla_rows(self) -> list[SlaRow]:
-        return [self._sla[k] for k in sorted(self._sla)]
+    async def sla_rows(self, states: Collection[str] | None = None) -> list[SlaRow]:
+        return [self._sla[k] for k in sorted(self._sla)
+                if states is None or self._sla[k].state in states]
 
     async def sla_event_clock(self) -> int | None:
         return self._sla_clock

@@ -63,7 +63,8 @@ def json_text(document: Any) -> str:
         fast = orjson.dumps(document, option=orjson.OPT_INDENT_2)
     except TypeError:
         fast = b"0.0000"
-    if _MAY_DIFFER.search(fast):
+    # Substring tests first: the pattern's look-behind makes the regex scan slow.
+    if (b"0.0000" in fast or b"e-" in fast) and _MAY_DIFFER.search(fast):
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     return fast.decode() + "\n"
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -24,8 +23,8 @@ from dispatch.kafka.alerts import KafkaAlertLog
 from dispatch.kafka.dead_letters import KafkaDeadLetters
 from dispatch.kafka.metrics import WorkerMetrics
 from dispatch.settings import Settings
+from dispatch.worker.sla_thread import SlaThread
 from projections.ports import ProjectionStore, StoreUnavailable
-from projections.runners.alerts import SlaLoop
 from projections.runners.stream import Message, PartitionProjector
 
 log = logging.getLogger("dispatch.worker")
@@ -47,13 +46,15 @@ class WorkerRuntime:
         self.projector = PartitionProjector(self.store, settings.topic_events,
                                             settings.consumer_group, self.dead_letters,
                                             metrics, sla=policy)
-        self.sla: SlaLoop | None = None
-        """The SLA timer and alert relay, on a connection of their own."""
+        self.sla: SlaThread | None = None
+        """The SLA timer and alert relay, on a thread and a connection of their own."""
         if policy is not None:
-            self.sla = SlaLoop(bootstrap.worker_store(settings, session_name="dispatch-sla"),
-                               KafkaAlertLog(settings.kafka_bootstrap, settings.topic_alerts),
-                               policy, metrics)
-        self._last_tick = self._last_gauges = 0.0
+            self.sla = SlaThread(
+                lambda: bootstrap.worker_store(settings, session_name="dispatch-sla"),
+                lambda: KafkaAlertLog(settings.kafka_bootstrap, settings.topic_alerts),
+                policy, metrics, tick_seconds=settings.sla_tick_seconds,
+                relay_seconds=settings.sla_relay_seconds,
+                outbox_retention_days=settings.sla_outbox_retention_days)
         self._opened: asyncio.Task[None] | None = None
         self._busy = False
         self._store_lock = asyncio.Lock()
@@ -69,9 +70,7 @@ class WorkerRuntime:
         await self.store.open()
         await self.dead_letters.start()
         if self.sla is not None:
-            await self.sla.store.open()
-            assert isinstance(self.sla.log, KafkaAlertLog)
-            await self.sla.log.start()
+            await asyncio.to_thread(self.sla.start)
         log.info("read models in PostgreSQL ready; duty calendar %s %s",
                  self.store.calendar.timezone, self.store.calendar.start_text)
 
@@ -80,37 +79,7 @@ class WorkerRuntime:
             await self.dead_letters.stop()
             await self.store.close()
             if self.sla is not None:
-                assert isinstance(self.sla.log, KafkaAlertLog)
-                await self.sla.log.stop()
-                await self.sla.store.close()
-
-    async def sla_step(self) -> None:
-        """Timer body: evaluate due deadlines (every ``sla_tick_seconds``), refresh the
-        alert gauges (every 2 s) and relay new transitions to the alert topic."""
-        if self.sla is None:
-            return
-        await self.ready()
-        now = time.monotonic()
-        try:
-            # Opens again after a reconnect that failed (PostgreSQL still down then).
-            await self.sla.store.open()
-            if now - self._last_tick >= self.settings.sla_tick_seconds:
-                self._last_tick = now
-                await self.sla.tick()
-            await self.sla.relay()
-            if now - self._last_gauges >= 2.0:
-                self._last_gauges = now
-                self.metrics.set_active_alerts(await self.sla.store.sla_rows())
-        except StoreUnavailable as exc:
-            # Whatever was not marked sent is published again after recovery, which
-            # first reads back what reached the topic: nothing is lost or repeated.
-            log.warning("SLA timer or relay failed (%s); reconnecting", exc)
-            self.sla.claimed = False
-            await self.sla.store.close()
-            try:
-                await self.sla.store.open()
-            except StoreUnavailable as again:
-                log.warning("PostgreSQL not answering for the SLA timer (%s)", again)
+                await asyncio.to_thread(self.sla.stop)
 
     async def assigned(self, partitions: Iterable[int]) -> None:
         await self.ready()
@@ -163,6 +132,8 @@ class WorkerRuntime:
         which can be past the stored one (offsets of a refused batch were acked);
         the gap is found when a later message arrives, but on a quiet partition none
         may come, and its tail would wait for new traffic."""
+        if self.sla is not None and self.sla.failure is not None:
+            raise RuntimeError("the SLA timer stopped") from self.sla.failure
         if self._busy or self._opened is None or not self._opened.done():
             return
         lagging: dict[int, int] = {}
@@ -284,14 +255,6 @@ def build_app(settings: Settings, *, batch_max: int = 5000, batch_within: float 
 
     timer: Any = app.timer(interval=WATCHDOG_SECONDS)  # Faust's decorator is untyped
     timer(watchdog)
-
-    if runtime.sla is not None:
-        async def sla_timer() -> None:
-            await runtime.sla_step()
-
-        # A Faust timer runs on every worker, also when no event arrives.
-        every: Any = app.timer(interval=settings.sla_relay_seconds)
-        every(sla_timer)
 
     async def on_shutdown(app: faust.App, **_: Any) -> None:
         await runtime.close()

@@ -15,6 +15,8 @@ from projections.stores.migrate import migrations
 from projections.stores.sqlite import SqliteStore
 
 SHIPPED = migrations("sqlite")
+AFTER_7 = [number for number, _n, _s in SHIPPED if number > 7]
+"""Shipped migrations a store left at version 7 by the old migrator still lacks."""
 
 
 def open_and_close(path: Path) -> None:
@@ -80,13 +82,13 @@ def test_an_old_store_gets_a_later_then_a_lower_numbered_migration(
     with_extra(monkeypatch, LATER)
     open_and_close(path)
     # 1..7 counted as applied (not run again: 0001 would fail on existing tables).
-    assert recorded(path) == [*range(1, 8), 912]
+    assert recorded(path) == sorted([*range(1, 8), *AFTER_7, 912])
     assert "later_table" in tables(path)
     assert user_version(path) == 912
 
     with_extra(monkeypatch, LATER, LOWER)
     open_and_close(path)
-    assert recorded(path) == [*range(1, 8), 908, 912]
+    assert recorded(path) == sorted([*range(1, 8), *AFTER_7, 908, 912])
     assert "lower_table" in tables(path)
     assert user_version(path) == 912  # the highest applied, not the last one
     with sqlite3.connect(path) as db:
@@ -127,6 +129,6 @@ def test_stores_opened_at_once_apply_each_missing_migration_once(
     for thread in threads:
         thread.join()
     assert errors == []
-    assert recorded(path) == [*range(1, 8), 908, 912]
+    assert recorded(path) == sorted([*range(1, 8), *AFTER_7, 908, 912])
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM lower_table").fetchone()[0] == 1

@@ -219,3 +219,14 @@ def test_demo_ends_with_the_storm_days_alerts_at_its_handover(tmp_path: Path) ->
                        "restoration": {"urban": 180, "rural": 240, "remote": 240}},
                       {"arrival": 30, "restoration": None})
     check_against_oracle(document, events, handover, defaults)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("DISPATCH_SLA_ALERT_HORIZON_HOURS", "-1"), ("DISPATCH_SLA_ALERT_HORIZON_HOURS", "nan"),
+    ("DISPATCH_SLA_OUTBOX_RETENTION_DAYS", "soon"), ("DISPATCH_SLA_OUTBOX_RETENTION_DAYS", "-2")])
+def test_bad_horizon_or_retention_is_bad_usage(storm: Path, tmp_path: Path, name: str,
+                                               value: str) -> None:
+    key = name.removeprefix("DISPATCH_").lower()
+    fails_cleanly(run("ingest", str(storm), cwd=tmp_path, env={name: value}), codes=(2,),
+                  mentions=key)
+    assert not (tmp_path / "dispatch.db").exists()

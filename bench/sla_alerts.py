@@ -270,6 +270,7 @@ def latency_phase(bootstrap: str, limit: float, probes: int, load: int,
         stop_load.set()
         if loader is not None:
             loader.join(10)
+            producer.flush(30)
         lag = end_offset_total(bootstrap, topic) - run.stored()
     finally:
         if watcher is not None:

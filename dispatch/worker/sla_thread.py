@@ -14,7 +14,9 @@ Contract:
   ``sla_relay_seconds``, for the transitions batches commit;
 - the SLA part of a batch's commit runs under the same transaction lock as the
   tick (``projections.stores``), so a tick waits at most for the end of one
-  batch's SLA step and commit, never for the batch's folding;
+  batch's SLA step and commit, never for the batch's folding; a tick that
+  starts more than ``LATE_WARNING_SECONDS`` late is logged, with what the step
+  before it spent in the tick and in the relay;
 - every ``prune_seconds`` the relay deletes outbox entries sent more than
   ``outbox_retention_days`` ago;
 - a store or broker error closes and reopens the connection on the next step;
@@ -70,6 +72,8 @@ class SlaThread:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._started = threading.Event()
+        self._took = (0.0, 0.0)
+        """Seconds the last step spent in the tick and in the relay (for the late warning)."""
         self.failure: BaseException | None = None
         """An unexpected error that ended the thread (None while it runs)."""
 
@@ -111,8 +115,9 @@ class SlaThread:
                 tick, gauges, prune = now >= next_tick, now >= next_gauges, now >= next_prune
                 if tick:
                     if now - next_tick > LATE_WARNING_SECONDS:
-                        log.warning("SLA tick %.1fs late (the machine is overloaded)",
-                                    now - next_tick)
+                        log.warning("SLA tick %.1fs late; the step before took %.1fs "
+                                    "(tick %.1fs, relay %.1fs)", now - next_tick,
+                                    sum(self._took), *self._took)
                     # Scheduled from the previous start: a slow tick does not push the next.
                     next_tick = max(next_tick + self.tick_seconds, now)
                 if gauges:
@@ -130,14 +135,12 @@ class SlaThread:
         try:
             # Opens again after a reconnect that failed (PostgreSQL still down then).
             await loop.store.open()
+            started = time.monotonic()
             if tick:
-                started = time.monotonic()
                 await loop.tick()
-                took = time.monotonic() - started
-                if took > LATE_WARNING_SECONDS:
-                    # Mostly waiting for a batch's commit, which holds the SLA lock.
-                    log.warning("SLA tick took %.1fs", took)
+            ticked = time.monotonic()
             await loop.relay()
+            self._took = (ticked - started, time.monotonic() - ticked)
             if prune and loop.claimed:
                 await loop.prune()
             if gauges:

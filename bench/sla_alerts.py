@@ -21,6 +21,7 @@ Measures, in one run on one machine, with real ``dispatch worker`` processes:
    from the first committed batch to the last.
 
     .venv/bin/python bench/sla_alerts.py            # defaults: see --help
+    .venv/bin/python bench/sla_alerts.py --skip throughput --baseline-repo ../old
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ class Run:
     log_folder: Path | None = None
     """Where worker logs go (``--worker-logs``); None: discarded."""
 
-    def __init__(self, bootstrap: str, topic: str, extra_env: dict[str, str], *args: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, extra_env: dict[str, str], *args: str,
+                 repo: Path = REPO) -> None:
+        self.repo = repo
         self.bootstrap = bootstrap
         self.topic = topic
         self.alerts = f"{topic}.alerts.{uuid.uuid4().hex[:6]}"
@@ -82,7 +85,7 @@ class Run:
                     "DISPATCH_PG_DSN": dsn(BENCH_DB), "DISPATCH_TOPIC_EVENTS": topic,
                     "DISPATCH_TOPIC_DLQ": f"{topic}.dlq", "DISPATCH_TOPIC_ALERTS": self.alerts,
                     "DISPATCH_CONSUMER_GROUP": self.group, "DISPATCH_METRICS_PORT": "0",
-                    "PYTHONPATH": str(REPO), **extra_env}
+                    "PYTHONPATH": str(repo), **extra_env}
         self.args = args
         self.worker: subprocess.Popen[bytes] | None = None
 
@@ -95,7 +98,8 @@ class Run:
         with log_path.open("ab") as log:
             self.worker = subprocess.Popen(
                 [sys.executable, "-m", "dispatch.cli", "worker", "--batch-size", "5000",
-                 *self.args], env=self.env, stdout=subprocess.DEVNULL, stderr=log, cwd=REPO)
+                 *self.args], env=self.env, stdout=subprocess.DEVNULL, stderr=log,
+                cwd=self.repo)
 
     def stop(self) -> None:
         if self.worker is not None and self.worker.poll() is None:
@@ -205,10 +209,10 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 
 
 def latency_phase(bootstrap: str, limit: float, probes: int, load: int,
-                  label: str) -> dict[str, Any]:
+                  label: str, repo: Path = REPO) -> dict[str, Any]:
     topic = f"bench.sla.{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic)
-    run = Run(bootstrap, topic, {"DISPATCH_SLA__ARRIVAL__URBAN": str(limit)})
+    run = Run(bootstrap, topic, {"DISPATCH_SLA__ARRIVAL__URBAN": str(limit)}, repo=repo)
     run.start()
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     watcher: AlertWatcher | None = None
@@ -375,6 +379,9 @@ def main() -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the figures here")
     parser.add_argument("--database", default=BENCH_DB,
                         help=f"PostgreSQL database used (emptied) by the runs (default {BENCH_DB})")
+    parser.add_argument("--baseline-repo", metavar="DIR", type=Path,
+                        help="also measure the latency of the worker of this checkout (e.g. an "
+                             "older commit), alternating with this one, in the same run")
     parser.add_argument("--worker-logs", metavar="DIR", type=Path,
                         help="keep each worker's log here, one file per run")
     args = parser.parse_args()
@@ -384,7 +391,18 @@ def main() -> int:
         Run.log_folder = args.worker_logs
     figures: dict[str, Any] = {"load_average": os.getloadavg()}
     if "latency" not in args.skip:
+        base = args.baseline_repo
+        if base is not None:
+            figures["baseline_commit"] = subprocess.run(
+                ["git", "-C", str(base), "rev-parse", "--short", "HEAD"], capture_output=True,
+                text=True, check=False).stdout.strip()
+            figures["baseline_idle"] = latency_phase(args.bootstrap, args.limit, args.probes, 0,
+                                                     "baseline idle", base)
         figures["idle"] = latency_phase(args.bootstrap, args.limit, args.probes, 0, "idle")
+        if base is not None:
+            figures["baseline_loaded"] = latency_phase(
+                args.bootstrap, args.limit, args.probes, args.load,
+                f"baseline {args.load} ev/s", base)
         figures["loaded"] = latency_phase(args.bootstrap, args.limit, args.probes, args.load,
                                           f"{args.load} ev/s")
     if "throughput" not in args.skip:

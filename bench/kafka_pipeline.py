@@ -22,8 +22,8 @@ Steps and what each one measures
    batch / time after the first batch (group join excluded); the wall rate
    including join is reported too.
 1b. **Faust delivery ceiling.** ``bench/faust_drain.py``: the worker's own
-   Faust app (``build_app``) with a handler that only counts: what Faust alone
-   can deliver in the worker's configuration.
+   Faust app (``build_app``, bulk delivery and validation ahead) with a handler
+   that only counts: what the worker can deliver before PostgreSQL.
 2. **(b) Naive peer.** ``bench/naive_faust_peer.py`` (Faust agent, one event
    per iteration, one asyncpg upsert per event, autocommit) as a separate
    process; progress = ``SELECT sum(events)`` polled every second; rate over
@@ -224,6 +224,14 @@ class Pg:
         except self.asyncpg.UndefinedTableError:
             return {}
         return {r[0]: r[1] for r in rows}
+
+    def commits(self) -> int | None:
+        """Commits that wrote change-log rows (each batch does: one committed_us each)."""
+        try:
+            return int(self.run(self.conn.fetchval(
+                "SELECT count(DISTINCT committed_us) FROM changes")))
+        except self.asyncpg.UndefinedTableError:
+            return None
 
     def naive_events(self) -> int:
         try:
@@ -739,30 +747,40 @@ class Bench:
         return done.stdout
 
     def run_worker(self, batch: int, *, topic: str, offsets: dict[int, int], label: str,
-                   profile: Path | None = None, stop_at: int | None = None) -> dict[str, Any]:
-        """Start ``dispatch worker`` on empty read models; wait until caught up (or
-        ``stop_at`` committed events); measure; stop it. Returns the figures."""
+                   profile: Path | None = None, stop_at: int | None = None,
+                   processes: int = 1, repo: Path = REPO) -> dict[str, Any]:
+        """Start ``processes`` ``dispatch worker`` processes (one consumer group, the code
+        of checkout ``repo``) on empty read models; wait until caught up (or ``stop_at``
+        committed events); measure; stop them. Returns the figures (CPU and RSS are
+        sums / maxima over the processes)."""
         self.pg.reset()
         group = self.group(label)
         total = sum(offsets.values())
         prefix = [PY, "-m", "cProfile", "-o", str(profile)] if profile else [PY]
         cmd = [*prefix, "-m", "dispatch.cli", "worker", "--batch-size", str(batch),
                "--metrics-port", "0"]
-        log = self.workdir / f"{label}.log"
+        env = {**self.env(topic, group), "PYTHONPATH": str(repo)}
         before_machine = machine_cpu()
         xacts_before, queries_before = self.pg.transactions(), self.pg.queries
         spawned = time.perf_counter()
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(cmd, env=self.env(topic, group), cwd=self.workdir,
-                                    stdout=out, stderr=subprocess.STDOUT)
+        procs: list[subprocess.Popen[bytes]] = []
+        logs = [self.workdir / f"{label}-{k}.log" for k in range(processes)]
+        for log in logs:
+            with open(log, "wb") as out:
+                procs.append(subprocess.Popen(cmd, env=env, cwd=self.workdir, stdout=out,
+                                              stderr=subprocess.STDOUT))
         first_at, n_first, done_at, committed = None, 0, None, 0
         target = total if stop_at is None else min(total, stop_at)
         deadline = time.monotonic() + self.args.timeout
         shown = time.monotonic()
+        threads_before: list[dict[int, float]] = [{} for _ in procs]
         while time.monotonic() < deadline:
             time.sleep(0.1)
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited {proc.returncode}:\n{tail(log)}")
+            for proc, log in zip(procs, logs, strict=True):
+                if proc.poll() is not None:
+                    for other in procs:
+                        stop(other, signal.SIGKILL)
+                    raise RuntimeError(f"worker exited {proc.returncode}:\n{tail(log)}")
             stored = self.pg.positions(topic)
             now = time.perf_counter()
             committed = sum(stored.values())
@@ -770,7 +788,7 @@ class Bench:
                 # CPU figures below cover the catch-up after the first commit only.
                 first_at, n_first = now, committed
                 before_machine = machine_cpu()
-                threads_before = thread_cpu(proc.pid)
+                threads_before = [thread_cpu(proc.pid) for proc in procs]
                 backends_before = {pid: cpu_of(pid) or 0.0 for pid in self.pg.backend_pids()}
                 broker_before = cpu_of(self.broker) if self.broker else None
             if committed >= target and (stop_at is not None or all(
@@ -782,60 +800,102 @@ class Bench:
                 rate = (committed - n_first) / (now - first_at) if first_at else 0
                 say(f"  {committed:,}/{total:,} committed, {rate:,.0f} ev/s")
         if done_at is None or first_at is None:
-            stop(proc, signal.SIGKILL)
-            raise RuntimeError(f"worker did not catch up in {self.args.timeout}s:\n{tail(log)}")
+            for proc in procs:
+                stop(proc, signal.SIGKILL)
+            raise RuntimeError(f"worker did not catch up in {self.args.timeout}s:\n"
+                               f"{tail(logs[0])}")
         busy = busy_share(before_machine, machine_cpu())
-        hwm, rss = status_kb(proc.pid, "VmHWM"), status_kb(proc.pid, "VmRSS")
-        threads = thread_cpu(proc.pid)
-        main_cpu = threads.get(proc.pid, 0.0) - threads_before.get(proc.pid, 0.0)
-        other_cpu = sum(c - threads_before.get(t, 0.0) for t, c in threads.items()
-                        if t != proc.pid)
+        hwm = max(status_kb(proc.pid, "VmHWM") or 0 for proc in procs)
+        rss = max(status_kb(proc.pid, "VmRSS") or 0 for proc in procs)
+        main_cpu = other_cpu = since_spawn = 0.0
+        threads_n = 0
+        per_process_cpu = []
+        for proc, before in zip(procs, threads_before, strict=True):
+            threads = thread_cpu(proc.pid)
+            main = threads.get(proc.pid, 0.0) - before.get(proc.pid, 0.0)
+            other = sum(c - before.get(t, 0.0) for t, c in threads.items() if t != proc.pid)
+            main_cpu, other_cpu = main_cpu + main, other_cpu + other
+            per_process_cpu.append(main + other)
+            since_spawn += sum(threads.values())
+            threads_n += len(threads)
         pg_cpu = sum((cpu_of(pid) or 0.0) - backends_before.get(pid, 0.0)
                      for pid in self.pg.backend_pids())
         broker_cpu = (cpu_of(self.broker) or 0) - broker_before if broker_before else None
-        code = stop(proc, signal.SIGINT if profile else signal.SIGTERM)
+        commits = self.pg.commits()
+        codes = [stop(proc, signal.SIGINT if profile else signal.SIGTERM) for proc in procs]
         time.sleep(0.5)  # the worker's backend reports its counters when it exits
         # Each batch is one transaction; ours (the polls) are subtracted; a few belong to
         # the worker's start (migrations, position look-ups).
         xacts = self.pg.transactions() - xacts_before - (self.pg.queries - queries_before)
         steady = done_at - first_at
         result = {
-            "batch_size": batch, "events": committed, "first_commit_events": n_first,
+            "batch_size": batch, "processes": processes, "code": str(repo),
+            "events": committed, "first_commit_events": n_first,
             "startup_seconds": first_at - spawned, "seconds_after_first_commit": steady,
             "seconds_total": done_at - spawned,
             "rate": (committed - n_first) / steady if steady > 0 else float("nan"),
             "rate_incl_startup": committed / (done_at - spawned),
-            "peak_rss_mb": (hwm or 0) / 1024, "rss_at_end_mb": (rss or 0) / 1024,
+            "peak_rss_mb": hwm / 1024, "rss_at_end_mb": rss / 1024,
             "cpu_main_thread_s": main_cpu, "cpu_other_threads_s": other_cpu,
-            "cpu_worker_total_since_spawn_s": sum(threads.values()), "threads": len(threads),
+            "cpu_per_process_s": per_process_cpu,
+            "cpu_worker_total_since_spawn_s": since_spawn, "threads": threads_n,
             "cpu_pg_backends_s": pg_cpu,
             "cpu_broker_s": broker_cpu, "machine_busy": busy, "load": os.getloadavg(),
-            "exit_code": code, "transactions": xacts,
+            "exit_code": codes[0] if processes == 1 else codes, "transactions": xacts,
             "mean_batch_approx": committed / max(1, xacts),
+            "commits_with_changes": commits,
+            "mean_batch": committed / commits if commits else None,
         }
         return result
 
+    def check_report(self, result: dict[str, Any], label: str) -> None:
+        if self.args.skip_report_check:
+            return
+        reference = self.embedded_report()
+        t = time.perf_counter()
+        stored = self.store_report()
+        result["report_identical"] = stored == reference
+        result["report_seconds"] = time.perf_counter() - t
+        say(f"  report from PostgreSQL == report from file, byte for byte: "
+            f"{result['report_identical']} ({len(stored):,} vs {len(reference):,} bytes)")
+        if not result["report_identical"]:
+            (self.workdir / f"report-store-{label}.json").write_text(stored)
+            (self.workdir / "report-file.json").write_text(reference)
+
     def workers(self) -> None:
+        runs = [(self.args.baseline_repo, "baseline")] if self.args.baseline_repo else []
+        runs.append((REPO, "worker"))
         for batch in self.args.batch_sizes:
-            say(f"step 3: dispatch worker --batch-size {batch}, {self.n:,} events, empty "
-                "read models")
+            for repo, key in runs:
+                say(f"step 3: dispatch worker --batch-size {batch} ({key}: {repo}), "
+                    f"{self.n:,} events, empty read models")
+                result = self.run_worker(batch, topic=self.topic, offsets=self.offsets,
+                                         label=f"{key}{batch}", repo=repo)
+                say(f"  caught up: {result['rate']:,.0f} ev/s after first commit "
+                    f"({result['startup_seconds']:.1f}s startup), "
+                    f"{result['rate_incl_startup']:,.0f} ev/s incl. startup, peak RSS "
+                    f"{result['peak_rss_mb']:.0f} MB")
+                self.check_report(result, f"{key}{batch}")
+                self.results.setdefault(key, []).append(result)
+
+    def scale(self) -> None:
+        """1, 2, 3 ... workers in one group sharing the topic's 6 partitions."""
+        batch = self.args.batch_sizes[0]
+        stop_at = self.args.scale_events
+        for processes in self.args.scale:
+            say(f"step 3c: {processes} dispatch worker process(es) in one group, "
+                f"batch {batch}, {'all' if stop_at is None else f'{stop_at:,}'} events")
             result = self.run_worker(batch, topic=self.topic, offsets=self.offsets,
-                                     label=f"worker{batch}")
-            say(f"  caught up: {result['rate']:,.0f} ev/s after first commit "
-                f"({result['startup_seconds']:.1f}s startup), {result['rate_incl_startup']:,.0f}"
-                f" ev/s incl. startup, peak RSS {result['peak_rss_mb']:.0f} MB")
-            if not self.args.skip_report_check:
-                reference = self.embedded_report()
-                t = time.perf_counter()
-                stored = self.store_report()
-                result["report_identical"] = stored == reference
-                result["report_seconds"] = time.perf_counter() - t
-                say(f"  report from PostgreSQL == report from file, byte for byte: "
-                    f"{result['report_identical']} ({len(stored):,} vs {len(reference):,} bytes)")
-                if not result["report_identical"]:
-                    (self.workdir / f"report-store-{batch}.json").write_text(stored)
-                    (self.workdir / "report-file.json").write_text(reference)
-            self.results.setdefault("worker", []).append(result)
+                                     label=f"scale{processes}", processes=processes,
+                                     stop_at=stop_at)
+            say(f"  {result['rate']:,.0f} ev/s after first commit; CPU s: workers "
+                f"{[round(c, 1) for c in result['cpu_per_process_s']]}, PostgreSQL "
+                f"{result['cpu_pg_backends_s']:.1f}, broker {result['cpu_broker_s'] or 0:.1f} "
+                f"over {result['seconds_after_first_commit']:.1f}s; machine busy "
+                f"{result['machine_busy']:.0%}")
+            if stop_at is None:
+                self.check_report(result, f"scale{processes}")
+            self.results.setdefault("scale", []).append(result)
 
     def plain(self) -> None:
         batch = self.args.batch_sizes[0]
@@ -1093,6 +1153,8 @@ class Bench:
                 self.naive()
             if "worker" in steps:
                 self.workers()
+            if "scale" in steps:
+                self.scale()
             if "plain" in steps:
                 self.plain()
             if "latency" in steps:
@@ -1165,26 +1227,50 @@ def table(results: dict[str, Any]) -> str:
             f"{naive['events']:,} events in {naive['seconds']:.1f}s after first write "
             f"(ended by {naive['ended_by']}), {ld(naive['load'])}")
     workers = results.get("worker", [])
-    if workers:
-        lines.append("\n3. (c) dispatch worker, empty read models -> caught up")
-        for w in workers:
+    baselines = results.get("baseline", [])
+    for key, runs in (("baseline", baselines), ("worker", workers)):
+        if not runs:
+            continue
+        which = " of the baseline checkout" if key == "baseline" else ""
+        lines.append(f"\n3. (c) dispatch worker{which}, empty read models -> caught up")
+        for w in runs:
             row(f"batch {w['batch_size']}: excl. startup", f"{w['rate']:,.0f} ev/s",
                 f"{w['seconds_after_first_commit']:.1f}s after first commit at "
                 f"{w['startup_seconds']:.1f}s, {ld(w['load'])}")
             row(f"batch {w['batch_size']}: incl. startup", f"{w['rate_incl_startup']:,.0f} ev/s",
                 f"{w['seconds_total']:.1f}s from spawn")
             row(f"batch {w['batch_size']}: peak RSS (VmHWM)", f"{w['peak_rss_mb']:.0f} MB")
-            row(f"batch {w['batch_size']}: PG transactions, mean batch",
-                f"{w['transactions']:,}, {w['mean_batch_approx']:,.0f}",
-                "approx.: transactions in dispatch_bench minus ours")
+            if w.get("mean_batch"):
+                row(f"batch {w['batch_size']}: commits, mean batch",
+                    f"{w['commits_with_changes']:,}, {w['mean_batch']:,.0f}",
+                    "commits that wrote the change log (every batch does)")
             steady = w["seconds_after_first_commit"]
             row(f"batch {w['batch_size']}: CPU, share of one core",
                 f"{w['cpu_main_thread_s'] / steady:.0%}/{w['cpu_other_threads_s'] / steady:.0%}/"
                 f"{w['cpu_pg_backends_s'] / steady:.0%}/{(w['cpu_broker_s'] or 0) / steady:.0%}",
                 "worker main thread / other worker threads / its PG backend / broker, after "
                 f"first commit; machine busy {w['machine_busy']:.0%} of 2 cores")
+            done = max(1, w["events"] - w["first_commit_events"])
+            row(f"batch {w['batch_size']}: CPU per event",
+                f"{w['cpu_main_thread_s'] / done * 1e6:.0f}/"
+                f"{w['cpu_other_threads_s'] / done * 1e6:.0f}/"
+                f"{w['cpu_pg_backends_s'] / done * 1e6:.0f}/"
+                f"{(w['cpu_broker_s'] or 0) / done * 1e6:.0f} us",
+                "same split; independent of the load (the broker's includes other clients)")
             if "report_identical" in w:
                 row(f"batch {w['batch_size']}: report store == file", str(w["report_identical"]))
+    scale = results.get("scale", [])
+    if scale:
+        lines.append("\n3c. workers sharing the 6 partitions (one group)")
+        for w in scale:
+            steady = w["seconds_after_first_commit"]
+            row(f"{w['processes']} process(es)", f"{w['rate']:,.0f} ev/s",
+                f"CPU share of a core: workers "
+                f"{'+'.join(f'{c / steady:.0%}' for c in w['cpu_per_process_s'])}, PG "
+                f"{w['cpu_pg_backends_s'] / steady:.0%}, broker "
+                f"{(w['cpu_broker_s'] or 0) / steady:.0%}; machine busy "
+                f"{w['machine_busy']:.0%}; report identical {w.get('report_identical', '-')}; "
+                f"{ld(w['load'])}")
     plain = results.get("plain")
     if plain:
         row(f"3b. same projection, plain aiokafka (batch {plain['batch_size']})",
@@ -1208,6 +1294,18 @@ def table(results: dict[str, Any]) -> str:
                 if d["batch_size"] == w["batch_size"]:
                     row(f"(c, batch {w['batch_size']}) / Faust drain",
                         f"{w['rate'] / d['rate']:.3f}")
+            for b in baselines:
+                if b["batch_size"] == w["batch_size"]:
+                    row(f"(c, batch {w['batch_size']}) / baseline checkout's worker",
+                        f"{w['rate'] / b['rate']:.2f}x")
+
+                    def per_event(r: dict[str, Any]) -> float:
+                        cpu = r["cpu_main_thread_s"] + r["cpu_other_threads_s"]
+                        return cpu / max(1, r["events"] - r["first_commit_events"])
+
+                    row(f"(c, batch {w['batch_size']}) worker CPU per event vs baseline",
+                        f"{per_event(w) * 1e6:.0f} / {per_event(b) * 1e6:.0f} us",
+                        f"= {per_event(b) / per_event(w):.2f}x less")
     lat = results.get("latency")
     if lat:
         lines.append(f"\n5. latency, {lat['rate_target']:,}/s for {lat['seconds_target']}s "
@@ -1243,6 +1341,7 @@ def table(results: dict[str, Any]) -> str:
 
 
 def main() -> int:
+    global BENCH_DB
     if len(sys.argv) > 1 and sys.argv[1] == "--ceiling-child":
         client, parser, topic, n, bootstrap, group = sys.argv[2:8]
         print(json.dumps(ceiling_child(client, parser, topic, int(n), bootstrap, group)))
@@ -1256,9 +1355,11 @@ def main() -> int:
     parser.add_argument("--json", metavar="PATH", help="save all figures here")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--pg-root", default="postgresql://dispatch:dispatch@127.0.0.1:5432",
-                        help="PostgreSQL URL without database; uses database dispatch_bench")
+                        help="PostgreSQL URL without database")
+    parser.add_argument("--database", default=BENCH_DB,
+                        help=f"bench database (created if missing; default {BENCH_DB})")
     parser.add_argument("--steps", nargs="+", default=[
-        "ceiling", "drain", "naive", "worker", "plain", "latency", "profile"])
+        "ceiling", "drain", "naive", "worker", "scale", "plain", "latency", "profile"])
     parser.add_argument("--clients", nargs="+",
                         default=["confluent", "aiokafka", "kafka-python"])
     parser.add_argument("--parsers", nargs="+", default=["none", "orjson", "json"])
@@ -1267,6 +1368,13 @@ def main() -> int:
     parser.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")],
                         default=[5000, 20000])
     parser.add_argument("--drain-events", type=int, help="Faust drain: stop after this many")
+    parser.add_argument("--baseline-repo", type=Path, metavar="DIR",
+                        help="step 3 also runs the worker of this checkout (e.g. a git "
+                             "worktree of an older commit), same topic, same run")
+    parser.add_argument("--scale", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[1, 2, 3], help="step scale: worker process counts")
+    parser.add_argument("--scale-events", type=int,
+                        help="step scale: stop after this many committed (default: all)")
     parser.add_argument("--naive-seconds", type=float, default=60.0)
     parser.add_argument("--naive-events", type=int, default=50_000)
     parser.add_argument("--latency-rate", type=int, default=2000)
@@ -1278,6 +1386,7 @@ def main() -> int:
                         help="give up on one step after this many seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
+    BENCH_DB = args.database
     bench = Bench(args)
     failed = None
     try:

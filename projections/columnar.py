@@ -11,18 +11,21 @@ Same answers as the pure fold, faster on large files. Contract:
   key alike, so a line without ``schema_version`` is also left to the contract,
   which accepts it as version 1.) So both accept the same lines, and
   the values of an accepted line are the same (``tests`` prove it by hypothesis);
-- the fold is ``projections.incident``'s, written in SQL: earliest checkpoint
-  times, call attributes from the smallest (time, values) call, first-arrived
-  and first-dispatched crews; totals are the integer vectors of
-  ``projections.totals``, so ``build_report`` prints the same bytes;
+- copies of an accepted event id are duplicates or conflicts by
+  ``schemas.identity`` against the first copy, as in ``Projector``;
+- the incident fold is ``projections.incident``'s, written in SQL: earliest
+  checkpoint times, call attributes from the smallest (time, event id) call,
+  first-arrived and first-dispatched crews, arrived crews, callback flags; the
+  totals are ``projections.totals.contributions`` of those incidents (calls by
+  SQL), so ``build_report`` prints the same bytes;
 - windows are applied as in ``projections.history``: ``as_of``/``known_at`` on the
   events before the fold, duty dates on the result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,10 +35,32 @@ import pyarrow as pa
 
 from projections.duty import DutyCalendar, from_micros
 from projections.history import Window
-from projections.incident import STAGES, Fact, Incident
+from projections.incident import (
+    CALLED_BACK,
+    DISSATISFIED,
+    DUTY_PREFIX,
+    REACHED,
+    SATISFIED,
+    STAGES,
+    Fact,
+    Incident,
+    fact_of,
+)
 from projections.ports import Record, Rejected
+from projections.projector import _conflict
 from projections.runners.files import file_source
-from projections.totals import FIELDS, NO_MEMBER, UNATTRIBUTED, Bucket, Totals
+from projections.sla import SlaLimits
+from projections.totals import (
+    CALLS,
+    DEFAULT_LIMITS,
+    NO_MEMBER,
+    Bucket,
+    Totals,
+    contributions,
+    zeros,
+)
+from schemas.events import NO_INCIDENT_TYPES
+from schemas.identity import difference
 from schemas.parsing import InvalidEvent, parse_event
 
 EVENT_TYPES = ("call.received", "call.verified", "call.rejected", "call.merged",
@@ -51,6 +76,7 @@ _AS_TEXT = frozenset({"type", "occurred_at", "recorded_at", "time"})
 _COLUMNS = "{" + ", ".join(f"{name}: '{'VARCHAR' if name in _AS_TEXT else 'JSON'}'"
                            for name in _TOP) + "}"
 _STAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+SHIFT = "duty.shift_started"
 _YEAR_1971 = 31_536_000_000_000
 _YEAR_2200 = 7_258_118_400_000_000 - 1
 _COMPACT_INT = r"^(0|[1-9]\d{0,14})$"  # below 2^53, no sign, no exponent, no fraction
@@ -69,10 +95,14 @@ class ColumnarEvents:
     lines: int = 0
     rejected: int = 0
     duplicates: int = 0
+    conflicts: int = 0
     stopped_at: Rejected | None = None
+    shifts: dict[str, Fact] = field(default_factory=dict)
+    """Event id -> the first accepted copy of each ``duty.shift_started`` event."""
 
     def counters(self) -> dict[str, int]:
-        return {"rejected_events": self.rejected, "duplicate_events": self.duplicates}
+        return {"rejected_events": self.rejected, "duplicate_events": self.duplicates,
+                "conflicting_events": self.conflicts}
 
 
 def _string(x: str) -> str:
@@ -181,6 +211,12 @@ def _scan_sql(path: str, file_index: int, row_base: int) -> str:
 
 FACT_COLUMNS = ("n", "eid", "typ", "iid", "ts", "rec", "grid", "area", "priority",
                 "customers", "crew", "into_id", "agent")
+EXTRA_COLUMNS = ("reached", "satisfied")
+"""``customer.callback`` answers (NULL for the other types)."""
+_FACTS_TABLE = ("CREATE TEMP TABLE facts (n BIGINT, eid VARCHAR, typ VARCHAR, iid VARCHAR, "
+                "ts BIGINT, rec BIGINT, grid VARCHAR, area VARCHAR, priority VARCHAR, "
+                "customers BIGINT, crew VARCHAR, into_id VARCHAR, agent VARCHAR, "
+                "reached BOOLEAN, satisfied BOOLEAN)")
 
 
 def load_columnar(paths: Sequence[Path], *, strict: bool = False,
@@ -188,6 +224,9 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
                   threads: int | None = None) -> ColumnarEvents:
     """Validate ``paths`` and keep their valid events in ``facts`` (module contract).
 
+    Copies of an accepted event id are duplicates when they are the same event and
+    conflicts (rejected, with the exact engine's reason) when their content differs
+    (``schemas.identity``); ``on_rejected`` gets every rejected line in file order.
     Raises ``NotColumnar`` when the reader's rows cannot be matched to the file's
     lines (then the exact path must be used)."""
     db = duckdb.connect()
@@ -195,33 +234,131 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
     if threads:
         db.execute(f"SET threads = {int(threads)}")
     events = ColumnarEvents(db)
-    db.execute("CREATE TEMP TABLE facts (n BIGINT, eid VARCHAR, typ VARCHAR, iid VARCHAR, "
-               "ts BIGINT, rec BIGINT, grid VARCHAR, area VARCHAR, priority VARCHAR, "
-               "customers BIGINT, crew VARCHAR, into_id VARCHAR, agent VARCHAR)")
+    db.execute(_FACTS_TABLE)
+    rejected: list[tuple[int, Rejected]] = []
     row_base = 0
+    bases: list[int] = []
     for file_index, path in enumerate(paths):
         quoted = str(path).replace("'", "''")
         scan = _scan_sql(quoted, file_index, row_base)
         db.execute(f"CREATE OR REPLACE TEMP TABLE scan AS {scan}")
         rows, flagged_rows = db.execute(
             "SELECT count(*), count(*) FILTER (WHERE NOT ok) FROM scan").fetchall()[0]
-        db.execute(f"INSERT INTO facts SELECT {', '.join(FACT_COLUMNS)} FROM scan WHERE ok")
+        db.execute(f"INSERT INTO facts ({', '.join(FACT_COLUMNS)}) "
+                   f"SELECT {', '.join(FACT_COLUMNS)} FROM scan WHERE ok")
         events.lines += rows
+        bases.append(row_base)
         if flagged_rows:
             flagged = [n for (n,) in db.execute(
                 "SELECT n FROM scan WHERE NOT ok ORDER BY n").fetchall()]
-            if _decide(events, path, flagged, row_base, rows, strict, on_rejected):
+            stopped = _decide(events, path, flagged, row_base, rows, strict, rejected)
+            if stopped:
                 db.execute("DROP TABLE scan")
+                _emit(rejected, on_rejected)
                 return events
         db.execute("DROP TABLE scan")
         row_base += rows
+    _conflicts(events, paths, bases, rejected)
+    _emit(rejected, on_rejected)
     total, distinct = db.execute("SELECT count(*), count(DISTINCT eid) FROM facts").fetchall()[0]
     events.duplicates = total - distinct
     return events
 
 
+def _emit(rejected: list[tuple[int, Rejected]],
+          on_rejected: Callable[[Rejected], None] | None) -> None:
+    """Rejected lines in input order (row numbers run across the files)."""
+    rejected.sort(key=lambda item: item[0])
+    if on_rejected is not None:
+        for _, item in rejected:
+            on_rejected(item)
+
+
+def _conflicts(events: ColumnarEvents, paths: Sequence[Path], bases: list[int],
+               rejected: list[tuple[int, Rejected]]) -> None:
+    """Drop the copies of an event id whose content differs from the first copy's
+    (they are rejected and counted as conflicts, as ``Projector`` does)."""
+    groups = events.db.execute(
+        "SELECT eid, list(n ORDER BY n) FROM facts GROUP BY eid HAVING count(*) > 1").fetchall()
+    if not groups:
+        return
+    wanted = {n for _, ns in groups for n in ns}
+    records = _records_at(paths, bases, wanted)
+    dropped: list[int] = []
+    for event_id, rows in groups:
+        first = records[rows[0]].raw
+        for n in rows[1:]:
+            record = records[n]
+            differs = difference(first, record.raw)
+            if differs is not None:
+                dropped.append(n)
+                rejected.append((n, Rejected(record, _conflict(event_id, differs))))
+    if dropped:
+        events.conflicts += len(dropped)
+        table = pa.table({"n": pa.array(dropped, type=pa.int64())})
+        events.db.register("conflicting_rows", table)
+        events.db.execute("DELETE FROM facts WHERE n IN (SELECT n FROM conflicting_rows)")
+        events.db.unregister("conflicting_rows")
+
+
+def _records_at(paths: Sequence[Path], bases: list[int], wanted: set[int]) -> dict[int, Record]:
+    """The lines of the given row numbers, read again from the files."""
+    found: dict[int, Record] = {}
+    for path, base in zip(paths, bases, strict=False):
+        source = file_source(path)
+        row, position = base, 0
+        with path.open("rb") as stream:
+            for line_no, line in enumerate(stream, start=1):
+                position += len(line)
+                text = line.strip()
+                if not text:
+                    continue
+                row += 1
+                if row in wanted:
+                    found[row] = Record(source, 0, position, text, line_no)
+    return found
+
+
+def columnar_from_facts(facts: Sequence[Fact], known: Mapping[str, int],
+                        counters: Mapping[str, int] | None = None) -> ColumnarEvents:
+    """The ``facts`` table of events already validated and deduplicated (a store's
+    event log, a replayed topic): one row per fact, its known time as ``rec``."""
+    db = duckdb.connect()
+    db.execute("SET enable_progress_bar = false")
+    db.execute(_FACTS_TABLE)
+    events = ColumnarEvents(db, lines=len(facts))
+    counters = counters or {}
+    events.rejected = counters.get("rejected_events", 0)
+    events.duplicates = counters.get("duplicate_events", 0)
+    events.conflicts = counters.get("conflicting_events", 0)
+    rows = []
+    for n, fact in enumerate(facts, start=1):
+        row = list(_fact(fact))
+        row[4] = known.get(fact.event_id, fact.recorded)  # rec: when it was known
+        rows.append((n, *row))
+        if fact.type == SHIFT:
+            events.shifts.setdefault(fact.event_id, fact)
+    _insert(db, rows)
+    return events
+
+
+def _insert(db: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    names = (*FACT_COLUMNS, *EXTRA_COLUMNS)
+    types = {"n": pa.int64(), "ts": pa.int64(), "rec": pa.int64(), "customers": pa.int64(),
+             "reached": pa.bool_(), "satisfied": pa.bool_()}
+    columns = list(zip(*rows, strict=True))
+    table = pa.table({name: pa.array(values, type=types.get(name, pa.string()))
+                      for name, values in zip(names, columns, strict=True)})
+    db.register("accepted_rows", table)
+    db.execute(f"INSERT INTO facts ({', '.join(names)}) "
+               f"SELECT {', '.join(names)} FROM accepted_rows")
+    db.unregister("accepted_rows")
+
+
 def _decide(events: ColumnarEvents, path: Path, flagged: list[int], row_base: int,
-            rows: int, strict: bool, on_rejected: Callable[[Rejected], None] | None) -> bool:
+            rows: int, strict: bool, rejected: list[tuple[int, Rejected]]) -> bool:
     """Run the pydantic contract on the flagged lines; True when strict mode stopped."""
     source = file_source(path)
     wanted = iter(flagged)
@@ -240,35 +377,28 @@ def _decide(events: ColumnarEvents, path: Path, flagged: list[int], row_base: in
                 continue
             target = next(wanted, None)
             try:
-                fact = _fact(parse_event(text))
+                fact = fact_of(parse_event(text))
             except InvalidEvent as exc:
-                rejected = Rejected(Record(source, 0, position, text, line_no), exc.reason)
+                refused = Rejected(Record(source, 0, position, text, line_no), exc.reason)
                 if strict:
-                    events.stopped_at = rejected
+                    events.stopped_at = refused
                     return True
                 events.rejected += 1
-                if on_rejected is not None:
-                    on_rejected(rejected)
+                rejected.append((row, refused))
                 continue
-            accepted.append((row, *fact))
+            if fact.type == SHIFT:
+                events.shifts.setdefault(fact.event_id, fact)
+            accepted.append((row, *_fact(fact)))
     if row - row_base != rows:
         raise NotColumnar(f"{path}: {rows} rows read, {row - row_base} lines with content")
-    if accepted:
-        columns = list(zip(*accepted, strict=True))
-        table = pa.table({name: pa.array(values) for name, values in
-                          zip(FACT_COLUMNS, columns, strict=True)})
-        events.db.register("accepted_rows", table)
-        events.db.execute("INSERT INTO facts SELECT * FROM accepted_rows")
-        events.db.unregister("accepted_rows")
+    _insert(events.db, accepted)
     return False
 
 
-def _fact(event: Any) -> tuple[Any, ...]:
-    from projections.incident import fact_of
-
-    fact: Fact = fact_of(event)
+def _fact(fact: Fact) -> tuple[Any, ...]:
     return (fact.event_id, fact.type, fact.incident_id, fact.at, fact.recorded, fact.grid,
-            fact.area, fact.priority, fact.customers, fact.crew, fact.into, fact.agent)
+            fact.area, fact.priority, fact.customers, fact.crew, fact.into, fact.agent,
+            fact.reached, fact.satisfied)
 
 
 # -- the fold ---------------------------------------------------------------------------
@@ -277,16 +407,20 @@ _STAGE_TIMES = ("t0", "t1", "t2", "t3", "t4", "t5", "t6")
 
 
 def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window,
-                  want_incidents: bool = False) -> tuple[dict[Bucket, Totals],
-                                                          list[Incident]]:
-    """Bucket totals (and optionally the incidents) of the events ``window`` keeps."""
+                  limits: SlaLimits = DEFAULT_LIMITS
+                  ) -> tuple[dict[Bucket, Totals], list[Incident], list[Fact]]:
+    """Bucket totals, incidents and shift starts of the events ``window`` keeps.
+
+    The incidents are folded in SQL (``projections.incident``'s rules, aggregate by
+    aggregate); their totals come from ``projections.totals.contributions``, the
+    code every other engine uses, so each KPI keeps one definition."""
     db = events.db
     conditions = ["true"]
     if window.as_of is not None:
         conditions.append(f"ts <= {int(window.as_of)}")
     if window.known_at is not None:
         conditions.append(f"known <= {int(window.known_at)}")
-    fields = ", ".join(f"'{c}': {c}" for c in FACT_COLUMNS if c != "eid")
+    fields = ", ".join(f"'{c}': {c}" for c in (*FACT_COLUMNS, *EXTRA_COLUMNS) if c != "eid")
     # The first copy of each event (hash aggregate, no sort), known at its earliest record.
     db.execute(f"""
         CREATE OR REPLACE TEMP TABLE kept AS
@@ -295,7 +429,8 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
                    min(coalesce(rec, ts)) AS known
             FROM facts GROUP BY eid)
         WHERE {' AND '.join(c.replace('ts <=', 'first.ts <=') for c in conditions)}""")
-    db.execute("""
+    skipped = ", ".join(f"'{t}'" for t in sorted(NO_INCIDENT_TYPES))
+    db.execute(f"""
         CREATE OR REPLACE TEMP TABLE inc AS
         SELECT iid,
           min(ts) FILTER (WHERE typ = 'call.received') AS t0,
@@ -305,32 +440,49 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
           min(ts) FILTER (WHERE typ = 'fault.diagnosed') AS t4,
           min(ts) FILTER (WHERE typ = 'repair.completed') AS t5,
           min(ts) FILTER (WHERE typ = 'power.restored') AS t6,
-          arg_min({'grid': grid, 'area': area, 'priority': priority, 'customers': customers,
-                   'owner': agent},
-                  (ts, grid, area, priority, coalesce(customers, -1), coalesce(agent, '')))
+          arg_min({{'grid': grid, 'area': area, 'priority': priority, 'customers': customers,
+                   'owner': nullif(agent, ''), 'eid': eid}}, (ts, eid))
               FILTER (WHERE typ = 'call.received') AS call,
           min(ts) FILTER (WHERE typ = 'crew.dispatched') AS dispatched_at,
           arg_min(crew, (ts, crew)) FILTER (WHERE typ = 'crew.dispatched') AS dispatched_crew,
           arg_min(crew, (ts, crew)) FILTER (WHERE typ = 'crew.arrived') AS arrived_crew,
+          list(DISTINCT crew) FILTER (WHERE typ = 'crew.arrived') AS arrived_crews,
           min(ts) FILTER (WHERE typ = 'call.rejected') AS rejected_at,
           min(ts) FILTER (WHERE typ = 'call.merged') AS merged_at,
           arg_min(into_id, (ts, into_id)) FILTER (WHERE typ = 'call.merged') AS merged_into,
-          min(ts) FILTER (WHERE typ = 'incident.closed') AS closed_at
-        FROM kept WHERE iid <> '' GROUP BY iid""")  # duty and roster events: no incident
-    span = db.execute("SELECT min(t), max(t) FROM (SELECT ts AS t FROM kept "
-                      "WHERE typ = 'call.received')").fetchall()[0]
-    totals: dict[Bucket, Totals] = {}
+          min(ts) FILTER (WHERE typ = 'incident.closed') AS closed_at,
+          coalesce(bit_or(CASE WHEN NOT reached THEN {CALLED_BACK}
+                               WHEN satisfied THEN {CALLED_BACK | REACHED | SATISFIED}
+                               WHEN NOT satisfied THEN {CALLED_BACK | REACHED | DISSATISFIED}
+                               ELSE {CALLED_BACK | REACHED} END)
+                   FILTER (WHERE typ = 'customer.callback'), 0) AS callbacks
+        FROM kept WHERE typ NOT IN ({skipped}) AND NOT (typ LIKE '{DUTY_PREFIX}%')
+        GROUP BY iid""")
+    incidents = _incidents(db)
+    totals = _contributions(incidents, calendar, limits)
+    span = db.execute("SELECT min(ts), max(ts) FROM kept WHERE typ = 'call.received'"
+                      ).fetchall()[0]
     if span is not None and span[0] is not None:
         _periods(db, calendar, span[0], span[1])
-        _incident_totals(db, totals)
         _call_totals(db, totals)
-    unattributed = db.execute("SELECT count(*) FROM inc WHERE t0 IS NULL AND rejected_at IS NULL "
-                              "AND merged_at IS NULL").fetchall()[0]
-    if unattributed and unattributed[0]:
-        vector = [0] * len(FIELDS)
-        vector[FIELDS.index("incidents")] = unattributed[0]
-        totals[("", "", UNATTRIBUTED)] = vector
-    return totals, (_incidents(db) if want_incidents else [])
+    shifts = [events.shifts[e] for (e,) in db.execute(
+        f"SELECT eid FROM kept WHERE typ = '{SHIFT}' ORDER BY n").fetchall()]
+    return totals, incidents, shifts
+
+
+def _contributions(incidents: Sequence[Incident], calendar: DutyCalendar,
+                   limits: SlaLimits) -> dict[Bucket, Totals]:
+    """The sum of every incident's contribution, per bucket (column sums run in C)."""
+    vectors: dict[Bucket, list[Totals]] = {}
+    for incident in incidents:
+        for bucket, vector in contributions(incident, calendar, limits):
+            found = vectors.get(bucket)
+            if found is None:
+                vectors[bucket] = [vector]
+            else:
+                found.append(vector)
+    return {bucket: [sum(column) for column in zip(*listed, strict=True)]
+            for bucket, listed in vectors.items()}
 
 
 def _periods(db: duckdb.DuckDBPyConnection, calendar: DutyCalendar, low: int,
@@ -349,51 +501,6 @@ def _periods(db: duckdb.DuckDBPyConnection, calendar: DutyCalendar, low: int,
     db.unregister("period_rows")
 
 
-def _incident_totals(db: duckdb.DuckDBPyConnection, totals: dict[Bucket, Totals]) -> None:
-    anomalies = " + ".join(
-        f"CASE WHEN {_STAGE_TIMES[k]} - {_STAGE_TIMES[k - 1]} < 0 THEN 1 ELSE 0 END"
-        for k in range(1, 7))
-    def pair(start: str, end: str) -> list[str]:
-        d = f"({end} - {start})"
-        return [f"sum(CASE WHEN {d} >= 0 THEN 1 ELSE 0 END)",
-                f"sum(CASE WHEN {d} >= 0 THEN {d} ELSE 0 END)"]
-    by_name = {
-        "calls": "0",  # calls come from the call rows
-        "incidents": "count(*)",
-        "restored": "sum(CASE WHEN t6 IS NOT NULL THEN 1 ELSE 0 END)",
-        "open_at_handover": "sum(CASE WHEN t6 IS NULL OR t6 >= end_us THEN 1 ELSE 0 END)",
-        "closed": "sum(CASE WHEN closed_at IS NOT NULL THEN 1 ELSE 0 END)",
-        "anomalies": f"sum({anomalies})",
-        "restoration_anomalies": "sum(CASE WHEN t6 - t0 < 0 THEN 1 ELSE 0 END)",
-    }
-    for name, (start, end) in (("restoration", ("t0", "t6")), ("arrival", ("t0", "t3")),
-                               ("after_arrival", ("t3", "t6")),
-                               *((stage, (_STAGE_TIMES[k], _STAGE_TIMES[k + 1]))
-                                 for k, stage in enumerate(STAGES))):
-        by_name[f"{name}_count"], by_name[f"{name}_sum_us"] = pair(start, end)
-    # Accountability, SLA and callback totals are not computed here (0): callers that
-    # print them must use the exact engine.
-    sums = [by_name.get(name, "0") for name in FIELDS]
-    rows = db.execute(f"""
-        WITH outage AS (
-            SELECT i.*, p.day, p.end_us,
-                   coalesce(i.call.grid, '{NO_MEMBER}') AS grid_member,
-                   coalesce(i.call.area, '{NO_MEMBER}') AS area_member,
-                   coalesce(i.arrived_crew, i.dispatched_crew, '{NO_MEMBER}') AS crew_member
-            FROM inc i ASOF JOIN periods p ON i.t0 >= p.start_us
-            WHERE i.t0 IS NOT NULL AND i.rejected_at IS NULL AND i.merged_at IS NULL)
-        SELECT CASE WHEN grouping(grid_member) = 0 THEN 'grid'
-                    WHEN grouping(area_member) = 0 THEN 'area'
-                    WHEN grouping(crew_member) = 0 THEN 'crew' ELSE '' END AS dimension,
-               coalesce(grid_member, area_member, crew_member, '') AS member, day,
-               {', '.join(sums)}
-        FROM outage
-        GROUP BY GROUPING SETS ((day), (day, grid_member), (day, area_member),
-                                (day, crew_member))""").fetchall()
-    for dimension, member, day, *vector in rows:
-        totals[(dimension, member, day)] = [int(v or 0) for v in vector]
-
-
 def _call_totals(db: duckdb.DuckDBPyConnection, totals: dict[Bucket, Totals]) -> None:
     rows = db.execute(f"""
         WITH calls AS (
@@ -409,16 +516,22 @@ def _call_totals(db: duckdb.DuckDBPyConnection, totals: dict[Bucket, Totals]) ->
     for dimension, member, day, count in rows:
         vector = totals.get((dimension, member, day))
         if vector is None:
-            vector = totals[(dimension, member, day)] = [0] * len(FIELDS)
-        vector[0] += int(count)
+            vector = totals[(dimension, member, day)] = zeros()
+        vector[CALLS] += int(count)
 
 
 def _incidents(db: duckdb.DuckDBPyConnection) -> list[Incident]:
     rows = db.execute("""
         SELECT iid, t0, t1, t2, t3, t4, t5, t6, call.grid, call.area, call.priority,
                call.customers, dispatched_at, dispatched_crew, arrived_crew, rejected_at,
-               merged_at, merged_into, closed_at, call.owner FROM inc""").fetchall()
-    return [Incident(r[0], list(r[1:8]), *r[8:]) for r in rows]
+               merged_at, merged_into, closed_at, call.owner, call.eid, callbacks,
+               arrived_crews FROM inc""").fetchall()
+    return [Incident(r[0], list(r[1:8]), grid=r[8], area=r[9], priority=r[10],
+                     customers=r[11], dispatched_at=r[12], dispatched_crew=r[13],
+                     arrived_crew=r[14], rejected_at=r[15], merged_at=r[16], merged_into=r[17],
+                     closed_at=r[18], owner=r[19], call_event_id=r[20], callbacks=int(r[21]),
+                     arrived_crews=tuple(sorted(set(r[22] or ()))))
+            for r in rows]
 
 
 # -- export ---------------------------------------------------------------------------------
@@ -431,7 +544,7 @@ def export_parquet(events: ColumnarEvents, calendar: DutyCalendar, folder: Path)
     durations are minutes as floats (negative when the clocks disagree). Returns the
     row counts."""
     db = events.db
-    fold_columnar(events, calendar, Window())
+    fold_columnar(events, calendar, Window())  # the kept and inc tables
     low, high = db.execute("SELECT min(ts), max(ts) FROM kept").fetchall()[0]
     if low is None:
         return {"events": 0, "incidents": 0}

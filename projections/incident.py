@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from projections.duty import to_micros
 from schemas.events import Envelope
+from schemas.lean import LeanEvent
 
 CHECKPOINTS: tuple[str, ...] = (
     "call", "verify", "depart", "arrive", "diagnose", "repair", "restore",
@@ -115,6 +116,35 @@ def fact_of(event: Envelope) -> Fact:
 
 
 _CREW_TYPES = frozenset({"crew.dispatched", "crew.departed", "crew.arrived"})
+
+
+def fact_of_lean(event: LeanEvent) -> Fact:
+    """``fact_of`` for an event the lean check accepted (``schemas.lean``): the same
+    fact pydantic's model would give (tests/unit/test_lean.py)."""
+    event_id, kind, incident_id, at, recorded, data = event
+    if kind == "call.received":
+        return Fact(event_id, kind, incident_id, at, data["grid"], data["area"],  # type: ignore[arg-type]
+                    data.get("priority", "normal"), data.get("customers_affected"),
+                    agent=data.get("agent") or None, recorded=recorded)
+    if kind in _CREW_TYPES:
+        return Fact(event_id, kind, incident_id, at, crew=data["crew"],  # type: ignore[arg-type]
+                    recorded=recorded)
+    if kind == "call.merged":
+        return Fact(event_id, kind, incident_id, at,  # type: ignore[arg-type]
+                    into=data["into_incident_id"], recorded=recorded)
+    if kind == "customer.callback":
+        return Fact(event_id, kind, incident_id, at,  # type: ignore[arg-type]
+                    agent=data.get("agent") or None, reached=data["reached"],
+                    satisfied=data.get("satisfied"), recorded=recorded)
+    if kind == "duty.shift_started":
+        members = data.get("members")
+        return Fact(event_id, kind, "", at, team=data["team"], leader=data["leader"],
+                    members=tuple(members) if members is not None else None,
+                    recorded=recorded)
+    if kind == "crew.rostered":
+        return Fact(event_id, kind, "", at, grid=data["grid"], crew=data["crew"],
+                    recorded=recorded)
+    return Fact(event_id, kind, incident_id or "", at, recorded=recorded)
 
 
 def _earliest(current: int | None, at: int) -> int:

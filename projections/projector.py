@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from projections.duty import DutyCalendar
-from projections.incident import DUTY_PREFIX, Fact, Incident, apply, fact_of
+from projections.incident import DUTY_PREFIX, Fact, Incident, apply, fact_of, fact_of_lean
 from projections.ports import (
     Commit,
     LoggedEvent,
@@ -47,6 +47,7 @@ from projections.totals import (
 )
 from schemas.events import NO_INCIDENT_TYPES
 from schemas.identity import difference
+from schemas.lean import parse_event_lean
 from schemas.parsing import InvalidEvent, parse_event
 
 
@@ -101,9 +102,15 @@ def fold_batch(
 
 def facts_of(raws: Sequence[bytes]) -> list[Fact | str]:
     """Each message's fact, or the one-line reason it is rejected. Pure, and its
-    result pickles cheaply, so it can run in a worker process."""
+    result pickles cheaply, so it can run in a worker process. The lean check
+    (``schemas.lean``) takes the plain events; pydantic decides the rest."""
     out: list[Fact | str] = []
+    lean = parse_event_lean
     for raw in raws:
+        event = lean(raw)
+        if event is not None:
+            out.append(fact_of_lean(event))
+            continue
         try:
             out.append(fact_of(parse_event(raw)))
         except InvalidEvent as exc:

@@ -40,6 +40,7 @@ from dispatch.cli import (  # noqa: E402
     ingest,
     produce,
     reliability,
+    replay,
     report,
     roster,
     serve,
@@ -50,8 +51,8 @@ from dispatch.cli import (  # noqa: E402
 from dispatch.cli.common import BadUsage, UserError  # noqa: E402
 from projections.ports import StoreError  # noqa: E402
 
-SUBCOMMANDS = (demo, ingest, report, handover, compare, reliability, export, incident, alerts,
-               simulate, topics, produce, worker, serve, roster)
+SUBCOMMANDS = (demo, ingest, report, handover, compare, reliability, export, replay, incident,
+               alerts, simulate, topics, produce, worker, serve, roster)
 OWN_SIGNALS = frozenset({"worker", "serve"})
 """Commands whose framework (Faust, uvicorn) handles Ctrl-C itself."""
 

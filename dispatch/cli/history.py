@@ -167,13 +167,10 @@ def _fold_columnar(args: argparse.Namespace, settings: Settings, window: Window,
                                     accepted=events.lines - events.rejected - events.duplicates,
                                     duplicates=events.duplicates, rejected=events.rejected,
                                     seconds=time.perf_counter() - started), "read")
-    if args.command == "report":
-        raise BadUsage("--engine columnar gives the six-fast and restoration figures only; "
-                       "the report's accountability, SLA and callback totals need "
-                       "--engine exact (docs/history.md)")
-    totals, incidents = fold_columnar(events, settings.calendar, window, need_incidents)
+    totals, incidents, shifts = fold_columnar(events, settings.calendar, window,
+                                              settings.sla_limits)
     events.db.close()
-    return Folded(settings.calendar, totals, events.counters(), incidents)
+    return Folded(settings.calendar, totals, events.counters(), incidents, shifts)
 
 
 def say_empty(what: str) -> None:

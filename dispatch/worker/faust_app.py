@@ -1,19 +1,25 @@
 """The Faust (faust-streaming) app behind ``dispatch worker``.
 
-Faust brings the consumer group, rebalancing, batching and the worker
-lifecycle; exactness comes from ``PartitionProjector``: each batch is committed
-to PostgreSQL together with the next offset of every partition it covers, and
+Faust brings the consumer group (membership, static names, rebalancing and its
+callbacks), the consumer thread, the worker lifecycle and the timers. Messages
+reach the projection in bulk (``dispatch.worker.bulk``): the fetcher hands each
+whole fetch to a ``Batches`` buffer and the projection task takes up to
+``batch_max`` messages at a time, without Faust's per-message events and acks.
+
+Exactness comes from ``PartitionProjector``: each batch is committed to
+PostgreSQL together with the next offset of every partition it covers, and
 partitions are (re)positioned from those stored offsets, never from Kafka's.
-Faust still commits offsets to Kafka after each batch (events are acked once the
-batch body returned), so Kafka's committed offset trails the stored one, which
-only means a few re-deliveries after a crash, and those are skipped.
+Kafka's committed offsets are only kept up with the stored ones (a timer commits
+them every ``broker_commit_interval``), so after a rebalance the client starts
+near the stored position; re-deliveries below it are skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from typing import Any, cast
 
 import faust
@@ -23,13 +29,18 @@ from dispatch.kafka.alerts import KafkaAlertLog
 from dispatch.kafka.dead_letters import KafkaDeadLetters
 from dispatch.kafka.metrics import WorkerMetrics
 from dispatch.settings import Settings
+from dispatch.worker.bulk import Batches, fetch_loop, parsed_batches
 from dispatch.worker.sla_thread import SlaThread
+from projections.incident import Fact
 from projections.ports import ProjectionStore, StoreUnavailable
+from projections.projector import facts_of
 from projections.runners.stream import Message, PartitionProjector
 
 log = logging.getLogger("dispatch.worker")
 WATCHDOG_SECONDS = 3.0
 """A partition that lags without moving for two ticks in a row is sought back."""
+SHUTDOWN_GRACE_SECONDS = 10.0
+"""How long a shutdown waits for the batch in flight to commit before closing."""
 
 
 class WorkerRuntime:
@@ -57,9 +68,13 @@ class WorkerRuntime:
                 outbox_retention_days=settings.sla_outbox_retention_days)
         self._opened: asyncio.Task[None] | None = None
         self._busy = False
+        self.closing = False
+        """Set at shutdown: no batch starts any more."""
         self._store_lock = asyncio.Lock()
         self._lagging: dict[int, int] = {}
         """partition -> stored position seen lagging at the last watchdog tick."""
+        self._kafka_committed: dict[int, int] = {}
+        """partition -> offset last committed to Kafka by this worker."""
 
     async def ready(self) -> None:
         if self._opened is None:
@@ -75,7 +90,12 @@ class WorkerRuntime:
                  self.store.calendar.timezone, self.store.calendar.start_text)
 
     async def close(self) -> None:
+        self.closing = True
         if self._opened is not None:
+            # The batch in flight commits (or fails) first: its connection is not
+            # closed under it.
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._store_lock.acquire(), SHUTDOWN_GRACE_SECONDS)
             await self.dead_letters.stop()
             await self.store.close()
             if self.sla is not None:
@@ -101,6 +121,8 @@ class WorkerRuntime:
     def revoked(self, partitions: Iterable[int]) -> None:
         partitions = list(partitions)
         self.projector.revoke(partitions)
+        for partition in partitions:
+            self._kafka_committed.pop(partition, None)
         log.info("revoked partitions %s", sorted(partitions))
 
     def _tp(self, partition: int) -> Any:
@@ -117,12 +139,29 @@ class WorkerRuntime:
         # resets Faust's read offset, without which re-fetched messages would be dropped.
         await self.app.consumer.seek_wait({self._tp(partition): offset})
 
-    async def handle(self, events: list[Any]) -> None:
+    async def handle(self, messages: list[Message],
+                     parsed: Sequence[Fact | str] | None = None) -> None:
         self._busy = True
         try:
-            await self._handle(events)
+            await self._handle(messages, parsed)
         finally:
             self._busy = False
+
+    async def commit_offsets(self) -> None:
+        """Timer body: tell Kafka the stored positions that moved since the last call
+        (monitoring tools and the next owner's starting point; the store stays the
+        truth). Skipped during a rebalance; a refused commit is retried next time."""
+        if self.app.rebalancing or self._opened is None or not self._opened.done():
+            return
+        moved = {p: o for p, o in list(self.projector.owned.items())
+                 if self._kafka_committed.get(p) != o}
+        if not moved:
+            return
+        consumer: Any = self.app.consumer
+        # ``_commit`` is the driver's offset commit (on its own thread, limited to the
+        # current assignment); Faust's public ``commit`` only commits acked events.
+        if await consumer._commit({self._tp(p): o for p, o in moved.items()}):
+            self._kafka_committed.update(moved)
 
     async def watchdog(self) -> None:
         """Seek back any owned partition that lagged at the same stored position at
@@ -154,13 +193,16 @@ class WorkerRuntime:
                     await self.seek(partition, offset)
         self._lagging = lagging
 
-    async def _handle(self, events: list[Any]) -> None:
-        messages = [Message(e.message.partition, e.message.offset, e.message.value)
-                    for e in events]
+    async def _handle(self, messages: list[Message],
+                      parsed: Sequence[Fact | str] | None) -> None:
         try:
             async with self._store_lock:
-                outcome = await self.projector.handle(messages)
+                if self.closing:
+                    return
+                outcome = await self.projector.handle(messages, parsed)
         except StoreUnavailable as exc:
+            if self.closing:
+                return
             # Nothing of this batch was committed. Faust has already fetched past it,
             # so once PostgreSQL (or the DLQ) answers again, every owned partition
             # goes back to its stored offset and the batch is fetched anew.
@@ -204,7 +246,7 @@ class WorkerRuntime:
                 self.metrics.set_lag(partition, max(0, high - position))
 
 
-def build_app(settings: Settings, *, batch_max: int = 5000, batch_within: float = 0.05,
+def build_app(settings: Settings, *, batch_max: int = 5000,
               metrics: WorkerMetrics | None = None) -> tuple[faust.App, WorkerRuntime]:
     app = faust.App(
         settings.consumer_group,
@@ -216,9 +258,8 @@ def build_app(settings: Settings, *, batch_max: int = 5000, batch_within: float 
         consumer_auto_offset_reset="earliest",
         value_serializer="raw",
         key_serializer="raw",
-        stream_buffer_maxsize=max(4 * batch_max, 4096),
+        # One fetch is at most this many records (whole fetches go to the batches).
         broker_max_poll_records=batch_max,
-        broker_commit_every=batch_max,
         broker_commit_interval=1.0,
         stream_wait_empty=False,
         # Recovery after a crash: a static member (group.instance.id) restarted under
@@ -230,31 +271,69 @@ def build_app(settings: Settings, *, batch_max: int = 5000, batch_within: float 
     )
     runtime = WorkerRuntime(app, settings, metrics or WorkerMetrics(),
                             bootstrap.worker_store(settings), bootstrap.dead_letters(settings))
+    batches = Batches(limit=2 * batch_max)
+    # No agent reads this topic: it is registered with Faust's conductor only so the
+    # consumer subscribes to it (and rebalances it); without acks, since no event is
+    # acked one by one (offsets live in PostgreSQL).
     topic = app.topic(settings.topic_events, key_type=bytes, value_type=bytes,
-                      partitions=settings.partitions)
+                      partitions=settings.partitions, acks=False)
+    app.topics.add(topic)
+    transport: Any = app.transport
+    driver_consumer: Any = transport.Consumer
+
+    class BulkConsumer(driver_consumer):  # type: ignore[misc]
+        """Faust's consumer for the configured driver, whose fetcher loop delivers
+        whole fetches to ``batches`` instead of one event at a time."""
+
+        async def _drain_messages(self, fetcher: Any) -> None:
+            try:
+                await fetch_loop(self, settings.topic_events, batches,
+                                 lambda: self._stopped.is_set() or fetcher._stopped.is_set())
+            except self.consumer_stopped_errors:
+                if not self.transport.app.should_stop:
+                    raise
+                log.info("broker stopped the consumer; shutting down")
+
+    transport.Consumer = BulkConsumer
 
     def ours(tps: Iterable[Any]) -> list[int]:
         return [tp.partition for tp in tps if tp.topic == settings.topic_events]
 
     async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
-        runtime.revoked(ours(revoked))
+        partitions = ours(revoked)
+        runtime.revoked(partitions)
+        # Their pending messages belong to the next owner (the projection would skip
+        # them anyway: this only saves the work).
+        batches.discard(partitions)
 
     async def on_assigned(app: faust.App, assigned: set[Any], **_: Any) -> None:
         mine = set(ours(assigned))
-        runtime.revoked([p for p in runtime.projector.owned if p not in mine])
+        gone = [p for p in runtime.projector.owned if p not in mine]
+        runtime.revoked(gone)
+        batches.discard(gone)
         await runtime.assigned([p for p in mine if p not in runtime.projector.owned])
 
-    @app.agent(topic)
-    async def project(stream: Any) -> None:
+    async def project() -> None:
         await runtime.ready()
-        async for events in stream.take_events(batch_max, within=batch_within):
-            await runtime.handle(events)
+        async for batch, parsed in parsed_batches(batches, batch_max, facts_of):
+            if runtime.closing:
+                break
+            await runtime.handle(batch, parsed)
+
+    task: Any = app.task  # Faust's decorators are untyped
+    task(project)
 
     async def watchdog() -> None:
         await runtime.watchdog()
 
-    timer: Any = app.timer(interval=WATCHDOG_SECONDS)  # Faust's decorator is untyped
+    timer: Any = app.timer(interval=WATCHDOG_SECONDS)
     timer(watchdog)
+
+    async def commit_offsets() -> None:
+        await runtime.commit_offsets()
+
+    every_commit: Any = app.timer(interval=app.conf.broker_commit_interval)
+    every_commit(commit_offsets)
 
     async def on_shutdown(app: faust.App, **_: Any) -> None:
         await runtime.close()
@@ -263,5 +342,4 @@ def build_app(settings: Settings, *, batch_max: int = 5000, batch_within: float 
     app.on_partitions_revoked.connect(cast(Any, on_revoked))
     app.on_partitions_assigned.connect(cast(Any, on_assigned))
     app.on_before_shutdown.connect(cast(Any, on_shutdown))
-    del project
     return app, runtime

@@ -19,6 +19,7 @@ dies, even by SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -116,9 +117,7 @@ async def ingest_files(
                  else Projector(store, INGEST_CONSUMER))
     if parse_workers is None:
         parse_workers = default_parse_workers(sum(p.stat().st_size for p in paths))
-    pool = (ProcessPoolExecutor(parse_workers, mp_context=_parse_context(),
-                                initializer=_parse_worker_started)
-            if parse_workers else None)
+    pool = _start_pool(parse_workers) if parse_workers else None
     try:
         for path in paths:
             await _ingest_file(store, projector, path, summary, pool,
@@ -130,9 +129,12 @@ async def ingest_files(
         if sla is not None:
             # Rules touched by earlier batches may have passed a threshold since.
             await store.sla_tick(sla.for_tick(time.time_ns() // 1000))
-    finally:
+    except BaseException:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            _abandon(pool)
+        raise
+    if pool is not None:
+        pool.shutdown(cancel_futures=True)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -251,6 +253,59 @@ def _parse_context() -> BaseContext:
     finally:
         signal.signal(signal.SIGINT, previous)
     return context
+
+
+def _start_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` parse processes, all started now. Ctrl-C waits the few
+    milliseconds it takes to fork them (then acts), so that every worker is known
+    to the pool, and can be stopped, whenever the ingest is interrupted."""
+    pool: ProcessPoolExecutor | None = None
+    try:
+        with _interrupt_deferred():
+            pool = ProcessPoolExecutor(workers, mp_context=_parse_context(),
+                                       initializer=_parse_worker_started)
+            # The pool forks a worker per task while none is idle: one task each starts all.
+            for _ in range(workers):
+                pool.submit(int)
+    except BaseException:
+        if pool is not None:
+            _abandon(pool)
+        raise
+    return pool
+
+
+def _abandon(pool: ProcessPoolExecutor) -> None:
+    """Stop the parse workers at once (the ingest was interrupted or failed): a worker
+    still starting would take a second or two to import before it could be told,
+    and, if this process ended first, fail on the pool's vanished resources. The
+    workers hold nothing of the store's: killing them loses nothing."""
+    processes = list(pool._processes.values())  # the pool's own table (no public one)
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError):
+            process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError, AssertionError):
+            process.join(1.0)
+
+
+@contextlib.contextmanager
+def _interrupt_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C (in the main thread) until the block is done, then act on it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            elif previous != signal.SIG_IGN:
+                raise KeyboardInterrupt
 
 
 def _parse_worker_started() -> None:

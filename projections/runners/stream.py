@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from projections.incident import STAGES, Incident
+from projections.incident import STAGES, Fact, Incident
 from projections.ports import ProjectionStore, Record, Rejected, StalePosition
 from projections.projector import Projector
 from projections.sla_live import SlaPolicy
@@ -90,8 +90,8 @@ class PartitionProjector:
             self.owned.pop(partition, None)
             self._seeking.pop(partition, None)
 
-    def _admit(self, messages: Sequence[Message], outcome: Outcome) -> list[Message]:
-        """The messages that continue each owned partition without a gap.
+    def _admit(self, messages: Sequence[Message], outcome: Outcome) -> list[int]:
+        """The indexes of the messages that continue each owned partition without a gap.
 
         Offsets below a partition's cursor were applied already. A partition that
         is being repositioned is skipped until the sought offset shows up; an
@@ -100,8 +100,8 @@ class PartitionProjector:
         topics are never written transactionally, so offsets have no holes.
         """
         cursor: dict[int, int] = {}
-        fresh: list[Message] = []
-        for message in messages:
+        fresh: list[int] = []
+        for index, message in enumerate(messages):
             partition, offset = message.partition, message.offset
             if partition not in self.owned:
                 outcome.skipped += 1
@@ -111,7 +111,7 @@ class PartitionProjector:
             if sought is not None and offset == sought == expected:
                 del self._seeking[partition]
             if offset == expected and partition not in self._seeking:
-                fresh.append(message)
+                fresh.append(index)
                 cursor[partition] = offset + 1
                 continue
             outcome.skipped += 1
@@ -119,12 +119,16 @@ class PartitionProjector:
                 self._seeking[partition] = outcome.seek[partition] = expected
         return fresh
 
-    async def handle(self, messages: Sequence[Message]) -> Outcome:
-        """Project one fetched batch (see module contract)."""
+    async def handle(self, messages: Sequence[Message],
+                     parsed: Sequence[Fact | str] | None = None) -> Outcome:
+        """Project one fetched batch (see module contract). ``parsed``: ``facts_of``
+        of the messages' values, if the runner parsed them ahead."""
         outcome = Outcome()
-        fresh = self._admit(messages, outcome)
-        if not fresh:
+        admitted = self._admit(messages, outcome)
+        if not admitted:
             return outcome
+        fresh = [messages[i] for i in admitted]
+        facts = None if parsed is None else [parsed[i] for i in admitted]
         started = time.perf_counter()
         records = [Record(self.topic, m.partition, m.offset + 1, m.value) for m in fresh]
         partitions = {m.partition for m in fresh}
@@ -133,7 +137,7 @@ class PartitionProjector:
             # Partitioned: other workers own other incidents, so they need not wait for us;
             # an embedded ingest into the same database does.
             async with self.store.writing(partitioned=True):
-                prepared = await self.projector.prepare(records, expected)
+                prepared = await self.projector.prepare(records, expected, facts)
                 if prepared.rejected:
                     await self.dead_letters.send(prepared.rejected)
                 if self.sla is not None:

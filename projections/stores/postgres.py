@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -71,24 +71,36 @@ from projections.stores.rows import (
 )
 from projections.totals import FIELDS, Bucket, Totals
 
-_INCIDENT_TYPES = ("text", *["bigint"] * 7, "text", "text", "text", "bigint", "bigint", "text",
-                   "text", "bigint", "bigint", "text", "bigint", "text", "text", "integer",
-                   "text", "bigint")
-"""Types of ``INCIDENT_WRITE_COLUMNS``, in order."""
-assert len(_INCIDENT_TYPES) == len(INCIDENT_WRITE_COLUMNS)
-_INCIDENT_UPSERT = (
-    f"INSERT INTO incidents ({', '.join(INCIDENT_WRITE_COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_INCIDENT_TYPES, start=1))
-    + ") ON CONFLICT (incident_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_WRITE_COLUMNS[1:])
-)
-_TOTALS_TYPES = ("text", "text", "text", *["bigint"] * len(FIELDS))
-_TOTALS_UPSERT = (
-    f"INSERT INTO totals AS t ({', '.join(TOTALS_COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_TOTALS_TYPES, start=1))
-    + f") ON CONFLICT ({', '.join(TOTALS_KEY)}) DO UPDATE SET "
-    + ", ".join(f"{c} = t.{c} + excluded.{c}" for c in FIELDS)
-)
+
+class _Staged(NamedTuple):
+    """A bulk upsert through a session temporary table: the rows are COPYed into
+    ``stage`` (binary COPY encodes a row far cheaper than ``unnest`` arrays, whose
+    driver checks every element) and moved with one INSERT ... SELECT; the stage
+    empties itself at commit, so each is used at most once per transaction."""
+
+    stage: str
+    columns: tuple[str, ...]
+    create: str
+    upsert: str
+
+
+def _staged(table: str, columns: Sequence[str], key: Sequence[str], update: str) -> _Staged:
+    stage = f"stage_{table}"
+    names = ", ".join(columns)
+    return _Staged(
+        stage, tuple(columns),
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
+        f"SELECT {names} FROM {table} WITH NO DATA",
+        # ORDER BY: concurrent writers lock shared rows (totals) in one order.
+        f"INSERT INTO {table} AS t ({names}) SELECT {names} FROM {stage} "
+        f"ORDER BY {', '.join(key)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {update}")
+
+
+_INCIDENT_UPSERT = _staged(
+    "incidents", INCIDENT_WRITE_COLUMNS, ("incident_id",),
+    ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_WRITE_COLUMNS[1:]))
+_TOTALS_UPSERT = _staged(
+    "totals", TOTALS_COLUMNS, TOTALS_KEY, ", ".join(f"{c} = t.{c} + excluded.{c}" for c in FIELDS))
 _MIGRATION_LOCK = 7_343_001  # advisory lock id: one migrator at a time
 _WRITE_LOCK = 7_343_002  # advisory lock id of writing(): exclusive or shared
 _SLA_LOCK = 7_343_003
@@ -98,22 +110,14 @@ taken after the totals rows and before the change-log head, by everyone)."""
 _RELAY_LOCK = 7_343_004
 """Session lock: one alert relay per database."""
 _SLA_COLUMNS = ", ".join(SlaRow._fields)
-_SLA_TYPES = ("text", "text", "text", "text", "bigint", "bigint", "bigint", "float8", "text",
-              "text", "text", "text")
-_SLA_UPSERT = (
-    f"INSERT INTO sla_state ({_SLA_COLUMNS}) SELECT * FROM unnest("
-    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_SLA_TYPES, start=1))
-    + ") ON CONFLICT (incident_id, rule) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in SlaRow._fields[2:])
-)
+_SLA_UPSERT = _staged(
+    "sla_state", SlaRow._fields, ("incident_id", "rule"),
+    ", ".join(f"{c} = excluded.{c}" for c in SlaRow._fields[2:]))
+_STAGED = (_INCIDENT_UPSERT, _TOTALS_UPSERT, _SLA_UPSERT)
 _OUTBOX_COLUMNS = "seq, alert_id, incident_id, payload, sent_us, withheld"
 CHANGES_CHANNEL = "dispatch_changes"
 """NOTIFY channel: the payload is the new head sequence of the change log."""
 _OPEN_INCIDENT = "rejected_at IS NULL AND merged_at IS NULL AND t6 IS NULL AND closed_at IS NULL"
-
-
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    return [[row[i] for row in rows] for i in range(width)]
 
 
 def _describe(store: PostgresStore, exc: BaseException) -> str:
@@ -152,6 +156,8 @@ class PostgresStore(ProjectionStore):
         """The transaction of the open ``writing()`` block, until its commit."""
         self._in_block = False
         self._pruned_at = 0
+        self._staged: set[str] = set()
+        """Stages filled in the transaction of the current ``_write``."""
 
     @property
     def conn(self) -> Any:
@@ -190,6 +196,8 @@ class PostgresStore(ProjectionStore):
                 await self.conn.executemany(
                     "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                     calendar_meta(self.calendar) + limits_meta(self.sla_limits))
+            for staged in _STAGED:
+                await self.conn.execute(staged.create)
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -256,6 +264,7 @@ class PostgresStore(ProjectionStore):
 
     async def _write(self, commit: Commit) -> None:
         conn = self.conn
+        self._staged.clear()
         async with conn.transaction():
             if commit.expected:
                 # Rows must exist before FOR UPDATE can lock them: two workers that both
@@ -285,8 +294,8 @@ class PostgresStore(ProjectionStore):
                     "WHERE e.event_id = u.event_id",
                     list(commit.recorded_updates), list(commit.recorded_updates.values()))
             if commit.incidents:
-                rows = [incident_row(i, self.calendar) for i in commit.incidents]
-                await conn.execute(_INCIDENT_UPSERT, *_columns(rows, len(INCIDENT_WRITE_COLUMNS)))
+                await self._upsert(_INCIDENT_UPSERT,
+                                   [incident_row(i, self.calendar) for i in commit.incidents])
             if commit.calls:
                 await conn.copy_records_to_table(
                     "calls", records=[(c.event_id, c.incident_id, c.at, c.grid, c.area)
@@ -297,9 +306,7 @@ class PostgresStore(ProjectionStore):
                     "shifts", records=[shift_row(f) for f in commit.shifts],
                     columns=SHIFT_COLUMNS)
             if commit.deltas:
-                # Sorted so concurrent workers lock shared total rows in one order (no deadlock).
-                rows = [(*b, *v) for b, v in sorted(commit.deltas.items())]
-                await conn.execute(_TOTALS_UPSERT, *_columns(rows, len(TOTALS_COLUMNS)))
+                await self._upsert(_TOTALS_UPSERT, [(*b, *v) for b, v in commit.deltas.items()])
             if commit.rejected or commit.duplicates or commit.conflicts:
                 await conn.executemany(
                     "INSERT INTO counters AS c (name, value) VALUES ($1, $2) "
@@ -332,6 +339,15 @@ class PostgresStore(ProjectionStore):
             if self.change_log:
                 # Last, so the change_head row lock is held only for the end of the batch.
                 await self._append_changes(commit, alerts)
+
+    async def _upsert(self, staged: _Staged, rows: Sequence[Sequence[Any]]) -> None:
+        """Inside a transaction: upsert ``rows`` (in ``staged.columns`` order)."""
+        if staged.stage in self._staged:
+            raise RuntimeError(f"{staged.stage} used twice in one transaction")
+        self._staged.add(staged.stage)
+        await self.conn.copy_records_to_table(staged.stage, records=rows,
+                                              columns=staged.columns)
+        await self.conn.execute(staged.upsert)
 
     async def _commit_sla(self, commit: Commit, plan: SlaPlan) -> list[NewChange]:
         """Inside the commit's transaction: evaluate, write rows and outbox entries."""
@@ -367,7 +383,7 @@ class PostgresStore(ProjectionStore):
                 "(SELECT * FROM unnest($1::text[], $2::text[]))",
                 [k[0] for k in update.dropped], [k[1] for k in update.dropped])
         if update.rows:
-            await conn.execute(_SLA_UPSERT, *_columns(update.rows, len(SlaRow._fields)))
+            await self._upsert(_SLA_UPSERT, update.rows)
         if update.transitions:
             now = time.time_ns() // 1000
             inserted = await conn.fetch(

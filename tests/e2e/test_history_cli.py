@@ -125,3 +125,47 @@ def test_export_writes_parquet_by_duty_date_that_agrees_with_the_report(
         f"SELECT count(*), count(DISTINCT event_id) FROM "
         f"read_parquet('{tmp_path}/out/events/*/*.parquet')").fetchall()[0]
     assert events_written == (len(GOOD), len(GOOD))  # MIXED: 2 rejected, 1 duplicate
+
+
+def assert_export_matches_the_oracle(folder: Path, lines: list[str]) -> None:
+    """Open an export with DuckDB: per duty date the outage incidents and the mean
+    restoration, and the accepted events, as the naive oracle computes them."""
+    import duckdb
+
+    from tests.oracle import fold_all, oracle_report
+
+    want = oracle_report(lines)
+    incidents = duckdb.sql(
+        f"SELECT duty_date::VARCHAR, count(*), avg(restoration_minutes) FILTER "
+        f"(WHERE restoration_minutes >= 0) FROM "
+        f"read_parquet('{folder}/incidents/*/*.parquet', hive_partitioning=true) "
+        f"WHERE is_outage AND call_at IS NOT NULL GROUP BY ALL ORDER BY 1").fetchall()
+    assert [(p["duty_date"], p["incidents"]) for p in want["duty_periods"]] == \
+        [(day, n) for day, n, _ in incidents]
+    for period, (_, _, mean) in zip(want["duty_periods"], incidents, strict=True):
+        if period["avg_restoration_minutes"] is None:
+            assert mean is None
+        else:
+            assert mean == pytest.approx(period["avg_restoration_minutes"], rel=1e-9)
+    accepted = {e.event_id for e in fold_all(lines)[0]}
+    written = duckdb.sql(f"SELECT event_id FROM read_parquet('{folder}/events/*/*.parquet')"
+                         ).fetchall()
+    assert sorted(e for (e,) in written) == sorted(accepted)
+
+
+def test_export_from_a_store_matches_the_oracle_and_the_file_export(
+        events: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    ok(run("ingest", str(events), "--store", store, cwd=tmp_path))
+    ok(run("export", "--store", store, "--to", str(tmp_path / "from-store"), cwd=tmp_path))
+    assert_export_matches_the_oracle(tmp_path / "from-store", MIXED)
+    ok(run("export", "--input", str(events), "--to", str(tmp_path / "from-file"), cwd=tmp_path))
+    query = ("SELECT * EXCLUDE (known_at) FROM read_parquet('{}/events/*/*.parquet', "
+             "hive_partitioning=true) ORDER BY event_id")
+    assert duckdb.sql(query.format(tmp_path / "from-store")).fetchall() == \
+        duckdb.sql(query.format(tmp_path / "from-file")).fetchall()
+    missing = run("export", "--store", f"sqlite:///{tmp_path / 'none.db'}", "--to",
+                  str(tmp_path / "x"), cwd=tmp_path)
+    fails_cleanly(missing, codes=(1,), mentions="no store")

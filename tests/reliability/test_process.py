@@ -103,6 +103,83 @@ def test_ctrl_c_stops_within_a_second_and_resumes_exactly(
     assert report_from_store(store) == report_from_input(big_input)
 
 
+def session_tree(session: int) -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command line) of the live processes of ``session``."""
+    listing = subprocess.run(["ps", "-ww", "-o", "pid=,ppid=,stat=,args=", "-s", str(session)],
+                             capture_output=True, text=True, check=False).stdout
+    rows = []
+    for line in listing.splitlines():
+        pid, ppid, stat, args = [*line.split(None, 3), ""][:4]
+        if stat[0] != "Z":
+            rows.append((int(pid), int(ppid), args))
+    return rows
+
+
+def has_parse_code(pid: int) -> bool:
+    """Whether process ``pid`` has loaded the validation code (pydantic-core's library
+    is mapped): a parse worker is ready once it has; a starting one is importing."""
+    try:
+        return "pydantic_core" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def starting_window(process: subprocess.Popen[str]) -> str | None:
+    """Wait until the ingest's parse workers are started (forked by the pool's server)
+    but not all ready; a description of what was seen then, or None if the window
+    never opened (all ready at first sight, or the ingest ended)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        tree = session_tree(process.pid)
+        servers = [pid for pid, ppid, args in tree
+                   if ppid == process.pid and "forkserver" in args]
+        workers = [pid for pid, ppid, _ in tree if servers and ppid == servers[0]]
+        if workers:
+            if has_parse_code(servers[0]):
+                return None  # the server preloaded the code: readiness cannot be told
+            ready = [has_parse_code(pid) for pid in workers]
+            if all(ready):
+                return None
+            return f"{len(workers)} worker(s) started, {sum(ready)} ready"
+        time.sleep(0.005)
+    return None
+
+
+def test_ctrl_c_while_the_parse_workers_start(tmp_path: Path, big_input: Path) -> None:
+    """Ctrl-C (to the process group, as a terminal sends it) in the second or two in
+    which the parse workers are still importing: the same promises as later on."""
+    store_path = tmp_path / "s.db"
+    store = f"sqlite:///{store_path}"
+    for _attempt in range(5):
+        store_path.unlink(missing_ok=True)
+        process = start_ingest(big_input, store)
+        seen = starting_window(process)
+        if seen is not None:
+            break
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+    else:
+        raise AssertionError("the parse workers were never caught starting in 5 attempts")
+    sent = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        _, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # leave nothing behind, then fail
+        process.communicate()
+        raise
+    took = time.monotonic() - sent
+    assert process.returncode == 130, (seen, err)
+    assert "Traceback" not in err and "Error" not in err, (seen, err)
+    assert len(err.strip().splitlines()) == 1 and "interrupted" in err, (seen, err)
+    assert took < 1.0, f"took {took:.2f}s to stop ({seen})"
+    time.sleep(0.5)
+    assert live_processes(process.pid) == [], seen
+    # Nothing half-done: an ingest after it gives exactly the report of the file.
+    ok(run("ingest", str(big_input), "--store", store))
+    assert report_from_store(store) == report_from_input(big_input)
+
+
 def test_kill_9_leaves_no_parse_workers_behind(tmp_path: Path, big_input: Path) -> None:
     store_path = tmp_path / "s.db"
     process = start_ingest(big_input, f"sqlite:///{store_path}")

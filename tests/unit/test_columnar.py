@@ -28,6 +28,8 @@ from dispatch.cli import main
 from projections.columnar import FACT_COLUMNS, load_columnar
 from projections.incident import fact_of
 from schemas.parsing import InvalidEvent, parse_event
+from tests import history_oracle
+from tests.oracle import compare_reports
 from tests.unit.test_history import Case, cases
 from tests.unit.test_report_oracle import PROPERTY_SETTINGS, History, write_lines
 
@@ -58,8 +60,8 @@ def _versioned(case: Case, keep: list[bool]) -> Case:
 @PROPERTY_SETTINGS
 @given(cases(), st.data())
 def test_columnar_prints_the_bytes_of_the_exact_engine(case: Case, data: st.DataObject) -> None:
-    """``reliability`` and ``compare`` (``report`` also needs accountability totals that
-    the columnar engine does not compute, so it refuses ``--engine columnar``)."""
+    """``report`` (accountability, SLA and callback totals included), ``reliability``
+    and ``compare``, with the same rejected lines (conflicting copies included)."""
     case = _versioned(case, data.draw(st.lists(st.integers(0, 9).map(bool),
                                                min_size=len(case.lines),
                                                max_size=len(case.lines))))
@@ -67,7 +69,7 @@ def test_columnar_prints_the_bytes_of_the_exact_engine(case: Case, data: st.Data
         folder = Path(tmp)
         events = str(write_lines(folder / "in.jsonl", case.lines))
         common = [*case.calendar_options(), *case.window_options()]
-        for command in (["reliability", "--customers-served", "5000"],):
+        for command in (["report"], ["reliability", "--customers-served", "5000"]):
             outputs, rejects = [], []
             for engine in ("columnar", "exact"):
                 reject_file = folder / f"rejects-{engine}-{command[0]}.jsonl"
@@ -76,6 +78,12 @@ def test_columnar_prints_the_bytes_of_the_exact_engine(case: Case, data: st.Data
                 rejects.append(reject_file.read_text(encoding="utf-8"))
             assert outputs[0] == outputs[1], command
             assert rejects[0] == rejects[1], command
+            if command == ["report"]:  # and against the naive oracle, not only engine to engine
+                want = history_oracle.history_report(
+                    case.lines, case.history.zone, case.history.duty_start, first=case.first,
+                    last=case.last, as_of=case.as_of, known_at=case.known_at)
+                problems = compare_reports(json.loads(outputs[0]), want)
+                assert not problems, "\n".join(problems)
         compare = [_run("compare", "--input", events, "--engine", engine,
                         "--base", "2026-01-01..2026-07-01", "--against",
                         "2026-07-02..2026-12-31", *case.calendar_options())
@@ -182,6 +190,11 @@ def test_columnar_check_accepts_exactly_what_the_contract_accepts(lines: list[st
         except InvalidEvent as exc:
             assert rejected.get(number) == exc.reason, (line, accepted.get(number))
             continue
+        if rejected.get(number, "").startswith("conflict:"):
+            # Valid, but a copy of an earlier line's event id with other content.
+            assert any(json.loads(earlier).get("event_id") == fact.event_id
+                       for earlier in lines[:number - 1]), line
+            continue
         assert number not in rejected, (line, rejected.get(number))
         want = (fact.event_id, fact.type, fact.incident_id, fact.at, fact.recorded, fact.grid,
                 fact.area, fact.priority, fact.customers, fact.crew, fact.into, fact.agent)
@@ -206,8 +219,25 @@ def test_known_difference_duckdb_tolerates_these(tmp_path: Path, line: str) -> N
     assert 1 in accepted and not rejected
 
 
-def test_report_refuses_the_columnar_engine(tmp_path: Path) -> None:
-    events = write_lines(tmp_path / "one.jsonl", [json.dumps(VALID[0])])
-    with contextlib.redirect_stderr(io.StringIO()) as err:
-        assert main(["report", "--input", str(events), "--engine", "columnar"]) == 2
-    assert "--engine exact" in err.getvalue()
+def test_report_columnar_counts_conflicts_callbacks_and_shifts(tmp_path: Path) -> None:
+    base = {"schema_version": 1, "incident_id": "I1"}
+    lines = [json.dumps(obj) for obj in [
+        *VALID,
+        {**VALID[0], "event_id": "e1", "data": {**VALID[0]["data"], "grid": "G2"}},  # conflict
+        {**VALID[1]},  # duplicate
+        {**base, "event_id": "cb1", "type": "customer.callback",
+         "occurred_at": "2026-07-01T14:00:00+08:00",
+         "data": {"reached": True, "agent": "AG-1", "satisfied": False}},
+        {"event_id": "s1", "type": "duty.shift_started", "schema_version": 1,
+         "incident_id": "", "occurred_at": "2026-07-01T08:30:00+08:00",
+         "data": {"team": "T1", "leader": "L1", "members": ["AG-1"]}},
+    ]]
+    events = write_lines(tmp_path / "mixed.jsonl", lines)
+    reports = [_run("report", "--input", str(events), "--engine", engine,
+                    "--rejects", str(tmp_path / f"{engine}.jsonl"))
+               for engine in ("columnar", "exact")]
+    assert reports[0] == reports[1]
+    report = json.loads(reports[0])
+    assert report["conflicting_events"] == 1 and report["duplicate_events"] == 1
+    assert "conflict" in (tmp_path / "columnar.jsonl").read_text()
+    assert (tmp_path / "columnar.jsonl").read_text() == (tmp_path / "exact.jsonl").read_text()

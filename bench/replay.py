@@ -1,0 +1,229 @@
+"""``dispatch replay`` against ``dispatch worker`` on the same topic, in one run.
+
+Steps (local Kafka and PostgreSQL of ``deploy/local/up.sh``):
+0. simulate N events (``SimulationPlan(target_events=N)``, 2 % duplicates, shuffled)
+   and publish them with ``dispatch produce`` to a fresh 6-partition topic;
+1. ``dispatch replay --from-topic --store postgresql://.../dispatch_bench_replay``
+   into an empty database, as a subprocess: wall time, rate, peak RSS (VmHWM of the
+   replay process; the parse workers are reported separately);
+2. ``dispatch worker`` (Faust, the production path) into another empty database,
+   as a subprocess: time from the first stored position to the end offsets (the
+   worker's steady rate) and from spawn (with start-up); peak RSS;
+3. the ratio replay rate / worker rate, the load average before and after;
+4. correctness: ``dispatch report --store`` of both databases must equal
+   ``dispatch report --input FILE`` byte for byte.
+
+    .venv/bin/python bench/replay.py --events 1000000
+    .venv/bin/python bench/replay.py --events 100000 --worker-events 50000   # quicker
+
+``--worker-events M`` stops the worker once M events are stored (its rate is then
+measured over the first M; the report check is done for the replay only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+ROOT = "postgresql://dispatch:dispatch@127.0.0.1:5432"
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def descendants_rss_mb(pid: int) -> float:
+    """Peak RSS summed over every descendant of ``pid`` (forkserver, parse workers)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    family, total = {pid}, 0.0
+    grew = True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in family and child not in family:
+                family.add(child)
+                total += peak_rss_mb(child) or 0.0
+                grew = True
+    return total
+
+
+async def _sql(dsn: str, query: str) -> Any:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(query)
+    finally:
+        await conn.close()
+
+
+def fresh_database(name: str) -> str:
+    async def make() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(f"{ROOT}/postgres")
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {name}")
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+    asyncio.run(make())
+    return f"{ROOT}/{name}"
+
+
+def stored(dsn: str, topic: str) -> int:
+    try:
+        rows = asyncio.run(_sql(dsn, "SELECT coalesce(sum(next_position), 0) FROM positions "
+                                     f"WHERE source = '{topic}'"))
+    except Exception:
+        return 0
+    return int(rows[0][0])
+
+
+def dispatch(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([PY, "-m", "dispatch.cli", *args], env=env, capture_output=True,
+                          text=True, cwd=REPO)
+    if done.returncode != 0:
+        raise SystemExit(f"dispatch {args[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return done
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--worker-events", type=int,
+                        help="stop the worker after this many stored events")
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument("--parse-workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=50_000)
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args()
+
+    from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
+
+    run_id = uuid.uuid4().hex[:8]
+    topic, group = f"bench.replay.{run_id}", f"bench-replay-{run_id}"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DISPATCH_KAFKA_BOOTSTRAP": args.bootstrap,
+           "DISPATCH_TOPIC_EVENTS": topic, "DISPATCH_TOPIC_DLQ": f"{topic}.dlq",
+           "DISPATCH_TOPIC_ALERTS": f"{topic}.alerts", "DISPATCH_CONSUMER_GROUP": group,
+           "DISPATCH_METRICS_PORT": "0"}
+    results: dict[str, Any] = {"events": args.events, "load_before": load()}
+    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
+        path = Path(tmp) / "events.jsonl"
+        plan = SimulationPlan(target_events=args.events, storm_days=(2, 9),
+                              duplicate_rate=0.02, shuffle=True)
+        lines = write_jsonl(simulate_lines(plan), path)
+        say(f"simulated {lines:,} lines; producing to {topic}")
+        started = time.perf_counter()
+        dispatch("produce", str(path), env=env)
+        results["produce_seconds"] = time.perf_counter() - started
+
+        # 1. replay
+        replay_dsn = fresh_database("dispatch_bench_replay")
+        say(f"replay (load {load()})")
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [PY, "-m", "dispatch.cli", "replay", "--from-topic", "--store", replay_dsn,
+             "--parse-workers", str(args.parse_workers), "--batch-size", str(args.batch_size)],
+            env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
+        rss = 0.0
+        helpers = 0.0
+        while proc.poll() is None:
+            rss = max(rss, peak_rss_mb(proc.pid) or 0.0)
+            helpers = max(helpers, descendants_rss_mb(proc.pid))
+            time.sleep(0.5)
+        assert proc.stderr is not None
+        tail = proc.stderr.read().strip().splitlines()[-1:]
+        if proc.returncode != 0:
+            raise SystemExit(f"replay failed: {tail}")
+        seconds = time.perf_counter() - started
+        results["replay"] = {"seconds": seconds, "rate": lines / seconds, "peak_rss_mb": rss,
+                             "parse_workers_peak_rss_mb": helpers, "summary": tail,
+                             "load_after": load()}
+        say(f"replay: {lines / seconds:,.0f} events/s in {seconds:.1f}s, RSS {rss:.0f} MB "
+            f"(+ workers {helpers:.0f} MB); {tail}")
+
+        # 2. worker
+        worker_dsn = fresh_database("dispatch_bench_worker")
+        target = args.worker_events or lines
+        say(f"worker until {target:,} events are stored (load {load()})")
+        spawned = time.perf_counter()
+        proc2 = subprocess.Popen([PY, "-m", "dispatch.cli", "worker", "--no-sla",
+                                  "--metrics-port", "0"],
+                                 env={**env, "DISPATCH_PG_DSN": worker_dsn}, cwd=REPO,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        first_at = first_n = None
+        count = 0
+        rss2 = 0.0
+        try:
+            while count < target:
+                if proc2.poll() is not None:
+                    raise SystemExit(f"worker exited with {proc2.returncode}")
+                count = stored(worker_dsn, topic)
+                if count and first_at is None:
+                    first_at, first_n = time.perf_counter(), count
+                rss2 = max(rss2, peak_rss_mb(proc2.pid) or 0.0)
+                time.sleep(0.2)
+            done = time.perf_counter()
+        finally:
+            proc2.terminate()
+            proc2.wait(60)
+        assert first_at is not None and first_n is not None
+        worker_rate = (count - first_n) / max(done - first_at, 1e-9)
+        results["worker"] = {"events": count, "rate_after_first_commit": worker_rate,
+                             "rate_with_startup": count / (done - spawned),
+                             "peak_rss_mb": rss2, "load_after": load()}
+        say(f"worker: {worker_rate:,.0f} events/s after its first commit "
+            f"({count / (done - spawned):,.0f}/s with start-up), RSS {rss2:.0f} MB")
+        results["ratio"] = results["replay"]["rate"] / worker_rate
+        say(f"ratio replay/worker: {results['ratio']:.1f}x (load {load()})")
+
+        # 4. correctness
+        want = dispatch("report", "--input", str(path), env=env).stdout
+        got = dispatch("report", "--store", replay_dsn, env=env).stdout
+        results["replay_report_equal"] = got == want
+        if not args.worker_events:
+            results["worker_report_equal"] = dispatch(
+                "report", "--store", worker_dsn, env=env).stdout == want
+        say(f"reports equal to report --input: replay {results['replay_report_equal']}, "
+            f"worker {results.get('worker_report_equal', 'not checked')}")
+    print(json.dumps(results, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0 if results["replay_report_equal"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,12 +25,11 @@ from typing import Any, cast
 import faust
 
 from dispatch import bootstrap
-from dispatch.kafka.alerts import KafkaAlertLog
 from dispatch.kafka.dead_letters import KafkaDeadLetters
 from dispatch.kafka.metrics import WorkerMetrics
 from dispatch.settings import Settings
 from dispatch.worker.bulk import Batches, fetch_loop, parsed_batches
-from dispatch.worker.sla_thread import SlaThread
+from dispatch.worker.sla_process import SlaProcess
 from projections.incident import Fact
 from projections.ports import ProjectionStore, StoreUnavailable
 from projections.projector import facts_of
@@ -57,15 +56,10 @@ class WorkerRuntime:
         self.projector = PartitionProjector(self.store, settings.topic_events,
                                             settings.consumer_group, self.dead_letters,
                                             metrics, sla=policy)
-        self.sla: SlaThread | None = None
-        """The SLA timer and alert relay, on a thread and a connection of their own."""
+        self.sla: SlaProcess | None = None
+        """The SLA timer and alert relay, in a process with connections of their own."""
         if policy is not None:
-            self.sla = SlaThread(
-                lambda: bootstrap.worker_store(settings, session_name="dispatch-sla"),
-                lambda: KafkaAlertLog(settings.kafka_bootstrap, settings.topic_alerts),
-                policy, metrics, tick_seconds=settings.sla_tick_seconds,
-                relay_seconds=settings.sla_relay_seconds,
-                outbox_retention_days=settings.sla_outbox_retention_days)
+            self.sla = SlaProcess(settings, metrics)
         self._opened: asyncio.Task[None] | None = None
         self._busy = False
         self.closing = False

@@ -1,4 +1,5 @@
-"""The worker's SLA timer and alert relay, on a thread and an event loop of their own.
+"""The SLA timer and alert relay loop, on a thread and an event loop of their own
+(the worker runs it in a child process: ``sla_process``; tests run it as a thread).
 
 Folding a batch is CPU work on the consumer's event loop: a timer on that loop
 waits until the batch is done, so under load a deadline could be evaluated
@@ -30,13 +31,12 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
-from dispatch.kafka.metrics import WorkerMetrics
-from projections.ports import ProjectionStore, StoreUnavailable
+from projections.ports import AlertEntry, ProjectionStore, StoreUnavailable
 from projections.runners.alerts import AlertLog, SlaLoop
-from projections.sla_live import SlaPolicy
+from projections.sla_live import SlaPolicy, SlaRow, SlaUpdate
 
 log = logging.getLogger("dispatch.worker.sla")
 GAUGE_SECONDS = 2.0
@@ -53,11 +53,31 @@ class AlertTopic(AlertLog, Protocol):
     async def stop(self) -> None: ...
 
 
+class SlaMetrics(Protocol):
+    """What the loop reports (``WorkerMetrics``, or a forwarder to it)."""
+
+    def alerts_published(self, entries: Sequence[AlertEntry], now_us: int) -> None: ...
+
+    def sla_evaluated(self, update: SlaUpdate) -> None: ...
+
+    def set_active_alerts(self, rows: Iterable[SlaRow]) -> None: ...
+
+
+class Stopping(Protocol):
+    """A flag set from outside (``threading.Event``, ``multiprocessing.Event``)."""
+
+    def is_set(self) -> bool: ...
+
+    def set(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 class SlaThread:
     """Runs ``SlaLoop`` on its own thread; see the module contract."""
 
     def __init__(self, store: Callable[[], ProjectionStore], log_: Callable[[], AlertTopic],
-                 policy: SlaPolicy, metrics: WorkerMetrics, *, tick_seconds: float,
+                 policy: SlaPolicy, metrics: SlaMetrics, *, tick_seconds: float,
                  relay_seconds: float, outbox_retention_days: float,
                  prune_seconds: float = 60.0) -> None:
         self._store_factory = store
@@ -70,8 +90,8 @@ class SlaThread:
         self.prune_seconds = prune_seconds
         self.loop_: SlaLoop | None = None
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._started = threading.Event()
+        self._stopping: Stopping = threading.Event()
+        self._started: Stopping = threading.Event()
         self._took = (0.0, 0.0)
         """Seconds the last step spent in the tick and in the relay (for the late warning)."""
         self.failure: BaseException | None = None
@@ -157,7 +177,7 @@ class SlaThread:
                 log.warning("PostgreSQL not answering for the SLA timer (%s)", again)
 
 
-async def _retrying(action: Callable[[], Awaitable[None]], stopping: threading.Event) -> None:
+async def _retrying(action: Callable[[], Awaitable[None]], stopping: Stopping) -> None:
     delay = 0.5
     while not stopping.is_set():
         try:

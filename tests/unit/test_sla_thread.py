@@ -107,3 +107,30 @@ def test_the_relay_prunes_entries_sent_before_the_retention() -> None:
         thread.stop()
     assert asyncio.run(store.alert_outbox()) == []
     assert topic.received == []  # nothing sent again
+
+
+def test_the_sla_process_reports_reach_the_worker_metrics() -> None:
+    """In the worker the loop runs in a child process: its reports come back over a
+    queue and are applied to the worker's metrics."""
+    from dispatch.settings import Settings
+    from dispatch.worker.sla_process import SlaProcess, _Forwarder
+    from projections.sla_live import SlaRow, SlaUpdate
+
+    metrics = WorkerMetrics()
+    process = SlaProcess(Settings(), metrics)  # not started: only its queue is used
+    forwarder = _Forwarder(process._queue)
+    breach = orjson.dumps({"alert_id": "A/arrival/breach", "level": "breach", "rule": "arrival",
+                           "area": "urban", "at": "2026-07-01T00:45:00Z"})
+    forwarder.alerts_published([AlertEntry(1, "A/arrival/breach", "A", breach)], 1)
+    forwarder.sla_evaluated(SlaUpdate())
+    forwarder.set_active_alerts([SlaRow("A", "arrival", "breach", "breach", None, 0, 1, 45.0,
+                                        "G", "urban", "normal", None)])
+    process._queue.put(None)
+    process._apply()
+
+    def value(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+    assert value("dispatch_sla_breaches_total", rule="arrival", area="urban") == 1
+    assert value("dispatch_sla_alerts_published_total", level="breach") == 1
+    assert value("dispatch_sla_active_alerts", rule="arrival", level="breach", area="urban") == 1
+    assert (value("dispatch_sla_last_evaluation_timestamp_seconds") or 0) > 0

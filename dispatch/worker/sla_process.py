@@ -78,13 +78,17 @@ def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: nothing to save, the
+            # outbox and the relay's marks are crash-safe
 
 
 def _child(settings: Settings, stopping: Event, ready: Event, queue: Queue[Any],
            parent: int) -> None:
     _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when to stop
+    # Signals sent to the whole group (Ctrl-C, a service manager) are the worker's to
+    # act on: it stops this process when it shuts down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("kafka", "aiokafka"):
@@ -136,7 +140,7 @@ class SlaProcess:
         self._stopping.set()
         self._process.join(timeout)
         if self._process.is_alive():
-            self._process.terminate()
+            self._process.kill()  # it ignores SIGTERM (see _child)
             self._process.join(5)
         self._queue.put(None)
         self._applier.join(5)

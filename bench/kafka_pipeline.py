@@ -869,13 +869,15 @@ class Bench:
             for repo, key in runs:
                 say(f"step 3: dispatch worker --batch-size {batch} ({key}: {repo}), "
                     f"{self.n:,} events, empty read models")
+                stop_at = self.args.baseline_events if key == "baseline" else None
                 result = self.run_worker(batch, topic=self.topic, offsets=self.offsets,
-                                         label=f"{key}{batch}", repo=repo)
+                                         label=f"{key}{batch}", repo=repo, stop_at=stop_at)
                 say(f"  caught up: {result['rate']:,.0f} ev/s after first commit "
                     f"({result['startup_seconds']:.1f}s startup), "
                     f"{result['rate_incl_startup']:,.0f} ev/s incl. startup, peak RSS "
                     f"{result['peak_rss_mb']:.0f} MB")
-                self.check_report(result, f"{key}{batch}")
+                if stop_at is None:
+                    self.check_report(result, f"{key}{batch}")
                 self.results.setdefault(key, []).append(result)
 
     def scale(self) -> None:
@@ -1371,6 +1373,8 @@ def main() -> int:
     parser.add_argument("--baseline-repo", type=Path, metavar="DIR",
                         help="step 3 also runs the worker of this checkout (e.g. a git "
                              "worktree of an older commit), same topic, same run")
+    parser.add_argument("--baseline-events", type=int,
+                        help="stop the baseline's worker after this many committed events")
     parser.add_argument("--scale", type=lambda s: [int(x) for x in s.split(",")],
                         default=[1, 2, 3], help="step scale: worker process counts")
     parser.add_argument("--scale-events", type=int,

@@ -126,7 +126,7 @@ def main() -> int:
     parser.add_argument("--worker-events", type=int,
                         help="stop the worker after this many stored events")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
-    parser.add_argument("--parse-workers", type=int, default=2)
+    parser.add_argument("--parse-workers", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=50_000)
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()

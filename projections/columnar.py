@@ -44,10 +44,9 @@ from projections.incident import (
     STAGES,
     Fact,
     Incident,
-    fact_of,
 )
 from projections.ports import Record, Rejected
-from projections.projector import _conflict
+from projections.projector import _conflict, facts_of
 from projections.runners.files import file_source
 from projections.sla import SlaLimits
 from projections.totals import (
@@ -61,7 +60,6 @@ from projections.totals import (
 )
 from schemas.events import NO_INCIDENT_TYPES
 from schemas.identity import difference
-from schemas.parsing import InvalidEvent, parse_event
 
 EVENT_TYPES = ("call.received", "call.verified", "call.rejected", "call.merged",
                "crew.dispatched", "crew.departed", "crew.arrived", "fault.diagnosed",
@@ -359,11 +357,12 @@ def _insert(db: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
 
 def _decide(events: ColumnarEvents, path: Path, flagged: list[int], row_base: int,
             rows: int, strict: bool, rejected: list[tuple[int, Rejected]]) -> bool:
-    """Run the pydantic contract on the flagged lines; True when strict mode stopped."""
+    """Run the contract (``facts_of``: the lean check, then pydantic) on the flagged
+    lines; True when strict mode stopped."""
     source = file_source(path)
     wanted = iter(flagged)
     target = next(wanted, None)
-    accepted: list[tuple[Any, ...]] = []
+    found: list[tuple[int, Record]] = []
     row = row_base
     position = 0
     with path.open("rb") as stream:
@@ -376,21 +375,23 @@ def _decide(events: ColumnarEvents, path: Path, flagged: list[int], row_base: in
             if row != target:
                 continue
             target = next(wanted, None)
-            try:
-                fact = fact_of(parse_event(text))
-            except InvalidEvent as exc:
-                refused = Rejected(Record(source, 0, position, text, line_no), exc.reason)
-                if strict:
-                    events.stopped_at = refused
-                    return True
-                events.rejected += 1
-                rejected.append((row, refused))
-                continue
-            if fact.type == SHIFT:
-                events.shifts.setdefault(fact.event_id, fact)
-            accepted.append((row, *_fact(fact)))
+            found.append((row, Record(source, 0, position, text, line_no)))
     if row - row_base != rows:
         raise NotColumnar(f"{path}: {rows} rows read, {row - row_base} lines with content")
+    accepted: list[tuple[Any, ...]] = []
+    for (row, record), fact in zip(found, facts_of([r.raw for _, r in found]), strict=True):
+        if isinstance(fact, str):
+            refused = Rejected(record, fact)
+            if strict:
+                events.stopped_at = refused
+                _insert(events.db, accepted)
+                return True
+            events.rejected += 1
+            rejected.append((row, refused))
+            continue
+        if fact.type == SHIFT:
+            events.shifts.setdefault(fact.event_id, fact)
+        accepted.append((row, *_fact(fact)))
     _insert(events.db, accepted)
     return False
 

@@ -344,8 +344,10 @@ class ProjectionStore(ABC):
         await self.commit(commit)
         return commit.sla_update or SlaUpdate()
 
-    async def sla_rows(self) -> list[SlaRow]:
-        """Every stored SLA row, by incident then rule."""
+    async def sla_rows(self, states: Collection[str] | None = None) -> list[SlaRow]:
+        """Every stored SLA row, by incident then rule; with ``states``, only the rows
+        in one of those states (e.g. the alert levels, for gauges: the other rows
+        grow with every incident ever seen)."""
         raise NotImplementedError(f"{type(self).__name__} keeps no SLA state")
 
     async def sla_event_clock(self) -> int | None:

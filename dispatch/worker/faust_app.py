@@ -162,9 +162,10 @@ class WorkerRuntime:
         the last tick and at this one.
 
         After a rebalance Faust positions a partition at Kafka's committed offset,
-        which can be past the stored one (offsets of a refused batch were acked);
-        the gap is found when a later message arrives, but on a quiet partition none
-        may come, and its tail would wait for new traffic."""
+        which this worker keeps at or below the stored one, but another client of
+        the group may have moved it past; the gap is found when a later message
+        arrives, but on a quiet partition none may come, and its tail would wait for
+        new traffic."""
         if self.sla is not None and self.sla.failure is not None:
             raise RuntimeError("the SLA timer stopped") from self.sla.failure
         if self._busy or self._opened is None or not self._opened.done():

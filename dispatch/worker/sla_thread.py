@@ -36,6 +36,7 @@ from typing import Protocol
 
 from projections.ports import AlertEntry, ProjectionStore, StoreUnavailable
 from projections.runners.alerts import AlertLog, SlaLoop
+from projections.sla import LEVELS
 from projections.sla_live import SlaPolicy, SlaRow, SlaUpdate
 
 log = logging.getLogger("dispatch.worker.sla")
@@ -164,7 +165,9 @@ class SlaThread:
             if prune and loop.claimed:
                 await loop.prune()
             if gauges:
-                self.metrics.set_active_alerts(await loop.store.sla_rows())
+                # Only the alert levels: every other row (one per incident and rule
+                # ever seen) would be read again every 2 s, slower as the store grows.
+                self.metrics.set_active_alerts(await loop.store.sla_rows(LEVELS))
         except StoreUnavailable as exc:
             # Whatever was not marked sent is published again after recovery, which
             # first reads back what reached the topic: nothing is lost or repeated.

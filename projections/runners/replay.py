@@ -24,6 +24,7 @@ log, validated ahead in worker processes. Contract:
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -162,6 +163,9 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
                 await store.commit(prepared.commit)
             phases["commit"] += time.perf_counter() - clock
             remembered.keep(prepared.commit)
+            # What was committed stays (remembered) to the end: keep the cyclic collector
+            # from walking that ever larger heap again and again.
+            gc.freeze()
             expected.update(prepared.commit.positions)
             summary.messages += len(records)
             summary.accepted += prepared.accepted
@@ -176,6 +180,7 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
             pool = None
         raise
     finally:
+        gc.unfreeze()  # back to the collector: the caller may live on
         store.change_log = keep_changes
         if pool is not None:
             pool.shutdown(cancel_futures=True)

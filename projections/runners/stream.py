@@ -127,8 +127,11 @@ class PartitionProjector:
         admitted = self._admit(messages, outcome)
         if not admitted:
             return outcome
-        fresh = [messages[i] for i in admitted]
-        facts = None if parsed is None else [parsed[i] for i in admitted]
+        if len(admitted) == len(messages):  # the usual case: nothing skipped
+            fresh, facts = messages, parsed
+        else:
+            fresh = [messages[i] for i in admitted]
+            facts = None if parsed is None else [parsed[i] for i in admitted]
         started = time.perf_counter()
         records = [Record(self.topic, m.partition, m.offset + 1, m.value) for m in fresh]
         partitions = {m.partition for m in fresh}

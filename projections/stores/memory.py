@@ -139,8 +139,9 @@ class MemoryStore(ProjectionStore):
         commit.sla_update = update
         return [NewChange(*c) for c in outbox_changes(written)]
 
-    async def sla_rows(self) -> list[SlaRow]:
-        return [self._sla[k] for k in sorted(self._sla)]
+    async def sla_rows(self, states: Collection[str] | None = None) -> list[SlaRow]:
+        return [self._sla[k] for k in sorted(self._sla)
+                if states is None or self._sla[k].state in states]
 
     async def sla_event_clock(self) -> int | None:
         return self._sla_clock

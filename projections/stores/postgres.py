@@ -400,9 +400,14 @@ class PostgresStore(ProjectionStore):
         commit.sla_update = update
         return [NewChange(*c) for c in outbox_changes(update.transitions)]
 
-    async def sla_rows(self) -> list[SlaRow]:
-        rows = await self.conn.fetch(
-            f"SELECT {_SLA_COLUMNS} FROM sla_state ORDER BY incident_id, rule")
+    async def sla_rows(self, states: Collection[str] | None = None) -> list[SlaRow]:
+        if states is None:
+            rows = await self.conn.fetch(
+                f"SELECT {_SLA_COLUMNS} FROM sla_state ORDER BY incident_id, rule")
+        else:
+            rows = await self.conn.fetch(
+                f"SELECT {_SLA_COLUMNS} FROM sla_state WHERE state = ANY($1::text[]) "
+                "ORDER BY incident_id, rule", sorted(states))
         return [SlaRow(*r) for r in rows]
 
     async def sla_event_clock(self) -> int | None:

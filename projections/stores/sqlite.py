@@ -444,9 +444,14 @@ class SqliteStore(ProjectionStore):
             "WHERE incident_id IN (SELECT value FROM json_each(?))", (orjson.dumps(incident_ids),))
         return {row[0]: incident_from_row(row) for row in rows}
 
-    async def sla_rows(self) -> list[SlaRow]:
+    async def sla_rows(self, states: Collection[str] | None = None) -> list[SlaRow]:
+        if states is None:
+            return [SlaRow(*r) for r in self.db.execute(
+                f"SELECT {_SLA_COLUMNS} FROM sla_state ORDER BY incident_id, rule")]
+        wanted = sorted(states)
         return [SlaRow(*r) for r in self.db.execute(
-            f"SELECT {_SLA_COLUMNS} FROM sla_state ORDER BY incident_id, rule")]
+            f"SELECT {_SLA_COLUMNS} FROM sla_state WHERE state IN "
+            f"({', '.join('?' * len(wanted))}) ORDER BY incident_id, rule", wanted)]
 
     async def sla_event_clock(self) -> int | None:
         row = self.db.execute("SELECT event_us FROM sla_clock WHERE id = 1").fetchone()

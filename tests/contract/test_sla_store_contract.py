@@ -80,6 +80,16 @@ class SlaStoreContract:
                           "grid": "G1", "area": "urban", "priority": "normal", "owner": "AG-1",
                           "at": "2026-07-01T00:45:00Z"}
 
+    async def test_rows_can_be_limited_to_some_states(self, store: ProjectionStore) -> None:
+        await store.commit(batch(1, [urban("A"), urban("B", t3=T0 + MINUTE)], T0 + MINUTE))
+        await store.sla_tick(tick(T0 + 34 * MINUTE))
+        every = [(r.incident_id, r.rule, r.state) for r in await store.sla_rows()]
+        assert ("A", "arrival", "warning") in every and len(every) > 1
+        alerting = await store.sla_rows(("warning", "breach"))
+        assert [(r.incident_id, r.rule, r.state) for r in alerting] == [
+            ("A", "arrival", "warning")]
+        assert await store.sla_rows(("breach",)) == []
+
     async def test_arrival_resolves_a_raised_alert_and_drops_the_row(
             self, store: ProjectionStore) -> None:
         await store.commit(batch(1, [urban("A")], T0 + 50 * MINUTE))

@@ -79,7 +79,7 @@ class WorkerRuntime:
         await self.store.open()
         await self.dead_letters.start()
         if self.sla is not None:
-            await asyncio.to_thread(self.sla.start)
+            self.sla.start()
         log.info("read models in PostgreSQL ready; duty calendar %s %s",
                  self.store.calendar.timezone, self.store.calendar.start_text)
 

@@ -8,8 +8,9 @@ seconds late. A child process is scheduled on its own. It runs the same loop
 the worker's metrics travels back over a queue, and a thread of the worker
 applies it to ``WorkerMetrics``.
 
-Lifecycle: ``start()`` returns once the child's store and producer are open;
-``stop()`` asks the child to finish its step and waits for it (then ends it).
+Lifecycle: ``start()`` starts the child and returns at once (the worker does
+not wait for it to import and connect); ``stop()`` asks the child to finish
+its step and waits for it (then ends it).
 The child ends by itself when the worker dies, also by SIGKILL (Linux's
 parent-death signal, and a check of its parent on every step). ``failure`` is
 set when the child exited without being asked to.
@@ -126,13 +127,17 @@ class SlaProcess:
         self._started = False
 
     def start(self) -> None:
-        """Start the child; return once its store and producer are open (or it failed)."""
+        """Start the child and return at once: the worker's batches do not wait for
+        the child to import and connect (it announces that with ``ready``)."""
         if self._started:
             return
         self._started = True
         self._process.start()
         self._applier.start()
-        self._ready.wait(60)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """True once the child's store and producer are open."""
+        return self._ready.wait(timeout)
 
     def stop(self, timeout: float = 15.0) -> None:
         if not self._started:

@@ -926,22 +926,30 @@ class Bench:
 
     # ---- step 5
 
-    def latency(self) -> None:
+    def latencies(self) -> None:
+        if self.args.baseline_repo:
+            self.latency(self.args.baseline_repo, "latency_baseline")
+        self.latency(REPO, "latency")
+
+    def latency(self, repo: Path = REPO, label: str = "latency") -> None:
         import orjson
         from confluent_kafka import Producer
 
         from dispatch.kafka.producer import make_producer
 
         rate, seconds, warmup = self.args.latency_rate, self.args.latency_seconds, 600
-        topic = f"bench.latency.{self.run_id}"
-        say(f"step 5: latency, {rate:,}/s for {seconds}s on {topic} (fresh read models)")
+        topic = f"bench.{label}.{self.run_id}"
+        say(f"step 5: latency, {rate:,}/s for {seconds}s on {topic} (fresh read models, "
+            f"worker of {repo})")
         self.new_topic(topic)
         wanted = warmup + rate * seconds
         messages = []
         with open(self.events_file, "rb") as fh:
             for line in fh:
                 raw = line.rstrip(b"\n")
-                messages.append((orjson.loads(raw)["incident_id"].encode(), raw))
+                # The producer's key: the incident, or "duty" for events of none.
+                key = orjson.loads(raw).get("incident_id") or "duty"
+                messages.append((key.encode(), raw))
                 if len(messages) >= wanted:
                     break
         if len(messages) < wanted:
@@ -953,12 +961,13 @@ class Bench:
             producer.produce(topic, value=value, key=key)
         producer.flush(30)
         self.pg.reset()
-        group = self.group("latency")
-        log = self.workdir / "latency-worker.log"
+        group = self.group(label)
+        log = self.workdir / f"{label}-worker.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [PY, "-m", "dispatch.cli", "worker", "--batch-size", str(self.args.batch_sizes[0]),
-                 "--metrics-port", "0"], env=self.env(topic, group), cwd=self.workdir,
+                 "--metrics-port", "0"], env={**self.env(topic, group), "PYTHONPATH": str(repo)},
+                cwd=self.workdir,
                 stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while sum(self.pg.positions(topic).values()) < warmup:
@@ -1071,7 +1080,7 @@ class Bench:
             "machine_busy": busy, "load": os.getloadavg(),
             "producer": "make_producer(): linger.ms=20, lz4, acks=all, idempotent",
         }
-        self.results["latency"] = result
+        self.results[label] = result
         say(f"  p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f}, p99 "
             f"{result['p99_ms']:.1f}, max {result['max_ms']:.1f} (poll every "
             f"{result['poll_interval_mean_ms']:.1f} ms); producer ack p50 "
@@ -1160,7 +1169,7 @@ class Bench:
             if "plain" in steps:
                 self.plain()
             if "latency" in steps:
-                self.latency()
+                self.latencies()
             if "profile" in steps:
                 self.profile()
         finally:
@@ -1308,9 +1317,12 @@ def table(results: dict[str, Any]) -> str:
                     row(f"(c, batch {w['batch_size']}) worker CPU per event vs baseline",
                         f"{per_event(w) * 1e6:.0f} / {per_event(b) * 1e6:.0f} us",
                         f"= {per_event(b) / per_event(w):.2f}x less")
-    lat = results.get("latency")
-    if lat:
-        lines.append(f"\n5. latency, {lat['rate_target']:,}/s for {lat['seconds_target']}s "
+    for label in ("latency_baseline", "latency"):
+        lat = results.get(label)
+        if not lat:
+            continue
+        which = "baseline checkout: " if label == "latency_baseline" else ""
+        lines.append(f"\n5. {which}latency, {lat['rate_target']:,}/s for {lat['seconds_target']}s "
                      f"(achieved {lat['rate_achieved']:,.0f}/s), produce() -> positions row")
         row("p50 / p95 / p99 / max",
             f"{lat['p50_ms']:.0f}/{lat['p95_ms']:.0f}/{lat['p99_ms']:.0f}/{lat['max_ms']:.0f} ms",
@@ -1370,7 +1382,7 @@ def main() -> int:
     parser.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")],
                         default=[5000, 20000])
     parser.add_argument("--drain-events", type=int, help="Faust drain: stop after this many")
-    parser.add_argument("--baseline-repo", type=Path, metavar="DIR",
+    parser.add_argument("--baseline-repo", type=lambda p: Path(p).resolve(), metavar="DIR",
                         help="step 3 also runs the worker of this checkout (e.g. a git "
                              "worktree of an older commit), same topic, same run")
     parser.add_argument("--baseline-events", type=int,

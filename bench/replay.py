@@ -11,7 +11,8 @@ Steps (local Kafka and PostgreSQL of ``deploy/local/up.sh``):
    worker's steady rate) and from spawn (with start-up); peak RSS;
 3. the ratio replay rate / worker rate, the load average before and after;
 4. correctness: ``dispatch report --store`` of both databases must equal
-   ``dispatch report --input FILE`` byte for byte.
+   ``dispatch report --input FILE`` byte for byte;
+5. the run's topics and databases are deleted.
 
     .venv/bin/python bench/replay.py --events 1000000
     .venv/bin/python bench/replay.py --events 100000 --worker-events 50000   # quicker
@@ -120,6 +121,31 @@ def dispatch(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     return done
 
 
+def cleanup(bootstrap: str, topics: list[str]) -> None:
+    """Delete the run's topics and databases (the topic holds the whole history)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=15).topics)
+    doomed = [t for t in topics if t in existing]
+    for future in (admin.delete_topics(doomed, request_timeout=30).values() if doomed else []):
+        try:
+            future.result()
+        except Exception as exc:  # reported, not fatal: the figures are taken
+            say(f"topic not deleted: {exc}")
+
+    async def drop() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(f"{ROOT}/postgres")
+        try:
+            for name in ("dispatch_bench_replay", "dispatch_bench_worker"):
+                await conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        finally:
+            await conn.close()
+    asyncio.run(drop())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -201,6 +227,8 @@ def main() -> int:
             proc2.terminate()
             proc2.wait(60)
         assert first_at is not None and first_n is not None
+        if count == first_n:  # everything arrived in the first commit seen: no steady rate
+            first_at, first_n = spawned, 0
         worker_rate = (count - first_n) / max(done - first_at, 1e-9)
         results["worker"] = {"events": count, "rate_after_first_commit": worker_rate,
                              "rate_with_startup": count / (done - spawned),
@@ -219,6 +247,7 @@ def main() -> int:
                 "report", "--store", worker_dsn, env=env).stdout == want
         say(f"reports equal to report --input: replay {results['replay_report_equal']}, "
             f"worker {results.get('worker_report_equal', 'not checked')}")
+        cleanup(args.bootstrap, [topic, f"{topic}.dlq", f"{topic}.alerts"])
     print(json.dumps(results, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

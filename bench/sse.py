@@ -1,8 +1,9 @@
 """Live API benchmark: SSE fan-out under worker load, and ``/api/report`` throughput.
 
 Part 1, the stream. Kafka -> ``dispatch worker`` -> PostgreSQL -> ``dispatch serve``
--> N subscribers (default 200) of ``/api/stream``, while events are produced at a
-steady rate (default 2,000 events/s):
+-> N subscribers (default 200, spread over ``--client-processes``, default 4: the
+clients of a real server sit on other machines) of ``/api/stream``, while events
+are produced at a steady rate (default 2,000 events/s):
 - latency of each change = the moment a subscriber read its frame minus the
   ``committed_us`` the worker stamped on the change row (taken inside the
   committing transaction, so the figure slightly overstates the latency);
@@ -14,8 +15,10 @@ steady rate (default 2,000 events/s):
 
 Part 2, ``/api/report`` requests/s against an SQLite store of ``--report-events``
 (default 1,000,000) simulated events, with ``--clients`` concurrent keep-alive
-clients; baseline in the same run: ``/api/status`` (the smallest authenticated
-route: the HTTP stack's ceiling here) and one ``dispatch report`` process.
+connections of a bare HTTP/1.1 client (it reads each body by its length and
+decodes nothing), asking for the gzip encoding and then for the identity one;
+baseline in the same run: ``/api/status`` (the smallest authenticated route: the
+HTTP stack's ceiling here) and one ``dispatch report`` process.
 
     .venv/bin/python bench/sse.py                     # both parts
     .venv/bin/python bench/sse.py --skip-report       # part 1 only
@@ -50,6 +53,9 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
+
+from schemas.events import kafka_key
+from schemas.parsing import InvalidEvent, parse_event
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -123,8 +129,8 @@ def start_server(store: str, workdir: Path, log: Path) -> tuple[subprocess.Popen
 class Subscriber:
     """A bare SSE client: one HTTP/1.1 request, ids and arrival times of frames."""
 
-    def __init__(self, host: str, port: int, after: int) -> None:
-        self.host, self.port, self.after = host, port, after
+    def __init__(self, host: str, port: int, after: int, token: str = TOKEN) -> None:
+        self.host, self.port, self.after, self.token = host, port, after, token
         self.ids: list[int] = []
         self.times: list[int] = []
         self.connected = asyncio.Event()
@@ -133,7 +139,7 @@ class Subscriber:
     async def run(self, until: list[int]) -> None:
         reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 22)
         writer.write(f"GET /api/stream?after={self.after} HTTP/1.1\r\nHost: {self.host}\r\n"
-                     f"Authorization: Bearer {TOKEN}\r\nAccept: text/event-stream\r\n\r\n"
+                     f"Authorization: Bearer {self.token}\r\nAccept: text/event-stream\r\n\r\n"
                      .encode())
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
@@ -158,6 +164,44 @@ class Subscriber:
                 self.times += [now] * len(found)
         finally:
             writer.close()
+
+
+def subscribers_child(host: str, port: int, after: int, token: str, count: int,
+                      folder: str, name: str) -> None:
+    """``count`` subscribers in their own process (clients of a real server sit on
+    other machines: one Python process reading 200 streams measures itself).
+    Touches ``NAME.ready`` once connected, stops once ``final`` (the last change id)
+    appears and every stream reached it, and writes ``NAME.json``."""
+
+    async def run() -> None:
+        subscribers = [Subscriber(host, port, after, token) for _ in range(count)]
+        final: list[int] = []
+        tasks = [asyncio.create_task(s.run(final)) for s in subscribers]
+        await asyncio.wait_for(asyncio.gather(*(s.connected.wait() for s in subscribers)), 120)
+        base = Path(folder)
+        (base / f"{name}.ready").touch()
+        cpu_before = time.process_time()
+        while not (base / "final").exists():
+            await asyncio.sleep(0.05)
+        final.append(int((base / "final").read_text()))
+        _, pending = await asyncio.wait(tasks, timeout=120)
+        for task in pending:
+            task.cancel()
+        (base / f"{name}.json").write_bytes(orjson.dumps({
+            "cpu_s": time.process_time() - cpu_before,
+            "streams": [{"ids": s.ids, "times": s.times, "ended": s.ended,
+                         "unfinished": task in pending}
+                        for s, task in zip(subscribers, tasks, strict=True)]}))
+
+    asyncio.run(run())
+
+
+def message_key(raw: bytes) -> bytes:
+    """The key ``dispatch produce`` gives the line (incident id, ``duty``, ...)."""
+    try:
+        return kafka_key(parse_event(raw)).encode()
+    except InvalidEvent:
+        return str(orjson.loads(raw).get("incident_id") or "").encode()
 
 
 def produce_child(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]],
@@ -241,7 +285,7 @@ def stream_part(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     with events.open("rb") as fh:
         for line in fh:
             raw = line.rstrip(b"\n")
-            messages.append((orjson.loads(raw)["incident_id"].encode(), raw))
+            messages.append((message_key(raw), raw))
     messages = messages[:total]
     subprocess.run([PY, "-m", "dispatch.cli", "topics"], check=True, env=env, cwd=workdir,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -291,13 +335,27 @@ async def _measure(args: argparse.Namespace, url: str, dsn: str, topic: str,
     host, port = url.removeprefix("http://").rsplit(":", 1)
     conn = await asyncpg.connect(dsn)
     head = int(await conn.fetchval("SELECT seq FROM change_head"))
-    subscribers = [Subscriber(host, int(port), head) for _ in range(args.subscribers)]
-    final: list[int] = []
-    tasks = [asyncio.create_task(s.run(final)) for s in subscribers]
-    await asyncio.wait_for(asyncio.gather(*(s.connected.wait() for s in subscribers)), 60)
-    say(f"part 1: {len(subscribers)} subscribers connected at change {head}; producing "
-        f"{len(messages):,} events at {args.rate:,.0f}/s")
     spawn = multiprocessing.get_context("spawn")
+    folder = args.workdir_path / "clients"
+    folder.mkdir(exist_ok=True)
+    for stale in folder.iterdir():  # from an earlier run here
+        stale.unlink()
+    shares = [args.subscribers // args.client_processes
+              + (1 if k < args.subscribers % args.client_processes else 0)
+              for k in range(args.client_processes)]
+    clients = [spawn.Process(target=subscribers_child,
+                             args=(host, int(port), head, TOKEN, n, str(folder),
+                                   f"client{k}"))
+               for k, n in enumerate(shares) if n]
+    for client in clients:
+        client.start()
+    deadline = time.monotonic() + 180
+    while not all((folder / f"client{k}.ready").exists() for k in range(len(clients))):
+        if time.monotonic() > deadline or any(c.exitcode not in (None, 0) for c in clients):
+            raise RuntimeError("the subscribers did not connect")
+        await asyncio.sleep(0.05)
+    say(f"part 1: {args.subscribers} subscribers in {len(clients)} processes connected at "
+        f"change {head}; producing {len(messages):,} events at {args.rate:,.0f}/s")
     stop_file, out_file = str(args.workdir_path / "listen.stop"), str(
         args.workdir_path / "listen.json")
     for stale in (stop_file, out_file, out_file + ".ready"):  # from an earlier run here
@@ -307,7 +365,6 @@ async def _measure(args: argparse.Namespace, url: str, dsn: str, topic: str,
     while not Path(out_file + ".ready").exists():
         await asyncio.sleep(0.05)
     cpu_before, wall_before = cpu_seconds(server_pid), time.monotonic()
-    client_cpu_before = time.process_time()
     rate_value = spawn.Value("d", 0.0)
     producer = spawn.Process(target=produce_child,
                              args=(args.bootstrap, topic, messages, args.rate, rate_value))
@@ -324,39 +381,41 @@ async def _measure(args: argparse.Namespace, url: str, dsn: str, topic: str,
             raise RuntimeError("worker fell behind by more than 300 s")
         await asyncio.sleep(0.2)
     end_head = int(await conn.fetchval("SELECT seq FROM change_head"))
-    final.append(end_head)
-    _, pending = await asyncio.wait(tasks, timeout=120)
     wall = time.monotonic() - wall_before
     server_cpu = cpu_seconds(server_pid) - cpu_before
-    client_cpu = time.process_time() - client_cpu_before
-    for task in pending:
-        task.cancel()
+    (folder / "final").write_text(str(end_head))
+    for client in clients:
+        await asyncio.to_thread(client.join, 200)
     Path(stop_file).touch()
     await asyncio.to_thread(listener.join, 30)
     baseline = [tuple(pair) for pair in json.loads(Path(out_file).read_text())]
     committed = dict(await conn.fetch("SELECT seq, committed_us FROM changes WHERE seq > $1",
                                       head))
     await conn.close()
-    expected = list(range(head + 1, end_head + 1))
+    expected = set(range(head + 1, end_head + 1))
     latencies: list[float] = []
     missing = duplicated = disordered = ended = unfinished = 0
-    for task, subscriber in zip(tasks, subscribers, strict=True):
-        if task in pending:
-            unfinished += 1
-        ended += subscriber.ended
-        got = subscriber.ids
-        missing += len(set(expected) - set(got))
-        duplicated += len(got) - len(set(got))
-        disordered += sum(1 for a, b in itertools.pairwise(got) if b <= a)
-        for seq, at in zip(got, subscriber.times, strict=True):
-            if seq in committed:
-                latencies.append((at - committed[seq]) / 1000)
+    client_cpu = 0.0
+    for k in range(len(clients)):
+        result = orjson.loads((folder / f"client{k}.json").read_bytes())
+        client_cpu += result["cpu_s"]
+        for stream in result["streams"]:
+            got: list[int] = stream["ids"]
+            unfinished += stream["unfinished"]
+            ended += stream["ended"]
+            missing += len(expected - set(got))
+            duplicated += len(got) - len(set(got))
+            disordered += sum(1 for a, b in itertools.pairwise(got) if b <= a)
+            for seq, at in zip(got, stream["times"], strict=True):
+                if seq in committed:
+                    latencies.append((at - committed[seq]) / 1000)
     base: list[float] = []
     for notified_head, at in baseline:
         if notified_head in committed:
             base.append((at - committed[notified_head]) / 1000)
     return {
-        "subscribers": args.subscribers, "rate_target": args.rate,
+        "subscribers": args.subscribers, "client_processes": len(clients),
+        "rate_target": args.rate,
         "rate_produced": round(produced_rate), "events": len(messages),
         "changes": len(expected), "changes_per_s": round(len(expected) / wall),
         "frames_delivered": len(latencies),
@@ -369,7 +428,7 @@ async def _measure(args: argparse.Namespace, url: str, dsn: str, topic: str,
         "server_cpu_share_of_one_core": server_cpu / wall,
         "server_rss_mb": status_mb(server_pid, "VmRSS"),
         "server_peak_rss_mb": status_mb(server_pid, "VmHWM"),
-        "client_cpu_share_of_one_core": client_cpu / wall,
+        "clients_cpu_share_of_one_core": client_cpu / wall,
         "seconds": wall,
     }
 
@@ -403,8 +462,12 @@ def report_part(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                           timeout=120)
         first_s = time.monotonic() - started
         assert first.status_code == 200
-        status = asyncio.run(_hammer(url, "/api/status", args.clients, args.report_seconds))
-        report = asyncio.run(_hammer(url, "/api/report", args.clients, args.report_seconds))
+        status = asyncio.run(_hammer(url, "/api/status", args.clients, args.report_seconds,
+                                     server_pid=server.pid))
+        report = asyncio.run(_hammer(url, "/api/report", args.clients, args.report_seconds,
+                                     {"Accept-Encoding": "gzip"}, server.pid))
+        plain = asyncio.run(_hammer(url, "/api/report", args.clients, args.report_seconds,
+                                    {"Accept-Encoding": "identity"}, server.pid))
         same = httpx.get(url + "/api/report", headers={"Authorization": f"Bearer {TOKEN}"},
                          timeout=60).content == cli.stdout
         rss = status_mb(server.pid, "VmHWM")
@@ -413,41 +476,76 @@ def report_part(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return {"store": store, "events": args.report_events, "ingest_seconds": ingest_s,
             "cli_report_seconds": cli_s, "first_api_report_seconds": first_s,
             "clients": args.clients,
-            "status": status, "report": report, "report_equals_cli": same,
+            "report_bytes": len(cli.stdout), "status": status, "report_gzip": report,
+            "report_identity": plain, "report_equals_cli": same,
             "server_peak_rss_mb": rss}
 
 
-async def _hammer(url: str, route: str, clients: int, seconds: float) -> dict[str, Any]:
+async def _hammer(url: str, route: str, clients: int, seconds: float,
+                  headers: dict[str, str] | None = None,
+                  server_pid: int | None = None) -> dict[str, Any]:
+    """``clients`` keep-alive connections asking ``route`` in a loop for ``seconds``.
+    A bare HTTP/1.1 client (reads the body by its length, decodes nothing): the
+    figure is what the server serves, not what an HTTP library can parse."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    request = (f"GET {route} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+               f"{extra}\r\n").encode()
     latencies: list[float] = []
+    sizes: list[int] = []
     errors = 0
-    stop_at = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60,
-                                 headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-        await client.get(route)  # warm
 
-        async def one() -> None:
-            nonlocal errors
+    reconnects = 0
+
+    async def one(stop_at: float) -> None:
+        nonlocal errors, reconnects
+        reader, writer = await asyncio.open_connection(host, int(port), limit=1 << 24)
+        try:
             while time.monotonic() < stop_at:
                 t0 = time.perf_counter()
-                response = await client.get(route)
-                await response.aread()
-                if response.status_code != 200:
+                writer.write(request)
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    # The server closes a keep-alive connection idle for 5 s; reading a
+                    # 17 MB answer on a loaded machine can take that long. Reconnect.
+                    writer.close()
+                    reconnects += 1
+                    reader, writer = await asyncio.open_connection(host, int(port),
+                                                                   limit=1 << 24)
+                    continue
+                found = re.search(rb"(?i)content-length: (\d+)", head)
+                assert found is not None, head
+                length = int(found.group(1))
+                await reader.readexactly(length)
+                if not head.startswith(b"HTTP/1.1 200 "):
                     errors += 1
                 latencies.append(time.perf_counter() - t0)
+                sizes.append(length)
+        finally:
+            writer.close()
 
-        started = time.monotonic()
-        await asyncio.gather(*(one() for _ in range(clients)))
-        wall = time.monotonic() - started
-    say(f"  {route}: {len(latencies) / wall:,.1f} requests/s")
+    await one(time.monotonic())  # warm: the first answer may have to be built
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    client_before = time.process_time()
+    started = time.monotonic()
+    await asyncio.gather(*(one(started + seconds) for _ in range(clients)))
+    wall = time.monotonic() - started
+    say(f"  {route} {headers or ''}: {len(latencies) / wall:,.1f} requests/s")
     return {"requests": len(latencies), "per_second": len(latencies) / wall,
             "p50_ms": pct(latencies, 0.5) * 1000, "p99_ms": pct(latencies, 0.99) * 1000,
-            "errors": errors}
+            "mean_body_bytes": sum(sizes) / max(1, len(sizes)), "errors": errors,
+            "reconnects": reconnects,
+            "server_cpu_share_of_one_core": (cpu_seconds(server_pid) - cpu_before) / wall
+            if server_pid else None,
+            "client_cpu_share_of_one_core": (time.process_time() - client_before) / wall}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--subscribers", type=int, default=200)
+    parser.add_argument("--client-processes", type=int, default=4,
+                        help="processes the subscribers are spread over (default 4)")
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")

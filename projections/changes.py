@@ -3,8 +3,8 @@
 Contract:
 - every committed batch appends, in the same transaction, one change per
   incident it touched (``incident``: the incident's full new state) and one per
-  duty period whose service-wide totals it moved (``period``: the period's full
-  new statistics), plus any extra changes the runner adds (``alert``
+  duty period whose totals it moved or whose team it set (``period``: the
+  period's full new statistics, if it has any), plus any extra changes the runner adds (``alert``
   transitions of the SLA layer);
 - changes are numbered by a store-wide sequence that increases in commit order,
   so a reader that has seen every change up to ``seq`` and reads ``> seq`` later
@@ -13,26 +13,29 @@ Contract:
   snapshot read over REST and then the change, gives the same result;
 - the stored payload is compact (an incident row, a totals vector: the writer
   pays one ``orjson.dumps``); ``public_data`` turns it into the JSON the API
-  serves, with the calendar of the store;
+  serves, with the calendar of the store. A period's accountability block is
+  not stored: its team, owners and handover list are read when the change is
+  sent (``PeriodDetail``), its counts come from the change's own totals;
 - changes older than the retention are pruned by the writers; a reader whose
   last ``seq`` is below ``ChangeWindow.pruned_through`` must re-read the state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
+from projections.accountability import handover_lists, latest_shifts
 from projections.duty import MICROS_PER_MINUTE, DutyCalendar
-from projections.incident import CALL, CHECKPOINTS, RESTORE, STAGES, Incident
-from projections.ports import Change, NewChange
-from projections.report import statistics
+from projections.incident import CALL, CHECKPOINTS, RESTORE, STAGES, Fact, Incident
+from projections.ports import Change, NewChange, PeriodContext
+from projections.report import period_entry, statistics
 from projections.sla import RULES, SlaLimits, rule_clock, rule_state, utc_text
 from projections.stores.rows import incident_from_row, incident_row
-from projections.totals import UNATTRIBUTED, Bucket, Totals
+from projections.totals import AGENT, UNATTRIBUTED, Bucket, Totals
 
 KINDS: tuple[str, ...] = ("incident", "period", "alert")
 PRUNE_EVERY_US = 60 * 1_000_000
@@ -103,17 +106,42 @@ def incident_summary(incident: Incident, calendar: DutyCalendar,
     }
 
 
-def period_summary(duty_date: str, vector: Totals, calendar: DutyCalendar) -> dict[str, Any]:
-    """One duty period as the report prints it (``duty_periods`` entries)."""
+class PeriodDetail(NamedTuple):
+    """The parts of some periods' accountability blocks that are not in their
+    service-wide totals, ready to use (``period_detail``)."""
+
+    agents: Mapping[str, Mapping[str, Totals]]
+    teams: Mapping[str, Fact]
+    handover: Mapping[str, list[dict[str, Any]]]
+
+
+def period_detail(context: PeriodContext, calendar: DutyCalendar) -> PeriodDetail:
+    return PeriodDetail(context.agents, latest_shifts(context.shifts, calendar),
+                        handover_lists(context.handover, calendar))
+
+
+def period_summary(duty_date: str, vector: Totals, calendar: DutyCalendar,
+                   detail: PeriodDetail | None = None) -> dict[str, Any]:
+    """One duty period as the report prints it (``duty_periods`` entries); without
+    ``detail`` (read with ``ProjectionStore.period_context``), its statistics only."""
+    if detail is not None:
+        return period_entry(duty_date, vector, calendar, detail.agents.get(duty_date, {}),
+                            detail.teams.get(duty_date), detail.handover.get(duty_date, []))
     start, end = calendar.bounds(date.fromisoformat(duty_date))
     return {"duty_date": duty_date, "start": calendar.format_instant(start),
             "end": calendar.format_instant(end), **statistics(vector)}
 
 
-def service_days(deltas: Mapping[Bucket, Totals]) -> list[str]:
-    """The duty dates whose service-wide totals a batch's deltas move, sorted."""
-    return sorted({day for (dimension, _, day) in deltas
-                   if dimension == "" and day != UNATTRIBUTED})
+def service_days(deltas: Mapping[Bucket, Totals], shifts: Iterable[Fact] = (),
+                 calendar: DutyCalendar | None = None) -> list[str]:
+    """The duty dates whose report period a batch changes, sorted: its service-wide
+    or per-owner totals move, or (with the store's ``calendar``) one of its
+    ``shifts`` starts in it (a new team)."""
+    days = {day for (dimension, _, day) in deltas
+            if dimension in ("", AGENT) and day != UNATTRIBUTED}
+    if calendar is not None:
+        days.update(calendar.duty_date(shift.at).isoformat() for shift in shifts)
+    return sorted(days)
 
 
 def incident_changes(incidents: list[Incident]) -> list[NewChange]:
@@ -128,15 +156,17 @@ def period_changes(rows: Mapping[str, Totals]) -> list[NewChange]:
 
 
 def public_data(change: Change, calendar: DutyCalendar, limits: SlaLimits | None = None,
-                as_of_us: int | None = None) -> dict[str, Any]:
+                as_of_us: int | None = None, detail: PeriodDetail | None = None
+                ) -> dict[str, Any]:
     """What subscribers receive for ``change``: an ``incident_summary`` (with its SLA
-    rules as of ``as_of_us`` when ``limits`` are given), a ``period_summary``, or an
-    alert payload as the SLA layer wrote it."""
+    rules as of ``as_of_us`` when ``limits`` are given), a ``period_summary`` (with
+    its accountability block when ``detail`` is given), or an alert payload as the
+    SLA layer wrote it."""
     stored = orjson.loads(change.data)
     if change.kind == "incident":
         return incident_summary(incident_from_row(stored), calendar, limits, as_of_us)
     if change.kind == "period":
-        return period_summary(change.key, stored, calendar)
+        return period_summary(change.key, stored, calendar, detail)
     result: dict[str, Any] = stored
     return result
 

@@ -48,7 +48,7 @@ from projections.duty import DutyCalendar
 from projections.incident import CALL, RESTORE, Fact, Incident
 from projections.sla import SlaLimits
 from projections.sla_live import SlaPlan, SlaRow, SlaUpdate
-from projections.totals import Bucket, Totals
+from projections.totals import AGENT, Bucket, Totals
 
 DEFAULT_CHANGE_RETENTION_DAYS = 7.0
 
@@ -121,6 +121,18 @@ class ChangeWindow:
 
     pruned_through: int
     head: int
+
+
+class PeriodContext(NamedTuple):
+    """What the accountability block of some duty periods needs besides their
+    service-wide totals (``period_context``)."""
+
+    agents: dict[str, dict[str, Totals]]
+    """Duty date -> owner -> the ``agent`` bucket's totals."""
+    shifts: list[Fact]
+    """The shift starts in those periods."""
+    handover: list[Incident]
+    """The incidents on those periods' handover lists."""
 
 
 class IncidentQuery(NamedTuple):
@@ -282,6 +294,22 @@ class ProjectionStore(ABC):
     @abstractmethod
     async def handover_incidents(self) -> list[Incident]:
         """Outage incidents open at the end of their duty period (store calendar)."""
+
+    async def period_context(self, days: Collection[str]) -> PeriodContext:
+        """The agents, shift starts and handover incidents of the duty periods
+        ``days`` (ISO dates, store calendar): what ``accountability`` reads for
+        them. SQL stores answer from those periods' rows only."""
+        wanted = set(days)
+        agents: dict[str, dict[str, Totals]] = {}
+        for (dimension, member, day), vector in (await self.totals()).items():
+            if dimension == AGENT and day in wanted:
+                agents.setdefault(day, {})[member] = vector
+        calendar = self.calendar
+        shifts = [s for s in await self.shifts()
+                  if calendar.duty_date(s.at).isoformat() in wanted]
+        handover = [i for i in await self.handover_incidents()
+                    if calendar.duty_date(i.times[CALL] or 0).isoformat() in wanted]
+        return PeriodContext(agents, shifts, handover)
 
     @abstractmethod
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:

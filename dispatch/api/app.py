@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from datetime import time as clock_time
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import orjson
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Security
@@ -35,22 +37,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dispatch.api import models
 from dispatch.api.auth import COOKIE, ApiTokens, bearer
-from dispatch.api.feed import (
-    HEARTBEAT,
-    RETRY_MS,
-    ChangeFeed,
-    backlog,
-    resync_frame,
-)
+from dispatch.api.feed import RETRY_MS, ChangeFeed, backlog, resync_frame
 from dispatch.api.pool import StorePool
+from dispatch.api.stream import EventStreamResponse
 from dispatch.api.writes import add_write_routes
+from dispatch.cli.history import fold_store
 from dispatch.cli.incident import as_document
 from dispatch.cli.render import render
+from dispatch.cli.report import report_document
 from dispatch.cli.sheet import render_sheet
 from projections.changes import incident_summary
 from projections.duty import DutyCalendar, load_zone, parse_duty_start
+from projections.history import Window, parse_duty_date, parse_instant
 from projections.ports import IncidentQuery, ProjectionStore, StoreUnavailable
-from projections.queries import duty_report, handover_sheet, incident_timeline
+from projections.queries import handover_sheet, incident_timeline
 from projections.sla import SlaLimits, alerts_document
 
 DEFAULT_STAGE_NORMS: dict[str, float] = {
@@ -128,24 +128,64 @@ def _cookie(header: str, name: str) -> str | None:
     return None
 
 
+class ReportKey(NamedTuple):
+    """A report question (calendar and window) and the store state it is answered at."""
+
+    timezone: str
+    duty_start: str
+    window: Window
+    seq: int
+    counters: tuple[tuple[str, int], ...]
+
+    @property
+    def question(self) -> tuple[Any, ...]:
+        return self[:3]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One built JSON answer, kept with its gzip encoding and entity tag: clients
+    that accept gzip get the compressed bytes (compressed once, not per request),
+    and a client that presents the tag gets 304."""
+
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+    @classmethod
+    async def of(cls, body: bytes) -> Answer:
+        # Reports of long histories are megabytes: compress off the event loop.
+        gzipped = await asyncio.to_thread(gzip.compress, body, 5, mtime=0)
+        tag = hashlib.blake2b(body, digest_size=12).hexdigest()
+        return cls(body, gzipped, f'"{tag}"')
+
+    def response(self, request: Request, seq: int) -> Response:
+        headers = {"X-Change-Seq": str(seq), "ETag": self.etag, "Vary": "Accept-Encoding"}
+        if self.etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(self.gzipped, media_type="application/json",
+                            headers={**headers, "Content-Encoding": "gzip"})
+        return Response(self.body, media_type="application/json", headers=headers)
+
+
 class LatestOnly:
-    """The newest answer per calendar, by key; concurrent requests for a key being
-    built wait for that build instead of starting their own."""
+    """The newest answer per question (calendar and window), by key; concurrent
+    requests for a key being built wait for that build instead of starting their own."""
 
     def __init__(self) -> None:
-        self._done: dict[tuple[Any, ...], tuple[Any, bytes]] = {}
-        self._building: dict[Any, asyncio.Future[bytes]] = {}
+        self._done: dict[tuple[Any, ...], tuple[Any, Answer]] = {}
+        self._building: dict[Any, asyncio.Future[Answer]] = {}
 
-    async def get(self, key: tuple[Any, ...],
-                  build: Callable[[], Awaitable[bytes]]) -> bytes:
-        slot = key[:2]
+    async def get(self, key: ReportKey, build: Callable[[], Awaitable[Answer]]) -> Answer:
+        slot = key.question
         done = self._done.get(slot)
         if done is not None and done[0] == key:
             return done[1]
         running = self._building.get(key)
         if running is not None:
             return await asyncio.shield(running)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._building[key] = future
         try:
             value = await build()
@@ -161,7 +201,7 @@ class LatestOnly:
         future.set_result(value)
         self._done.pop(slot, None)
         self._done[slot] = (key, value)
-        while len(self._done) > 8:  # a few calendars, not one per zone ever asked for
+        while len(self._done) > 16:  # a few questions, not every one ever asked
             del self._done[next(iter(self._done))]
         return value
 
@@ -286,28 +326,48 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
         }, seq=window.head)
 
     @app.get("/api/report", response_model=models.Report, dependencies=documented_auth,
-             responses=errors, summary="The duty report, as `dispatch report --format json`")
+             responses=errors, summary="The duty report, as `dispatch report --format json`",
+             description="The same options as `dispatch report --store`: another duty "
+                         "calendar re-cuts the stored incidents; `from`/`to` report a range "
+                         "of duty dates; `as_of` and `known_at` fold only the events that had "
+                         "occurred, or had been recorded, by then (docs/history.md). With any "
+                         "of those four the body has a `window` object.")
     async def report(
+        request: Request,
         store: Store,
         duty_timezone: Annotated[str | None, Query(
             description="IANA zone to cut duty periods in (default: the store's)")] = None,
         duty_start: Annotated[str | None, Query(
             description="HH:MM local start of each duty period (default: the store's)",
             pattern=r"^\d{1,2}:\d{2}$")] = None,
+        first: Annotated[str | None, Query(
+            alias="from", description="first duty date reported (YYYY-MM-DD, inclusive)",
+            max_length=10)] = None,
+        last: Annotated[str | None, Query(
+            alias="to", description="last duty date reported (YYYY-MM-DD, inclusive)",
+            max_length=10)] = None,
+        as_of: Annotated[str | None, Query(
+            description="only events that occurred at or before this instant "
+                        "(RFC 3339 with seconds and an offset)", max_length=40)] = None,
+        known_at: Annotated[str | None, Query(
+            description="only events recorded at or before this instant: what the control "
+                        "room knew then (RFC 3339 with seconds and an offset)",
+            max_length=40)] = None,
     ) -> Response:
         calendar = _calendar(store.calendar, duty_timezone, duty_start)
+        window = report_window(first, last, as_of, known_at)
         seq = (await store.change_window()).head
         # Every committed change moves the head, and the counters cover batches of
         # only duplicates or rejects: the same key means the same report.
-        key = (calendar.timezone, calendar.start_text, seq,
-               tuple(sorted((await store.counters()).items())))
+        key = ReportKey(calendar.timezone, calendar.start_text, window, seq,
+                        tuple(sorted((await store.counters()).items())))
 
-        async def build() -> bytes:
-            body = await duty_report(store, calendar if calendar != store.calendar else None)
-            return render(body, "json").encode()
+        async def build() -> Answer:
+            folded = await fold_store(store, calendar, window)
+            return await Answer.of(render(report_document(folded, window), "json").encode())
 
-        return Response(await reports.get(key, build), media_type="application/json",
-                        headers={"X-Change-Seq": str(seq)})
+        answer = await reports.get(key, build)
+        return answer.response(request, seq)
 
     @app.get("/api/incidents", response_model=models.IncidentPage,
              dependencies=documented_auth, responses=errors,
@@ -409,27 +469,12 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
         except BaseException:
             feed.unsubscribe(subscriber)
             raise
-        truncated = replayed >= options.subscriber_queue
-
-        async def frames() -> AsyncIterator[bytes]:
-            try:
-                yield b"".join(opening + replay)
-                if truncated:
-                    return
-                while True:
-                    try:
-                        live = await asyncio.wait_for(subscriber.take(), options.heartbeat_s)
-                    except TimeoutError:
-                        yield HEARTBEAT
-                        continue
-                    if live is None:  # dropped (too slow) or the server is stopping
-                        return
-                    yield live
-            finally:
-                feed.unsubscribe(subscriber)
-
-        return StreamingResponse(frames(), media_type="text/event-stream", headers={
-            "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        if replayed >= options.subscriber_queue:
+            feed.unsubscribe(subscriber)
+            return EventStreamResponse(b"".join(opening + replay), None, options.heartbeat_s,
+                                       lambda: None)
+        return EventStreamResponse(b"".join(opening + replay), subscriber, options.heartbeat_s,
+                                   lambda: feed.unsubscribe(subscriber))
 
     return app
 
@@ -444,3 +489,41 @@ def _calendar(stored: DutyCalendar, zone: str | None, start: str | None) -> Duty
         raise RequestValidationError([{"loc": ("query", field), "msg": str(exc),
                                        "type": "value_error"}]) from None
     return DutyCalendar(zone or stored.timezone, begins)
+
+
+def report_window(first: str | None, last: str | None, as_of: str | None,
+                  known_at: str | None) -> Window:
+    """The window of ``/api/report``'s query; a 422 naming each bad field."""
+    problems: list[dict[str, Any]] = []
+
+    def parsed(name: str, value: str | None, parse: Callable[[str], Any]) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            problems.append({"loc": ("query", name), "msg": str(exc), "type": "value_error"})
+            return None
+
+    start = parsed("from", first, parse_duty_date)
+    end = parsed("to", last, parse_duty_date)
+    occurred = parsed("as_of", as_of, _instant)
+    known = parsed("known_at", known_at, _instant)
+    if start is not None and end is not None and start > end:
+        problems.append({"loc": ("query", "from"), "type": "value_error",
+                         "msg": f"from {start} is after to {end}"})
+    if problems:
+        raise RequestValidationError(problems)
+    return Window(start, end, occurred, known)
+
+
+_EARLIEST_US = parse_instant("0002-01-01T00:00:00Z")
+_LATEST_US = parse_instant("9998-12-31T00:00:00Z")
+
+
+def _instant(text: str) -> int:
+    """``parse_instant``, and an instant every duty time zone can print."""
+    value = parse_instant(text)
+    if not _EARLIEST_US <= value <= _LATEST_US:
+        raise ValueError(f"{text!r} is out of range (years 0002 to 9998)")
+    return value

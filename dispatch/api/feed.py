@@ -24,13 +24,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import orjson
 
 from dispatch.api.pool import CONNECTION_ERRORS, OPEN_TIMEOUT_S, discard
-from projections.changes import public_data
+from projections.changes import PeriodDetail, period_detail, public_data
 from projections.duty import DutyCalendar
 from projections.ports import Change, ProjectionStore
 from projections.sla import SlaLimits
@@ -42,11 +43,21 @@ RETRY_MS = 2000
 """Sent as the SSE ``retry:`` field: how long a browser waits before reconnecting."""
 
 
-def frame(change: Change, calendar: DutyCalendar, limits: SlaLimits | None = None) -> bytes:
+def frame(change: Change, calendar: DutyCalendar, limits: SlaLimits | None = None,
+          detail: PeriodDetail | None = None) -> bytes:
     """One SSE frame: ``id`` = the change sequence, ``event`` = its kind; incidents
-    carry their SLA rules as of now."""
-    data = orjson.dumps(public_data(change, calendar, limits, time.time_ns() // 1000))
+    carry their SLA rules as of now, periods their accountability block."""
+    data = orjson.dumps(public_data(change, calendar, limits, time.time_ns() // 1000, detail))
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (change.seq, change.kind.encode(), data)
+
+
+async def encoded(store: ProjectionStore, changes: list[Change], calendar: DutyCalendar,
+                  limits: SlaLimits | None = None) -> bytes:
+    """The frames of ``changes`` as one chunk; the accountability of the periods
+    among them is read once, as of now."""
+    days = {change.key for change in changes if change.kind == "period"}
+    detail = period_detail(await store.period_context(days), calendar) if days else None
+    return b"".join(frame(change, calendar, limits, detail) for change in changes)
 
 
 def resync_frame(head: int, reason: str) -> bytes:
@@ -59,38 +70,65 @@ HEARTBEAT = b": heartbeat\n\n"
 
 @dataclass(eq=False)
 class Subscriber:
-    """One stream's queue: chunks of frames, at most ``limit`` changes pending; None
-    (after dropping what was queued) ends the stream."""
+    """One stream's queue: chunks of frames, at most ``limit`` changes pending.
+    Dropped (too slow) or ended, ``take`` answers None and the stream ends."""
 
     since: int
     limit: int
-    queue: asyncio.Queue[tuple[bytes, int] | None] = field(default_factory=asyncio.Queue)
+    chunks: deque[bytes] = field(default_factory=deque)
     pending: int = 0
     dropped: bool = False
+    ended: bool = False
+    _waiter: asyncio.Future[None] | None = None
 
     def offer(self, chunk: bytes, changes: int) -> None:
-        if self.dropped:
+        if self.dropped or self.ended:
             return
         if self.pending + changes > self.limit:
             self.dropped = True
             # What was queued is read again from the store when the client reconnects.
-            while not self.queue.empty():
-                self.queue.get_nowait()
+            self.chunks.clear()
             self.pending = 0
-            self.queue.put_nowait(None)
-            return
-        self.pending += changes
-        self.queue.put_nowait((chunk, changes))
+        else:
+            self.pending += changes
+            self.chunks.append(chunk)
+        self._wake()
 
     def end(self) -> None:
-        self.queue.put_nowait(None)
+        """The server is stopping: what is queued is still sent, then the stream ends."""
+        self.ended = True
+        self._wake()
 
-    async def take(self) -> bytes | None:
-        item = await self.queue.get()
-        if item is None:
-            return None
-        self.pending -= item[1]
-        return item[0]
+    def close(self) -> None:
+        """The client went away: nothing more is sent."""
+        self.chunks.clear()
+        self.pending = 0
+        self.end()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def take(self, quiet_s: float | None = None) -> bytes | None:
+        """Everything queued, as one chunk (one write however far behind the stream
+        is); ``b""`` when ``quiet_s`` seconds passed with nothing new; None once the
+        stream must end. No task or timer per chunk: the feed wakes one future."""
+        if not self.chunks and not (self.dropped or self.ended):
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            timer = None if quiet_s is None else loop.call_later(quiet_s, self._wake)
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+        if self.chunks:
+            data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+            self.chunks.clear()
+            self.pending = 0
+            return data
+        return None if self.dropped or self.ended else b""
 
 
 @dataclass
@@ -175,8 +213,10 @@ class ChangeFeed:
             changes = await self._store.changes_after(self.position, PAGE)
             if not changes:
                 return
+            chunk = await encoded(self._store, changes, self.calendar, self.limits)
+            # Taken after the last await: a subscriber added before this line has
+            # ``since`` below these changes, one added after it sees the new position.
             subscribers = list(self.stats.subscribers)
-            chunk = b"".join(frame(change, self.calendar, self.limits) for change in changes)
             for subscriber in subscribers:
                 subscriber.offer(chunk, len(changes))
             self.position = changes[-1].seq
@@ -201,5 +241,5 @@ async def backlog(store: ProjectionStore, after: int, until: int, calendar: Duty
         changes = [c for c in await store.changes_after(position, PAGE) if c.seq <= until]
         if not changes:
             return
-        yield b"".join(frame(c, calendar, limits) for c in changes), len(changes)
+        yield await encoded(store, changes, calendar, limits), len(changes)
         position = changes[-1].seq

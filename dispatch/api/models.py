@@ -52,6 +52,13 @@ class DutyPeriod(Statistics):
     end: str = Field(description="RFC 3339, exclusive")
 
 
+class ReportWindow(Open):
+    first: str | None = Field(alias="from", description="first duty date reported, or null")
+    last: str | None = Field(alias="to", description="last duty date reported, or null")
+    as_of: str | None = Field(description="events that occurred by then only, or null")
+    known_at: str | None = Field(description="events recorded by then only, or null")
+
+
 class Report(Open):
     duty_timezone: str
     duty_start: str
@@ -62,6 +69,8 @@ class Report(Open):
     duplicate_events: int
     breakdowns: dict[str, dict[str, Statistics]] = Field(
         description="per grid, area and crew: statistics over all the periods")
+    window: ReportWindow | None = Field(
+        None, description="present when from, to, as_of or known_at was given")
 
 
 IncidentState = Literal["open", "restored", "closed", "rejected", "merged"]

@@ -108,11 +108,13 @@ async def fold_source(args: argparse.Namespace, settings: Settings, window: Wind
     store = bootstrap.read_model_store(settings)
     async with store:
         calendar = settings.calendar if calendar_given else store.calendar
-        return await _fold_store(store, calendar, window, need_incidents)
+        return await fold_store(store, calendar, window, need_incidents)
 
 
-async def _fold_store(store: ProjectionStore, calendar: DutyCalendar, window: Window,
-                      need_incidents: bool) -> Folded:
+async def fold_store(store: ProjectionStore, calendar: DutyCalendar, window: Window,
+                     need_incidents: bool = False) -> Folded:
+    """One fold of an open store for ``window`` under ``calendar`` (the maintained
+    totals when nothing filters the events and the calendar is the store's)."""
     counters = await store.counters()
     if window.filters_events:
         events = await load_store(store)
@@ -148,7 +150,7 @@ async def _fold_exact(args: argparse.Namespace, settings: Settings, window: Wind
                         f"{summary.stopped_at.reason}")
     if summary.rejected or summary.conflicts or summary.held_back:
         print_summary(summary, "read")
-    return await _fold_store(store, settings.calendar, window, need_incidents)
+    return await fold_store(store, settings.calendar, window, need_incidents)
 
 
 def _fold_columnar(args: argparse.Namespace, settings: Settings, window: Window,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dispatch.cli.common import add_calendar_options, add_store_option, settings_from
 from dispatch.cli.history import (
+    Folded,
     add_source_options,
     add_window_options,
     fold_source,
@@ -17,8 +18,8 @@ from dispatch.cli.history import (
     window_from,
 )
 from dispatch.cli.render import FORMATS, render
-from projections.history import restrict
-from projections.report import build_report
+from projections.history import Window, restrict
+from projections.report import Report, build_report
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -42,18 +43,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    window = window_from(args)
-    calendar_given = args.duty_timezone is not None or args.duty_start is not None
-    folded = asyncio.run(fold_source(args, settings, window, calendar_given))
+def report_document(folded: Folded, window: Window) -> Report:
+    """The report of one fold for ``window`` (also what ``/api/report`` answers)."""
     report = build_report(restrict(folded.totals, window), folded.counters, folded.calendar,
                           folded.shifts,
                           folded.incidents if folded.handover is None else folded.handover)
     if not window.is_everything:
         report["window"] = window.describe(folded.calendar)
-        if not report["duty_periods"]:
-            say_empty("no duty period in the window has calls or incidents")
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    window = window_from(args)
+    calendar_given = args.duty_timezone is not None or args.duty_start is not None
+    folded = asyncio.run(fold_source(args, settings, window, calendar_given))
+    report = report_document(folded, window)
+    if not window.is_everything and not report["duty_periods"]:
+        say_empty("no duty period in the window has calls or incidents")
     text = render(report, args.format)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

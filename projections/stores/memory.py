@@ -105,8 +105,9 @@ class MemoryStore(ProjectionStore):
             self._fingerprints[(commit.consumer, source, partition)] = fingerprint
         alerts = self._commit_sla(commit, commit.sla) if commit.sla is not None else []
         if self.change_log:
-            days = service_days(commit.deltas)
-            rows = {day: list(self._totals[("", "", day)]) for day in days}
+            days = service_days(commit.deltas, commit.shifts, self.calendar)
+            rows = {day: list(self._totals[("", "", day)]) for day in days
+                    if ("", "", day) in self._totals}
             now = time.time_ns() // 1000
             for new in [*incident_changes(commit.incidents), *period_changes(rows),
                         *commit.changes, *alerts]:

@@ -44,6 +44,7 @@ from projections.ports import (
     LoggedEvent,
     NewChange,
     OutboxEntry,
+    PeriodContext,
     PositionKey,
     ProjectionStore,
     StalePosition,
@@ -66,10 +67,12 @@ from projections.stores.rows import (
     incident_row,
     limits_from_meta,
     limits_meta,
+    period_context,
+    period_rows,
     shift_from_row,
     shift_row,
 )
-from projections.totals import FIELDS, Bucket, Totals
+from projections.totals import AGENT, FIELDS, Bucket, Totals
 
 
 class _Staged(NamedTuple):
@@ -446,7 +449,7 @@ class PostgresStore(ProjectionStore):
 
     async def _append_changes(self, commit: Commit, extra: Sequence[NewChange] = ()) -> None:
         conn = self.conn
-        days = service_days(commit.deltas)
+        days = service_days(commit.deltas, commit.shifts, self.calendar)
         rows = await conn.fetch(
             f"SELECT duty_date, {', '.join(FIELDS)} FROM totals WHERE dimension = '' "
             "AND member = '' AND duty_date = ANY($1::text[])", days) if days else []
@@ -542,6 +545,22 @@ class PostgresStore(ProjectionStore):
         rows = await self.conn.fetch(f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents "
                                      "WHERE handover_end IS NOT NULL")
         return [incident_from_row(tuple(r)) for r in rows]
+
+    async def period_context(self, days: Collection[str]) -> PeriodContext:
+        where = period_rows(days, self.calendar)
+        if where is None:
+            return PeriodContext({}, [], [])
+        conn = self.conn
+        return period_context(
+            where, self.calendar,
+            await conn.fetch(f"SELECT member, duty_date, {', '.join(FIELDS)} FROM totals "
+                             "WHERE dimension = $1 AND duty_date = ANY($2::text[])",
+                             AGENT, where.days),
+            await conn.fetch(f"SELECT {', '.join(SHIFT_COLUMNS)} FROM shifts "
+                             "WHERE occurred_us >= $1 AND occurred_us < $2",
+                             where.start, where.end),
+            await conn.fetch(f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents "
+                             "WHERE handover_end = ANY($1::bigint[])", where.ends))
 
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:
         rows = await self.conn.fetch(

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import fields
+from datetime import date
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from projections.duty import DutyCalendar, parse_duty_start
 from projections.incident import CHECKPOINTS, Fact, Incident
+from projections.ports import PeriodContext
 from projections.sla import SlaLimits
-from projections.totals import FIELDS, handover_end
+from projections.totals import FIELDS, Totals, handover_end
 
 CHECKPOINT_COLUMNS: tuple[str, ...] = tuple(f"t{k}" for k in range(len(CHECKPOINTS)))
 """``t0`` .. ``t6``: ``Incident.times`` by checkpoint (docs/kpis.md)."""
@@ -94,6 +96,42 @@ def shift_row(fact: Fact) -> tuple[Any, ...]:
     """The values of ``SHIFT_COLUMNS`` for a shift-start fact."""
     members = orjson.dumps(fact.members).decode() if fact.members is not None else None
     return (fact.event_id, fact.at, fact.team, fact.leader, members)
+
+
+class PeriodRows(NamedTuple):
+    """Where the rows of some duty periods are (``period_rows``)."""
+
+    days: list[str]
+    start: int
+    """The earliest period start (µs): shift starts are read from here ..."""
+    end: int
+    """... to the latest end (exclusive), then kept when in one of ``days``."""
+    ends: list[int]
+    """Each period's end: the ``handover_end`` of its handover incidents."""
+
+
+def period_rows(days: Collection[str], calendar: DutyCalendar) -> PeriodRows | None:
+    """None for no days."""
+    wanted = sorted(set(days))
+    if not wanted:
+        return None
+    bounds = [calendar.bounds(date.fromisoformat(day)) for day in wanted]
+    return PeriodRows(wanted, min(b[0] for b in bounds), max(b[1] for b in bounds),
+                      [b[1] for b in bounds])
+
+
+def period_context(rows: PeriodRows, calendar: DutyCalendar,
+                   agent_rows: Iterable[Sequence[Any]], shift_rows: Iterable[Sequence[Any]],
+                   handover_rows: Iterable[Sequence[Any]]) -> PeriodContext:
+    """``agent_rows``: ``member, duty_date, *FIELDS`` of ``agent`` totals; the others in
+    ``SHIFT_COLUMNS`` / ``INCIDENT_COLUMNS`` order."""
+    agents: dict[str, dict[str, Totals]] = {}
+    for row in agent_rows:
+        agents.setdefault(row[1], {})[row[0]] = list(row[2:])
+    wanted = set(rows.days)
+    shifts = [shift for shift in map(shift_from_row, shift_rows)
+              if calendar.duty_date(shift.at).isoformat() in wanted]
+    return PeriodContext(agents, shifts, [incident_from_row(tuple(r)) for r in handover_rows])
 
 
 def shift_from_row(row: Sequence[Any]) -> Fact:

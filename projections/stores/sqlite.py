@@ -48,6 +48,7 @@ from projections.ports import (
     LoggedEvent,
     NewChange,
     OutboxEntry,
+    PeriodContext,
     PositionKey,
     ProjectionStore,
     StalePosition,
@@ -71,10 +72,12 @@ from projections.stores.rows import (
     incident_row,
     limits_from_meta,
     limits_meta,
+    period_context,
+    period_rows,
     shift_from_row,
     shift_row,
 )
-from projections.totals import FIELDS, Bucket, Totals
+from projections.totals import AGENT, FIELDS, Bucket, Totals
 
 _INCIDENTS = ", ".join(INCIDENT_COLUMNS)
 _CALLS = ", ".join(CALL_COLUMNS)
@@ -498,7 +501,7 @@ class SqliteStore(ProjectionStore):
     def _append_changes(self, commit: Commit, extra: Sequence[NewChange] = ()) -> None:
         """Inside the commit's transaction: its incident, period and extra changes."""
         db = self.db
-        days = service_days(commit.deltas)
+        days = service_days(commit.deltas, commit.shifts, self.calendar)
         rows = db.execute(
             f"SELECT duty_date, {', '.join(FIELDS)} FROM totals WHERE dimension = '' "
             "AND member = '' AND duty_date IN (SELECT value FROM json_each(?))",
@@ -585,6 +588,21 @@ class SqliteStore(ProjectionStore):
     async def handover_incidents(self) -> list[Incident]:
         rows = self.db.execute(f"SELECT {_INCIDENTS} FROM incidents WHERE handover_end IS NOT NULL")
         return [incident_from_row(row) for row in rows]
+
+    async def period_context(self, days: Collection[str]) -> PeriodContext:
+        where = period_rows(days, self.calendar)
+        if where is None:
+            return PeriodContext({}, [], [])
+        db = self.db
+        return period_context(
+            where, self.calendar,
+            db.execute(f"SELECT member, duty_date, {', '.join(FIELDS)} FROM totals "
+                       "WHERE dimension = ? AND duty_date IN (SELECT value FROM json_each(?))",
+                       (AGENT, orjson.dumps(where.days))),
+            db.execute(f"SELECT {_SHIFTS} FROM shifts WHERE occurred_us >= ? "
+                       "AND occurred_us < ?", (where.start, where.end)),
+            db.execute(f"SELECT {_INCIDENTS} FROM incidents WHERE handover_end IN "
+                       "(SELECT value FROM json_each(?))", (orjson.dumps(where.ends),)))
 
     async def incident_events(self, incident_id: str) -> list[LoggedEvent]:
         rows: Any = self.db.execute(

@@ -16,13 +16,15 @@ import orjson
 import pytest
 
 from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
-from projections.changes import public_data
+from projections.changes import period_detail, public_data
 from projections.duty import DutyCalendar
 from projections.ports import Change, ChangeWindow, NewChange, ProjectionStore, StalePosition
+from projections.queries import duty_report
 from projections.runners.embedded import ingest_files
 from projections.stores.memory import MemoryStore
 from projections.stores.postgres import PostgresStore
 from projections.stores.sqlite import SqliteStore
+from tests.accountability_oracle import compare_accountability, oracle_accountability
 from tests.contract.test_store_contract import BERLIN, commit, vector
 from tests.oracle import compare_reports, fold, incidents_of, oracle_report
 
@@ -189,6 +191,20 @@ async def _check_final_states(store: ProjectionStore, events: Path) -> None:
     periods = [p for p in periods if p["calls"] or p["incidents"]]
     assert compare_reports({**oracle, "duty_periods": periods}, oracle) == []
 
+    # With the periods' context read from the store, each final period change is the
+    # report's period row, accountability block included.
+    days = [key for (kind, key) in latest if kind == "period"]
+    detail = period_detail(await store.period_context(days), store.calendar)
+    full = [public_data(c, store.calendar, detail=detail) for (kind, _), c
+            in sorted(latest.items()) if kind == "period"]
+    full = [p for p in full if p["calls"] or p["incidents"]]
+    want = oracle_accountability(lines, store.calendar.timezone, store.calendar.start_text)
+    assert compare_accountability({"duty_periods": full,
+                                   "overall": {"accountability": want["overall"]}}, want) == []
+    assert any(p["accountability"]["handover"] for p in full)
+    assert any(p["accountability"]["team"] for p in full)
+    assert full == (await duty_report(store))["duty_periods"]
+
     accepted, _, _ = fold(lines)
     expected = incidents_of(accepted)
     got = {key: public_data(c, store.calendar) for (kind, key), c in latest.items()
@@ -205,6 +221,11 @@ async def _check_final_states(store: ProjectionStore, events: Path) -> None:
                 incident_id, name)
         assert (got[incident_id]["state"] in ("rejected", "merged")) == oracle_incident.ended
     assert sum(p["calls"] for p in periods) == oracle["overall"]["calls"]
+
+
+async def test_memory_log_replays_to_the_oracle(tmp_path: Path) -> None:
+    async with MemoryStore(change_log=True) as store:
+        await _check_final_states(store, _events(tmp_path))
 
 
 async def test_sqlite_log_replays_to_the_oracle(tmp_path: Path) -> None:

@@ -4,11 +4,14 @@ feed's fan-out, slow subscribers being dropped, and resuming from the store."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 
 import pytest
 
+from dispatch.api.app import Answer, LatestOnly, ReportKey
 from dispatch.api.auth import ApiTokens, Principal, bearer
-from dispatch.api.feed import ChangeFeed, backlog
+from dispatch.api.feed import ChangeFeed, Subscriber, backlog
+from projections.history import Window
 from projections.stores.memory import MemoryStore
 from tests.contract.test_store_contract import commit
 
@@ -96,7 +99,7 @@ async def test_a_slow_subscriber_is_dropped_and_the_others_are_not() -> None:
     finally:
         task.cancel()
     assert slow.dropped and not fast.dropped
-    assert slow.queue.qsize() == 1 and await slow.take() is None  # the end marker
+    assert not slow.chunks and await slow.take() is None  # the stream ends
     assert slow not in feed.stats.subscribers and fast in feed.stats.subscribers
     assert feed.stats.dropped == 1
     assert ids(got) == list(range(1, 11))
@@ -141,26 +144,50 @@ async def test_the_feed_survives_a_store_outage_and_loses_nothing() -> None:
     assert chunk is not None and ids([chunk]) == [1, 2]
 
 
-async def test_report_cache_builds_once_per_key_and_shares_the_build() -> None:
-    from dispatch.api.app import LatestOnly
+async def test_take_batches_times_out_and_ends() -> None:
+    subscriber = Subscriber(since=0, limit=10)
+    assert await subscriber.take(0.01) == b""  # quiet: the caller sends a heartbeat
+    subscriber.offer(b"a", 1)
+    subscriber.offer(b"b", 2)
+    assert subscriber.pending == 3
+    assert await subscriber.take(1) == b"ab" and subscriber.pending == 0
+    waiting = asyncio.create_task(subscriber.take(5))
+    await asyncio.sleep(0.01)
+    subscriber.offer(b"c", 1)
+    assert await asyncio.wait_for(waiting, 1) == b"c"
+    subscriber.offer(b"d", 1)
+    subscriber.end()  # server stopping: what is queued still goes out
+    assert await subscriber.take(1) == b"d"
+    assert await subscriber.take(1) is None
+    gone = Subscriber(since=0, limit=10)
+    gone.offer(b"e", 1)
+    gone.close()  # client left: nothing more
+    assert await gone.take(1) is None
 
+
+def _key(seq: int, zone: str = "Asia/Shanghai") -> ReportKey:
+    return ReportKey(zone, "08:30", Window(), seq, ())
+
+
+async def test_report_cache_builds_once_per_key_and_shares_the_build() -> None:
     cache = LatestOnly()
     builds: list[int] = []
 
-    async def build() -> bytes:
+    async def build() -> Answer:
         builds.append(1)
         await asyncio.sleep(0.05)
-        return b"report %d" % len(builds)
+        return await Answer.of(b"report %d" % len(builds))
 
-    key = ("Asia/Shanghai", "08:30", 7, ())
-    first = await asyncio.gather(*(cache.get(key, build) for _ in range(5)))
-    assert first == [b"report 1"] * 5 and len(builds) == 1
-    assert await cache.get(key, build) == b"report 1" and len(builds) == 1
-    assert await cache.get(("Asia/Shanghai", "08:30", 8, ()), build) == b"report 2"
+    first = await asyncio.gather(*(cache.get(_key(7), build) for _ in range(5)))
+    assert [a.body for a in first] == [b"report 1"] * 5 and len(builds) == 1
+    assert (await cache.get(_key(7), build)).body == b"report 1" and len(builds) == 1
+    assert (await cache.get(_key(8), build)).body == b"report 2"
+    assert gzip.decompress(first[0].gzipped) == b"report 1"
+    assert first[0].etag != (await cache.get(_key(8), build)).etag
 
-    async def broken() -> bytes:
+    async def broken() -> Answer:
         raise ConnectionRefusedError("store down")
 
     with pytest.raises(ConnectionRefusedError):
-        await cache.get(("UTC", "00:00", 1, ()), broken)
-    assert await cache.get(("UTC", "00:00", 1, ()), build) == b"report 3"  # not cached
+        await cache.get(_key(1, "UTC"), broken)
+    assert (await cache.get(_key(1, "UTC"), build)).body == b"report 3"  # not cached

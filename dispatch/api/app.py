@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dispatch.api import models
-from dispatch.api.auth import COOKIE, ApiTokens, bearer
+from dispatch.api.auth import BOARD_HEADER, COOKIE, ApiTokens, bearer
 from dispatch.api.feed import RETRY_MS, ChangeFeed, backlog, resync_frame
 from dispatch.api.pool import StorePool
 from dispatch.api.stream import EventStreamResponse
@@ -106,7 +106,10 @@ class TokenGate:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope["headers"]}
         presented = bearer(headers.get("authorization"))
-        if presented is None and scope["method"] in ("GET", "HEAD"):
+        if presented is None and (scope["method"] in ("GET", "HEAD")
+                                  or headers.get(BOARD_HEADER) == "1"):
+            # A write with the cookie must carry the board's own header: another site
+            # cannot add it without a CORS preflight, which this app never grants.
             presented = _cookie(headers.get("cookie", ""), COOKIE)
         principal = self.tokens.identify(presented)
         if principal is None:

@@ -28,6 +28,7 @@ from projections.totals import (
     AGENT,
     INDEX,
     NO_AGENT,
+    SLA_INDEX,
     UNATTRIBUTED,
     Bucket,
     Totals,
@@ -134,7 +135,7 @@ def accountability(vector: Totals, agents: Mapping[str, Totals], shift: Fact | N
         "leader": shift.leader if shift is not None else None,
         "agents": _agents(agents),
         "handover": list(handover),
-        "sla": {rule: {state: vector[INDEX[f"sla_{rule}_{state}"]] for state in STATES}
+        "sla": {rule: {state: vector[SLA_INDEX[rule, state]] for state in STATES}
                 for rule in RULES},
         "callbacks": {
             "restored": vector[INDEX["restored"]],

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROS_PER_MINUTE = 60_000_000
+MICROS_PER_HOUR = 3_600_000_000
 ONE_DAY = timedelta(days=1)
 
 
@@ -61,6 +62,9 @@ class DutyCalendar:
     timezone: str = "Asia/Shanghai"
     start: time = time(8, 30)
     zone: ZoneInfo = field(init=False, repr=False, compare=False)
+    _hours: dict[int, tuple[date, int, date]] = field(
+        init=False, repr=False, compare=False, default_factory=dict)
+    """UTC hour -> (duty date at its start, the next period's start, that date)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "zone", load_zone(self.timezone))
@@ -79,6 +83,17 @@ class DutyCalendar:
 
     def duty_date(self, micros: int) -> date:
         """The duty date of the period that contains ``micros``."""
+        # A period lasts 23 hours or more, so a UTC hour meets at most two of them.
+        hour = micros // MICROS_PER_HOUR
+        known = self._hours.get(hour)
+        if known is None:
+            first = self._duty_date(hour * MICROS_PER_HOUR)
+            known = (first, self.period_start(first + ONE_DAY), first + ONE_DAY)
+            if len(self._hours) < 1 << 16:
+                self._hours[hour] = known
+        return known[0] if micros < known[1] else known[2]
+
+    def _duty_date(self, micros: int) -> date:
         candidate = from_micros(micros, self.zone).date()
         while micros < self.period_start(candidate):
             candidate -= ONE_DAY

@@ -120,31 +120,38 @@ _CREW_TYPES = frozenset({"crew.dispatched", "crew.departed", "crew.arrived"})
 
 def fact_of_lean(event: LeanEvent) -> Fact:
     """``fact_of`` for an event the lean check accepted (``schemas.lean``): the same
-    fact pydantic's model would give (tests/unit/test_lean.py)."""
+    fact pydantic's model would give (tests/unit/test_lean.py). The tuples are built
+    whole, in ``Fact``'s field order: keyword construction costs a Python call."""
     event_id, kind, incident_id, at, recorded, data = event
+    get = data.get
     if kind == "call.received":
-        return Fact(event_id, kind, incident_id, at, data["grid"], data["area"],  # type: ignore[arg-type]
-                    data.get("priority", "normal"), data.get("customers_affected"),
-                    agent=data.get("agent") or None, recorded=recorded)
+        return _new(Fact, (event_id, kind, incident_id, at, data["grid"], data["area"],
+                           get("priority", "normal"), get("customers_affected"), None, None,
+                           get("agent") or None, None, None, None, None, None, recorded))
     if kind in _CREW_TYPES:
-        return Fact(event_id, kind, incident_id, at, crew=data["crew"],  # type: ignore[arg-type]
-                    recorded=recorded)
+        return _new(Fact, (event_id, kind, incident_id, at, None, None, None, None,
+                           data["crew"], None, None, None, None, None, None, None, recorded))
     if kind == "call.merged":
-        return Fact(event_id, kind, incident_id, at,  # type: ignore[arg-type]
-                    into=data["into_incident_id"], recorded=recorded)
+        return _new(Fact, (event_id, kind, incident_id, at, None, None, None, None, None,
+                           data["into_incident_id"], None, None, None, None, None, None,
+                           recorded))
     if kind == "customer.callback":
-        return Fact(event_id, kind, incident_id, at,  # type: ignore[arg-type]
-                    agent=data.get("agent") or None, reached=data["reached"],
-                    satisfied=data.get("satisfied"), recorded=recorded)
+        return _new(Fact, (event_id, kind, incident_id, at, None, None, None, None, None,
+                           None, get("agent") or None, data["reached"], get("satisfied"),
+                           None, None, None, recorded))
     if kind == "duty.shift_started":
-        members = data.get("members")
+        members = get("members")
         return Fact(event_id, kind, "", at, team=data["team"], leader=data["leader"],
                     members=tuple(members) if members is not None else None,
                     recorded=recorded)
     if kind == "crew.rostered":
         return Fact(event_id, kind, "", at, grid=data["grid"], crew=data["crew"],
                     recorded=recorded)
-    return Fact(event_id, kind, incident_id or "", at, recorded=recorded)
+    return _new(Fact, (event_id, kind, incident_id or "", at, None, None, None, None, None,
+                       None, None, None, None, None, None, None, recorded))
+
+
+_new = tuple.__new__
 
 
 def _earliest(current: int | None, at: int) -> int:

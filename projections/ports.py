@@ -39,7 +39,7 @@ Contract of ``ProjectionStore`` (checked by ``tests/contract``):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -227,6 +227,9 @@ class AlertEntry(NamedTuple):
 
 ALERT_RELAY = "sla-relay"
 """The consumer name under which the relay stores the alert topic offsets it wrote."""
+EVENT_RELAY = "outbox-relay"
+"""The consumer name under which the command outbox relay stores the events topic
+offsets it had reached when it last marked rows published."""
 
 
 class ProjectionStore(ABC):
@@ -263,6 +266,21 @@ class ProjectionStore(ABC):
 
     @abstractmethod
     async def commit(self, commit: Commit) -> None: ...
+
+    async def stage(self, commit: Commit) -> None:
+        """Inside a ``writing()`` block: write ``commit`` without ending the block's
+        transaction, so later reads and stages in the block see it; ``finish``
+        commits everything staged at once (one durable flush for many commands).
+        The default suits a store whose commits are visible at once and whose
+        writer is alone (the in-memory store)."""
+        await self.commit(commit)
+
+    async def finish(self, *, let_others_run: bool = False) -> None:
+        """Commit what ``stage`` wrote in the current ``writing()`` block (the default
+        ``stage`` committed already). ``let_others_run``: keep the event loop serving
+        other tasks while the commit is flushed to disk (SQLite runs its COMMIT in a
+        thread; worth its cost only when other requests are waiting)."""
+        return None
 
     def writing(self, *, partitioned: bool = False) -> AbstractAsyncContextManager[None]:
         """A serialised read-modify-write block (see module contract).
@@ -337,8 +355,16 @@ class ProjectionStore(ABC):
         """Outbox entries not yet marked published, oldest first, with their sequence."""
         raise NotImplementedError(f"{type(self).__name__} keeps no command tables")
 
-    async def mark_published(self, seqs: Sequence[int]) -> None:
+    async def mark_published(self, seqs: Sequence[int],
+                             positions: Mapping[PositionKey, int] | None = None) -> None:
+        """Mark outbox rows published and raise the relay's stored offsets on the
+        events topic (under ``EVENT_RELAY``) to ``positions``, in one transaction."""
         raise NotImplementedError(f"{type(self).__name__} keeps no command tables")
+
+    async def claim_event_relay(self) -> bool:
+        """True if this store connection may relay the command outbox: one relay per
+        store, held until the connection closes (or the process dies)."""
+        return True
 
     # The change log and the live queries: optional, a store without them
     # serves reports but not ``dispatch serve``'s stream.

@@ -85,6 +85,10 @@ class SlaLimits:
     priority: dict[str, float | None] = field(
         default_factory=lambda: dict(DEFAULT_PRIORITY_LIMITS))
     priorities: tuple[str, ...] = ("vulnerable", "important")
+    _spans: dict[tuple[str, str | None, str | None], tuple[float, int, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+    """(rule, area, priority) -> (minutes, limit µs, warning µs): looked up per
+    incident and rule on the fold's hot path."""
 
     def __post_init__(self) -> None:
         for rule in RULES:
@@ -136,13 +140,16 @@ def rule_clock(incident: Incident, rule: str, limits: SlaLimits,
     start = incident.times[RULE_CHECKPOINTS[rule][0]]
     if start is None:
         return None
-    if call_known(incident, as_of_us):
-        minutes = limits.limit_minutes(rule, incident.area, incident.priority)
-    else:
-        minutes = limits.limit_minutes(rule, None, None)
-    span = limit_micros(minutes)
-    share, whole = WARNING_SHARE
-    return Clock(start, start + span * share // whole, start + span, minutes)
+    key = ((rule, incident.area, incident.priority) if call_known(incident, as_of_us)
+           else (rule, None, None))
+    spans = limits._spans.get(key)
+    if spans is None:
+        minutes = limits.limit_minutes(*key)
+        span = limit_micros(minutes)
+        share, whole = WARNING_SHARE
+        spans = limits._spans[key] = (minutes, span, span * share // whole)
+    minutes, span, warning = spans
+    return Clock(start, start + warning, start + span, minutes)
 
 
 def _known(at: int | None, as_of_us: int) -> bool:

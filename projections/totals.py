@@ -16,6 +16,7 @@ Contract:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator
 from datetime import date
 
@@ -218,9 +219,14 @@ def call_buckets(fact: Fact, calendar: DutyCalendar) -> tuple[Bucket, ...]:
 
 def add_into(target: Totals, vector: Totals, sign: int = 1) -> None:
     """``target += sign * vector``, in place."""
-    for i, value in enumerate(vector):
-        if value:
-            target[i] += sign * value
+    if sign == 1:
+        target[:] = map(operator.add, target, vector)  # column by column, in C
+    elif sign == -1:
+        target[:] = map(operator.sub, target, vector)
+    else:
+        for i, value in enumerate(vector):
+            if value:
+                target[i] += sign * value
 
 
 def accumulate(target: dict[Bucket, Totals], items: Iterable[tuple[Bucket, Totals]],

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from datetime import date
 from typing import Any, NamedTuple
 
@@ -67,6 +68,7 @@ def lean_key(event: LeanEvent) -> str:
 
 
 _loads = orjson.loads
+_intern = sys.intern
 _JSONDecodeError = orjson.JSONDecodeError
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 _EARLIEST_US = int(EARLIEST.timestamp()) * 1_000_000
@@ -74,11 +76,14 @@ _END_US = int(END_OF_RANGE.timestamp()) * 1_000_000
 _MISS = object()
 
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})\Z", re.ASCII)
-_CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d):([0-5]\d)\Z", re.ASCII)
 _TAIL = re.compile(r"(?:\.(\d{1,6}))?(?:Z|([+-])(0\d|1[0-4]):(00|15|30|45))\Z", re.ASCII)
 """Offsets up to ±14:00 in quarter hours (every real zone); others go to pydantic."""
+_MINUTES: dict[str, int] = {f"{h:02d}:{m:02d}": (h * 60 + m) * 60
+                            for h in range(24) for m in range(60)}
+"""``HH:MM`` -> seconds since midnight, for every valid clock minute."""
+_SECONDS: dict[str, int] = {f"{s:02d}": s for s in range(60)}
+"""``SS`` -> seconds (no leap second: pydantic refuses 60 too)."""
 _days: dict[str, Any] = {}
-_clocks: dict[str, Any] = {}
 _tails: dict[str, Any] = {}
 _CACHE_LIMIT = 200_000
 
@@ -92,15 +97,6 @@ def _day(text: str) -> int | None:
         return date(*map(int, match.groups())).toordinal() - _EPOCH_DAY
     except ValueError:
         return None
-
-
-def _clock(text: str) -> int | None:
-    """Seconds since midnight of ``HH:MM:SS`` (no leap second), or None."""
-    match = _CLOCK.match(text)
-    if match is None:
-        return None
-    hours, minutes, seconds = map(int, match.groups())
-    return hours * 3600 + minutes * 60 + seconds
 
 
 def _tail(text: str) -> int | None:
@@ -117,7 +113,7 @@ def _tail(text: str) -> int | None:
 
 
 def _cached(cache: dict[str, Any], parse: Any, text: str) -> Any:
-    """``parse(text)``, remembered (timestamps share their dates, clocks and offsets)."""
+    """``parse(text)``, remembered (timestamps share their dates and offsets)."""
     found = parse(text)
     if len(cache) < _CACHE_LIMIT:
         cache[text] = found
@@ -127,20 +123,21 @@ def _cached(cache: dict[str, Any], parse: Any, text: str) -> Any:
 def instant(text: Any) -> int | None:
     """µs since the epoch of an RFC 3339 timestamp in the plain shape (see the module
     contract) inside the valid range, or None."""
-    if type(text) is not str or len(text) < 20 or text[10] != "T":
+    if type(text) is not str or len(text) < 20 or text[10] != "T" or text[16] != ":":
+        return None
+    minute = _MINUTES.get(text[11:16])
+    second = _SECONDS.get(text[17:19])
+    if minute is None or second is None:
         return None
     day = _days.get(text[:10], _MISS)
     if day is _MISS:
         day = _cached(_days, _day, text[:10])
-    clock = _clocks.get(text[11:19], _MISS)
-    if clock is _MISS:
-        clock = _cached(_clocks, _clock, text[11:19])
     tail = _tails.get(text[19:], _MISS)
     if tail is _MISS:
         tail = _cached(_tails, _tail, text[19:])
-    if day is None or clock is None or tail is None:
+    if day is None or tail is None:
         return None
-    micros: int = (day * 86_400 + clock) * 1_000_000 + tail
+    micros: int = (day * 86_400 + minute + second) * 1_000_000 + tail
     return micros if _EARLIEST_US <= micros < _END_US else None
 
 
@@ -222,7 +219,7 @@ def _rostered(d: dict[str, Any]) -> bool:
             and ("skills" not in d or _names(d["skills"])))
 
 
-_DATA: dict[str, tuple[Any, frozenset[str]]] = {
+_CHECKS: dict[str, tuple[Any, frozenset[str]]] = {
     "call.received": (_call_received, frozenset(
         {"grid", "area", "priority", "customers_affected", "agent", "description"})),
     "call.verified": (lambda d: _text(d.get("verified_by")), frozenset({"verified_by"})),
@@ -244,6 +241,7 @@ _DATA: dict[str, tuple[Any, frozenset[str]]] = {
     "duty.shift_started": (_shift, frozenset({"team", "leader", "members"})),
     "crew.rostered": (_rostered, frozenset({"crew", "grid", "skills"})),
 }
+_DATA = {kind: (check, declared, kind) for kind, (check, declared) in _CHECKS.items()}
 _OPTIONAL_INCIDENT = frozenset({"duty.shift_started", "crew.rostered"})
 """Types whose ``incident_id`` may be absent or null (schemas.events)."""
 _ENVELOPE = frozenset({"event_id", "type", "incident_id", "occurred_at", "recorded_at",
@@ -264,6 +262,7 @@ def parse_event_lean(raw: bytes | str) -> LeanEvent | None:
     checks = _DATA.get(kind) if type(kind) is str else None
     if checks is None:
         return None
+    check, declared, kind = checks  # the type's own string: one object for all its events
     event_id = get("event_id")
     incident_id = get("incident_id")
     data = get("data")
@@ -286,11 +285,12 @@ def parse_event_lean(raw: bytes | str) -> LeanEvent | None:
         return None
     if not (_text(get("source")) and _text(get("actor"))):
         return None
-    check, declared = checks
     if not check(data):
         return None
     if not obj.keys() <= _ENVELOPE and not _extras_finite(obj, _ENVELOPE):
         return None
     if not data.keys() <= declared and not _extras_finite(data, declared):
         return None
-    return LeanEvent(event_id, kind, incident_id, at, recorded, data)  # type: ignore[arg-type]
+    if incident_id is not None:
+        incident_id = _intern(incident_id)  # shared by the incident's events once folded
+    return LeanEvent(event_id, kind, incident_id, at, recorded, data)

@@ -3,9 +3,11 @@
 ``DISPATCH_API_TOKENS`` is a comma-separated list of entries ``TOKEN`` or
 ``TOKEN:ROLE`` (a token has no ``:``); ROLE is ``viewer`` (the default),
 ``dispatcher`` or ``crew:<id>``. Every ``/api/*`` request must present a known token, as
-``Authorization: Bearer TOKEN`` or, for reads only, in the ``dispatch_token``
-cookie that ``POST /api/session`` sets for the board (a browser's
-``EventSource`` cannot send headers). Tokens are compared in constant time and
+``Authorization: Bearer TOKEN`` or in the ``dispatch_token`` cookie that
+``POST /api/session`` sets for the board (a browser's ``EventSource`` cannot
+send headers): for reads, and for writes that carry the ``X-Dispatch-Board: 1``
+header (which a cross-site form or script cannot send without a CORS
+preflight, never granted). Tokens are compared in constant time and
 never logged or echoed.
 """
 
@@ -16,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 COOKIE = "dispatch_token"
+BOARD_HEADER = "x-dispatch-board"
 ROLES = ("viewer", "dispatcher")
 _CREW_ROLE = re.compile(r"crew:[\w.-]+")
 

@@ -1,12 +1,14 @@
 """The write side of ``dispatch serve``: commands, crews, queue and recommendations.
 
 Contract:
-- a command's handler runs inside ``store.writing()``: it loads the incident
-  and crew state, decides (``dispatch.commands``, pure) and commits the event,
-  the read-model update (the same fold as ``dispatch ingest``), the outbox row
-  (when Kafka is configured) and the idempotency answer in one transaction;
-  writers are serialised, so two dispatchers sending the same crew at once get
-  one 201 and one 409, never two events;
+- a command is decided inside ``store.writing()`` (``dispatch.api.group_commit``):
+  the handler loads the incident and crew state, decides (``dispatch.commands``,
+  pure) and commits the event, the read-model update (the same fold as
+  ``dispatch ingest``), the outbox row (when Kafka is configured) and the
+  idempotency answer in the same transaction, possibly with other commands
+  decided after it in that transaction (group commit); writers are serialised,
+  so two dispatchers sending the same crew at once get one 201 and one 409,
+  never two events;
 - ``Idempotency-Key``: a retry with the same key (same role and route) returns
   the first answer (status and body) and writes nothing; refusals are not kept;
 - without tokens (``--no-auth``, loopback only) the caller is a dispatcher.
@@ -15,22 +17,23 @@ Contract:
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Body, Depends, FastAPI, Header, Path, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
+from dispatch.api.group_commit import CommandWriter, Job
 from dispatch.api.pool import StorePool
 from dispatch.commands import (
     DISPATCHER,
-    Accepted,
     Command,
     Decision,
     IncidentState,
-    Refused,
     decide_call,
     decide_event,
     decide_roster,
@@ -46,13 +49,11 @@ from projections.crews import (
     roster_entry,
 )
 from projections.incident import CALL, Fact, fact_of
-from projections.ports import CommandAnswer, OutboxEntry, ProjectionStore, Record
-from projections.projector import Projector
-from schemas.events import CrewRostered, kafka_key
+from projections.ports import ProjectionStore
+from schemas.events import CrewRostered
 from schemas.parsing import InvalidEvent, parse_event
 
-COMMANDS_SOURCE = "commands"
-CONSUMER = "commands"
+
 async def _store(request: Request) -> AsyncIterator[ProjectionStore]:
     pool: StorePool = request.app.state.pool
     async with pool.store() as opened:
@@ -61,6 +62,12 @@ async def _store(request: Request) -> AsyncIterator[ProjectionStore]:
 
 Store = Annotated[ProjectionStore, Depends(_store)]
 Key = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+class SessionRole(BaseModel):
+    role: str = Field(description="viewer, dispatcher or crew:<id>")
+    may_dispatch: bool = Field(description="true for dispatchers: the board shows the queue, "
+                                           "recommendations and dispatch buttons")
 
 
 class Refusal(Exception):
@@ -115,32 +122,28 @@ def _command(body: Any, *, with_type: bool) -> Command:
     return Command(kind if isinstance(kind, str) else "", data, occurred)
 
 
-async def _write(store: ProjectionStore, key: str | None, scope: str, outbox: bool,
-                 decide: Callable[[], Any], answer_of: Callable[[Accepted], dict[str, Any]]
-                 ) -> Response:
-    """Decide and commit one command (module contract)."""
-    scoped = None if key is None else f"{scope}\n{key}"
-    async with store.writing():
-        if scoped is not None:
-            first = await store.command_answer(scoped)
-            if first is not None:
-                return Response(first.body, status_code=first.status,
-                                media_type="application/json")
-        decision: Decision = await decide()
-        if isinstance(decision, Refused):
-            return _json({"error": decision.reason}, decision.status)
-        body = orjson.dumps(answer_of(decision))
-        record = Record(COMMANDS_SOURCE, 0, 0, decision.raw)
-        prepared = await Projector(store, CONSUMER).prepare([record])
-        commit = prepared.commit
-        commit.positions = {}  # commands have no input position to resume from
-        if outbox:
-            commit.outbox = [OutboxEntry(decision.event.event_id, kafka_key(decision.event),
-                                         decision.raw)]
-        if scoped is not None:
-            commit.answer = CommandAnswer(scoped, 201, body)
-        await store.commit(commit)
-    return Response(body, status_code=201, media_type="application/json")
+def _scoped(key: str | None, scope: str) -> str | None:
+    """An Idempotency-Key kept per role and route: the same key elsewhere is another."""
+    return None if key is None else f"{scope}\n{key}"
+
+
+async def decide_incident_event(store: ProjectionStore, incident_id: str, command: Command,
+                                role: str) -> Decision:
+    """Load what the decision needs from ``store`` and decide ``command`` on it: the
+    incident, the crews dispatched to it (from its own events) and, for a
+    ``crew.dispatched`` only, every crew's state (the one decision that looks at
+    other incidents; the others need no scan of the crew events)."""
+    found = await store.load_incidents([incident_id])
+    incident = found.get(incident_id)
+    state = None
+    if incident is not None:
+        own = [fact_of(parse_event(e.raw)) for e in await store.incident_events(incident_id)
+               if e.type == "crew.dispatched"]
+        state = IncidentState(incident, frozenset(crews_at(own, incident_id,
+                                                           "crew.dispatched")))
+    crews = (await crew_view(store))[0] if command.type == "crew.dispatched" else {}
+    return decide_event(command, role, incident_id=incident_id, state=state,
+                        crews=crews, event_id=str(uuid.uuid4()), now=_now())
 
 
 def add_write_routes(app: FastAPI, *, outbox: bool,
@@ -157,6 +160,9 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
         422: {"model": error, "description": "invalid command or event data (the field at fault)"},
     }
 
+    writer = CommandWriter()
+    app.state.command_writer = writer
+
     @app.exception_handler(Refusal)
     async def _refused(request: Request, exc: Refusal) -> Response:
         return _json({"error": exc.reason}, exc.status)
@@ -169,13 +175,13 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
         command = _command({**body, "type": "call.received"}, with_type=False)
         incident_id = f"INC-{uuid.uuid4().hex[:16].upper()}"
 
-        async def decide() -> Decision:
+        async def decide(_: ProjectionStore) -> Decision:
             return decide_call(command, role, incident_id=incident_id,
                                event_id=str(uuid.uuid4()), now=_now())
 
-        return await _write(store, idempotency_key, f"{role} call", outbox, decide,
-                            lambda a: {"incident_id": a.event.incident_id,
-                                       "event_id": a.event.event_id})
+        return await writer.submit(store, Job(
+            _scoped(idempotency_key, f"{role} call"), outbox, decide,
+            lambda a: {"incident_id": a.event.incident_id, "event_id": a.event.event_id}))
 
     @app.post("/api/incidents/{incident_id}/events", status_code=201, responses=refusals,
               dependencies=dependencies, summary="Record an event of an incident")
@@ -186,17 +192,12 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
         role = _role(request)
         command = _command(body, with_type=True)
 
-        async def decide() -> Decision:
-            found = await store.load_incidents([incident_id])
-            incident = found.get(incident_id)
-            crews, facts = await crew_view(store)
-            state = None if incident is None else IncidentState(
-                incident, frozenset(crews_at(facts, incident_id, "crew.dispatched")))
-            return decide_event(command, role, incident_id=incident_id, state=state,
-                                crews=crews, event_id=str(uuid.uuid4()), now=_now())
+        async def decide(current: ProjectionStore) -> Decision:
+            return await decide_incident_event(current, incident_id, command, role)
 
-        return await _write(store, idempotency_key, f"{role} event {incident_id}", outbox,
-                            decide, lambda a: {"event_id": a.event.event_id})
+        return await writer.submit(store, Job(
+            _scoped(idempotency_key, f"{role} event {incident_id}"), outbox, decide,
+            lambda a: {"event_id": a.event.event_id}))
 
     @app.post("/api/crews", status_code=201, responses=refusals, dependencies=dependencies,
               summary="Roster a crew: a crew.rostered event")
@@ -207,11 +208,25 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
         command = _command({"data": data, "occurred_at": body.get("occurred_at")},
                            with_type=False)
 
-        async def decide() -> Decision:
+        async def decide(_: ProjectionStore) -> Decision:
             return decide_roster(command, role, event_id=str(uuid.uuid4()), now=_now())
 
-        return await _write(store, idempotency_key, f"{role} crew", outbox, decide,
-                            lambda a: {"event_id": a.event.event_id})
+        return await writer.submit(store, Job(
+            _scoped(idempotency_key, f"{role} crew"), outbox, decide,
+            lambda a: {"event_id": a.event.event_id}))
+
+    @app.get("/api/session", response_model=SessionRole, dependencies=dependencies,
+             responses={401: responses[401]},
+             summary="Who the caller is: its role, and whether the board shows write controls")
+    async def session_role(request: Request) -> Response:
+        role = _role(request)
+        return _json({"role": role, "may_dispatch": role == DISPATCHER})
+
+    @app.get("/board/dispatcher.js", include_in_schema=False)
+    async def dispatcher_script() -> Response:
+        script = resources.files("dispatch.api").joinpath("dispatcher.js").read_bytes()
+        return Response(script, media_type="text/javascript; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/crews", responses=responses, dependencies=dependencies,
              summary="Every rostered crew and its status")

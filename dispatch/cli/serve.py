@@ -107,10 +107,12 @@ def run(args: argparse.Namespace) -> int:
     factory = partial(bootstrap.read_model_store, settings)
     if args.publish:
         from dispatch.api.relay import OutboxRelay
+        from dispatch.kafka.outbox import KafkaEventLog
 
         options.outbox = True
-        options.relay = OutboxRelay(factory, partial(bootstrap.event_producer, settings),
-                                    settings.topic_events)
+        options.relay = OutboxRelay(factory, KafkaEventLog(
+            settings.kafka_bootstrap, settings.topic_events,
+            partial(bootstrap.event_producer, settings)))
     app = create_app(factory, options)
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]

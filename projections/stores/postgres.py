@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, NamedTuple
 
@@ -35,6 +35,7 @@ from projections.incident import Fact, Incident
 from projections.ports import (
     ALERT_RELAY,
     DEFAULT_CHANGE_RETENTION_DAYS,
+    EVENT_RELAY,
     AlertEntry,
     Change,
     ChangeWindow,
@@ -111,6 +112,7 @@ _SLA_LOCK = 7_343_003
 batches of another never evaluate the same rows at once (and never deadlock: it is
 taken after the totals rows and before the change-log head, by everyone)."""
 _RELAY_LOCK = 7_343_004
+_EVENT_RELAY_LOCK = 7_343_005
 """Session lock: one alert relay per database."""
 _SLA_COLUMNS = ", ".join(SlaRow._fields)
 _SLA_UPSERT = _staged(
@@ -158,6 +160,9 @@ class PostgresStore(ProjectionStore):
         self._block: Any = None
         """The transaction of the open ``writing()`` block, until its commit."""
         self._in_block = False
+        self._staging = False
+        """Inside a writing() block written with ``stage``: notify at ``finish``."""
+        self._notify_head: int | None = None
         self._pruned_at = 0
         self._staged: set[str] = set()
         """Stages filled in the transaction of the current ``_write``."""
@@ -250,7 +255,8 @@ class PostgresStore(ProjectionStore):
             await self.conn.execute(f"SELECT {lock}($1)", _WRITE_LOCK)
             yield
         finally:
-            self._in_block = False
+            self._in_block = self._staging = False
+            self._notify_head = None
             if self._block is not None:
                 self._block = None
                 # If the connection is gone, the transaction went with it.
@@ -264,6 +270,26 @@ class PostgresStore(ProjectionStore):
         if self._block is not None:
             block, self._block = self._block, None
             await block.commit()
+
+    async def stage(self, commit: Commit) -> None:
+        if self._block is None:
+            raise RuntimeError("stage() needs an open writing() block")
+        if self._staging:
+            # The staging tables keep their rows until the commit: empty those the
+            # previous stage of this block filled, or its rows would be upserted again.
+            for table in sorted(self._staged):
+                await self.conn.execute(f"DELETE FROM {table}")
+        self._staging = True
+        await self._write(commit)
+
+    async def finish(self, *, let_others_run: bool = False) -> None:
+        if self._block is None:
+            raise RuntimeError("finish() needs an open writing() block")
+        head, self._notify_head = self._notify_head, None
+        if head is not None:  # delivered to listeners at the commit, like the others
+            await self.conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, str(head))
+        block, self._block = self._block, None
+        await block.commit()
 
     async def _write(self, commit: Commit) -> None:
         conn = self.conn
@@ -465,7 +491,10 @@ class PostgresStore(ProjectionStore):
             "changes", records=[(first + i, c.kind, c.key, c.data, now)
                                 for i, c in enumerate(changes)],
             columns=("seq", "kind", "key", "data", "committed_us"))
-        await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, str(head))
+        if self._staging:
+            self._notify_head = head  # one notification when the block commits
+        else:
+            await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, str(head))
         if prune_due(now, self._pruned_at, self.change_retention_days):
             await self._prune(now)
 
@@ -595,7 +624,18 @@ class PostgresStore(ProjectionStore):
             "ORDER BY seq LIMIT $1", limit)
         return [(int(r[0]), OutboxEntry(r[1], r[2], bytes(r[3]))) for r in rows]
 
-    async def mark_published(self, seqs: Sequence[int]) -> None:
-        await self.conn.execute(
-            "UPDATE outbox SET published_us = $1 WHERE seq = ANY($2::bigint[])",
-            time.time_ns() // 1000, list(seqs))
+    async def mark_published(self, seqs: Sequence[int],
+                             positions: Mapping[PositionKey, int] | None = None) -> None:
+        async with self.conn.transaction():
+            await self.conn.execute(
+                "UPDATE outbox SET published_us = $1 WHERE seq = ANY($2::bigint[]) "
+                "AND published_us IS NULL", time.time_ns() // 1000, list(seqs))
+            await self.conn.executemany(
+                "INSERT INTO positions AS p VALUES ($1, $2, $3, $4) ON CONFLICT "
+                "(consumer, source, partition) DO UPDATE "
+                "SET next_position = greatest(p.next_position, excluded.next_position)",
+                [(EVENT_RELAY, s, p, v) for (s, p), v in sorted((positions or {}).items())])
+
+    async def claim_event_relay(self) -> bool:
+        return bool(await self.conn.fetchval("SELECT pg_try_advisory_lock($1)",
+                                             _EVENT_RELAY_LOCK))

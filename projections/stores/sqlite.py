@@ -18,9 +18,11 @@ still kept at the highest applied version for tools that read it.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from projections.incident import Fact, Incident
 from projections.ports import (
     ALERT_RELAY,
     DEFAULT_CHANGE_RETENTION_DAYS,
+    EVENT_RELAY,
     AlertEntry,
     Change,
     ChangeWindow,
@@ -142,6 +145,7 @@ class SqliteStore(ProjectionStore):
         self._db: sqlite3.Connection | None = None
         self._writing = False
         self._pruned_at = 0
+        self._relay_lock: int | None = None
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -264,6 +268,9 @@ class SqliteStore(ProjectionStore):
         db.execute("COMMIT")
 
     async def close(self) -> None:
+        if self._relay_lock is not None:
+            os.close(self._relay_lock)
+            self._relay_lock = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -343,6 +350,42 @@ class SqliteStore(ProjectionStore):
                 raise RuntimeError("one commit per writing() block")
         else:
             await self._begin_immediate()
+        self._write(commit)
+        self._commit_now()
+
+    async def stage(self, commit: Commit) -> None:
+        if not (self._writing and self.db.in_transaction):
+            raise RuntimeError("stage() needs an open writing() block")
+        self._write(commit)
+
+    async def finish(self, *, let_others_run: bool = False) -> None:
+        if not (self._writing and self.db.in_transaction):
+            raise RuntimeError("finish() needs an open writing() block")
+        if not let_others_run:
+            self._commit_now()
+            return
+        # The COMMIT (its fsync) runs in a thread: the event loop serves other requests
+        # meanwhile, and commands arriving then are committed together in the next block.
+        committing = asyncio.ensure_future(asyncio.to_thread(self._commit_now))
+        try:
+            await asyncio.shield(committing)
+        except asyncio.CancelledError:
+            # Nothing may touch the connection (a rollback) while the COMMIT runs.
+            await asyncio.wait([committing])
+            raise
+
+    def _commit_now(self) -> None:
+        db = self.db
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise self._error(exc) from None
+
+    def _write(self, commit: Commit) -> None:
+        """Write ``commit`` in the open transaction; on error, roll it all back."""
+        db = self.db
         try:
             for (source, partition), expected in commit.expected.items():
                 row = db.execute(
@@ -401,12 +444,6 @@ class SqliteStore(ProjectionStore):
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        try:
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise self._error(exc) from None
 
     def _commit_sla(self, commit: Commit, plan: SlaPlan) -> list[NewChange]:
         """Inside the commit's transaction: evaluate, write rows and outbox entries."""
@@ -639,17 +676,39 @@ class SqliteStore(ProjectionStore):
             "ORDER BY seq LIMIT ?", (limit,))
         return [(int(r[0]), OutboxEntry(r[1], r[2], bytes(r[3]))) for r in rows]
 
-    async def mark_published(self, seqs: Sequence[int]) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+    async def mark_published(self, seqs: Sequence[int],
+                             positions: Mapping[PositionKey, int] | None = None) -> None:
+        db = self.db
+        await self._begin_immediate()
         try:
-            self.db.execute(
+            db.execute(
                 "UPDATE outbox SET published_us = ? "
-                "WHERE seq IN (SELECT value FROM json_each(?))",
+                "WHERE seq IN (SELECT value FROM json_each(?)) AND published_us IS NULL",
                 (time.time_ns() // 1000, orjson.dumps(list(seqs))))
+            db.executemany(
+                "INSERT INTO positions (consumer, source, partition, next_position) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (consumer, source, partition) DO UPDATE "
+                "SET next_position = max(next_position, excluded.next_position)",
+                [(EVENT_RELAY, s, p, v) for (s, p), v in (positions or {}).items()])
         except BaseException:
-            self.db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
+        db.execute("COMMIT")
+
+    async def claim_event_relay(self) -> bool:
+        # SQLite has no session locks: an exclusive lock on a file beside the store,
+        # which the operating system releases when this connection closes or the
+        # process dies.
+        if self._relay_lock is not None:
+            return True
+        lock = os.open(f"{self.path}.relay-lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(lock)
+            return False
+        self._relay_lock = lock
+        return True
 
 
 def _incident_filter(query: IncidentQuery) -> tuple[str, tuple[Any, ...]]:

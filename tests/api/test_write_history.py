@@ -1,6 +1,7 @@
 """Any sequence of commands, sent through the HTTP app: the accepted ones form a
 history whose report (``GET /api/report``, the CLI's JSON) equals the naive
-oracle's report of the events in the log, and every refusal left nothing behind."""
+oracle's report of the events in the log, and every refusal left nothing behind.
+Run on SQLite and on PostgreSQL (a fresh schema for every example)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dispatch.api.app import ServeOptions, create_app
 from projections.duty import DutyCalendar
 from projections.stores import open_store
+from tests.api.conftest import empty_postgres
 from tests.oracle import compare_reports, oracle_report
 
 BASE = datetime(2026, 7, 1, 6, 0, tzinfo=UTC)
@@ -78,12 +81,16 @@ async def drive(app: Any, plan: list[tuple[Any, ...]]) -> list[Any]:
         await app.state.pool.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                             marks=pytest.mark.servers)])
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(steps)
-def test_accepted_commands_report_as_the_oracle_does(plan: list[tuple[Any, ...]]) -> None:
+def test_accepted_commands_report_as_the_oracle_does(backend: str,
+                                                     plan: list[tuple[Any, ...]]) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{Path(folder) / 'store.db'}"
+        url = (f"sqlite:///{Path(folder) / 'store.db'}" if backend == "sqlite"
+               else empty_postgres())
         calendar = DutyCalendar()
 
         async def create() -> None:

@@ -107,7 +107,7 @@ def test_bad_sla_settings_are_refused_at_start(storm: Path, tmp_path: Path, toml
 
 
 @pytest.mark.parametrize("as_of", ["2026-07-01T20:00:00", "yesterday", "2026-07-01T20:00Z",
-                                   "2026-13-01T20:00:00Z"])
+                                   "2026-13-01T20:00:00Z", "9999-12-31T23:59:59-14:00"])
 def test_bad_as_of_is_bad_usage(storm: Path, as_of: str) -> None:
     fails_cleanly(run("alerts", "--input", str(storm), "--as-of", as_of, cwd=storm.parent),
                   codes=(2,), mentions="--as-of")

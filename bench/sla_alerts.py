@@ -8,15 +8,20 @@ Measures, in one run on one machine, with real ``dispatch worker`` processes:
    (``at`` in the alert) to the moment a consumer of ``outage.sla-alerts`` holds
    the message. Once with the worker idle, once while a producer adds
    ``--load`` events/s of other incidents (calls, verifications, dispatches in
-   rural areas, so they raise no alert themselves).
+   rural areas, so they raise no alert themselves). Also reported: the same
+   figures for the alerts whose call was already stored when their threshold
+   passed (the timer's own delay, without the worker's consumer lag), and the
+   time from each probe's call to its commit in the store.
 2. **SLA layer cost on worker throughput**: the same topic of ``--events``
    simulated events (a week with a storm day) caught up from scratch by a
-   worker with ``--no-sla`` and by one with the SLA layer on (wall clock, so
-   every incident left open raises its alerts), in alternation, ``--rounds``
+   worker with ``--no-sla`` and by one with the SLA layer on (wall clock and no
+   publication horizon, so every incident left open raises and publishes its
+   alerts), in alternation, ``--rounds``
    times each, each into an empty database. The rate is events over the time
    from the first committed batch to the last.
 
     .venv/bin/python bench/sla_alerts.py            # defaults: see --help
+    .venv/bin/python bench/sla_alerts.py --skip throughput --baseline-repo ../old
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_DSN = "postgresql://dispatch:dispatch@127.0.0.1:5432/postgres"
-BENCH_DB = "dispatch_bench_d"
+BENCH_DB = "dispatch_bench_g"
 
 
 def dsn(database: str) -> str:
@@ -66,7 +71,12 @@ async def fresh_database(name: str) -> None:
 class Run:
     """One worker configuration on its own topics and an empty database."""
 
-    def __init__(self, bootstrap: str, topic: str, extra_env: dict[str, str], *args: str) -> None:
+    log_folder: Path | None = None
+    """Where worker logs go (``--worker-logs``); None: discarded."""
+
+    def __init__(self, bootstrap: str, topic: str, extra_env: dict[str, str], *args: str,
+                 repo: Path = REPO) -> None:
+        self.repo = repo
         self.bootstrap = bootstrap
         self.topic = topic
         self.alerts = f"{topic}.alerts.{uuid.uuid4().hex[:6]}"
@@ -75,7 +85,7 @@ class Run:
                     "DISPATCH_PG_DSN": dsn(BENCH_DB), "DISPATCH_TOPIC_EVENTS": topic,
                     "DISPATCH_TOPIC_DLQ": f"{topic}.dlq", "DISPATCH_TOPIC_ALERTS": self.alerts,
                     "DISPATCH_CONSUMER_GROUP": self.group, "DISPATCH_METRICS_PORT": "0",
-                    "PYTHONPATH": str(REPO), **extra_env}
+                    "PYTHONPATH": str(repo), **extra_env}
         self.args = args
         self.worker: subprocess.Popen[bytes] | None = None
 
@@ -83,9 +93,13 @@ class Run:
         asyncio.run(fresh_database(BENCH_DB))
         subprocess.run([sys.executable, "-m", "dispatch.cli", "topics"], env=self.env,
                        check=True, capture_output=True, cwd=REPO)
-        self.worker = subprocess.Popen(
-            [sys.executable, "-m", "dispatch.cli", "worker", "--batch-size", "5000", *self.args],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+        log_path = (self.log_folder / f"{self.topic}.log" if self.log_folder is not None
+                    else Path(os.devnull))
+        with log_path.open("ab") as log:
+            self.worker = subprocess.Popen(
+                [sys.executable, "-m", "dispatch.cli", "worker", "--batch-size", "5000",
+                 *self.args], env=self.env, stdout=subprocess.DEVNULL, stderr=log,
+                cwd=self.repo)
 
     def stop(self) -> None:
         if self.worker is not None and self.worker.poll() is None:
@@ -154,15 +168,51 @@ class AlertWatcher(threading.Thread):
             message = self.consumer.poll(0.05)
             if message is None or message.error():
                 continue
-            self.seen.append((time.time(), json.loads(message.value())))
+            self.seen.append((time.time(), json.loads(message.value() or b"{}")))
         self.consumer.close()
 
 
+class StoredWatcher(threading.Thread):
+    """Notes when each probe incident first appears in the store (its call committed)."""
+
+    def __init__(self, probes: int) -> None:
+        super().__init__(daemon=True)
+        self.pending = {f"P-{i}" for i in range(probes)}
+        self.stored: dict[str, float] = {}
+        self.stopping = False
+
+    def run(self) -> None:
+        asyncio.run(self._watch())
+
+    async def _watch(self) -> None:
+        conn = await asyncpg.connect(dsn(BENCH_DB))
+        try:
+            while not self.stopping and self.pending:
+                rows = await conn.fetch("SELECT incident_id FROM incidents "
+                                        "WHERE incident_id = ANY($1::text[])", list(self.pending))
+                now = time.time()
+                for row in rows:
+                    self.stored[row[0]] = now
+                    self.pending.discard(row[0])
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    values = sorted(values)
+    if not values:
+        return {"p50_s": None, "p99_s": None, "max_s": None}
+    return {"p50_s": round(statistics.median(values), 3),
+            "p99_s": round(values[min(len(values) - 1, int(0.99 * len(values)))], 3),
+            "max_s": round(values[-1], 3)}
+
+
 def latency_phase(bootstrap: str, limit: float, probes: int, load: int,
-                  label: str) -> dict[str, Any]:
+                  label: str, repo: Path = REPO) -> dict[str, Any]:
     topic = f"bench.sla.{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic)
-    run = Run(bootstrap, topic, {"DISPATCH_SLA__ARRIVAL__URBAN": str(limit)})
+    run = Run(bootstrap, topic, {"DISPATCH_SLA__ARRIVAL__URBAN": str(limit)}, repo=repo)
     run.start()
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     watcher: AlertWatcher | None = None
@@ -178,6 +228,8 @@ def latency_phase(bootstrap: str, limit: float, probes: int, load: int,
             time.sleep(0.2)
         watcher = AlertWatcher(bootstrap, run.alerts)
         watcher.start()
+        stored = StoredWatcher(probes)
+        stored.start()
         stop_load = threading.Event()
         sent_load = [0]
 
@@ -222,24 +274,38 @@ def latency_phase(bootstrap: str, limit: float, probes: int, load: int,
         stop_load.set()
         if loader is not None:
             loader.join(10)
+            producer.flush(30)
         lag = end_offset_total(bootstrap, topic) - run.stored()
     finally:
         if watcher is not None:
             watcher.stopping = True
             watcher.join(5)
+            stored.stopping = True
+            stored.join(5)
         run.stop()
-    delays = [received - datetime.fromisoformat(body["at"]).timestamp()
-              for received, body in watcher.seen
-              if body["incident_id"].startswith("P-") and body["level"] in ("warning", "breach")]
+    delays: list[float] = []
+    timely: list[float] = []
+    """Delays of the alerts whose call was stored before their threshold: the timer's
+    own part, without the worker's consumer lag."""
+    ingest_lags: list[float] = []
+    for received, body in watcher.seen:
+        if not body["incident_id"].startswith("P-") or body["level"] not in ("warning", "breach"):
+            continue
+        threshold = datetime.fromisoformat(body["at"]).timestamp()
+        delays.append(received - threshold)
+        at = stored.stored.get(body["incident_id"])
+        if at is not None and at <= threshold:
+            timely.append(received - threshold)
+        if body["level"] == "warning" and at is not None:
+            called = datetime.fromisoformat(body["start"]).timestamp()
+            ingest_lags.append(at - called)
     ids = [body["alert_id"] for _, body in watcher.seen]
-    delays.sort()
     result = {
         "phase": label, "load_events_per_s": load, "probes": probes, "alerts": len(delays),
         "expected_alerts": 2 * probes, "duplicate_alert_ids": len(ids) - len(set(ids)),
-        "p50_s": round(statistics.median(delays), 3) if delays else None,
-        "p99_s": round(delays[min(len(delays) - 1, int(0.99 * len(delays)))], 3)
-        if delays else None,
-        "max_s": round(delays[-1], 3) if delays else None,
+        **percentiles(delays),
+        "stored_before_threshold": {"alerts": len(timely), **percentiles(timely)},
+        "call_to_stored": percentiles(ingest_lags),
         "load_sent": sent_load[0], "lag_at_end": lag,
     }
     print(json.dumps(result), file=sys.stderr)
@@ -263,7 +329,8 @@ def throughput_phase(bootstrap: str, events: int, rounds: int) -> dict[str, Any]
     rates: dict[str, list[float]] = {"without SLA": [], "with SLA": []}
     for _ in range(rounds):
         for label, args in (("without SLA", ("--no-sla",)), ("with SLA", ())):
-            run = Run(bootstrap, topic, {}, *args)
+            # No horizon: every old open incident's alerts are published, the costliest case.
+            run = Run(bootstrap, topic, {"DISPATCH_SLA_ALERT_HORIZON_HOURS": "0"}, *args)
             run.start()
             try:
                 first = None
@@ -296,6 +363,7 @@ def throughput_phase(bootstrap: str, events: int, rounds: int) -> dict[str, Any]
 
 
 def main() -> int:
+    global BENCH_DB
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
@@ -309,10 +377,32 @@ def main() -> int:
     parser.add_argument("--skip", choices=("latency", "throughput"), action="append",
                         default=[])
     parser.add_argument("--json", metavar="PATH", help="also write the figures here")
+    parser.add_argument("--database", default=BENCH_DB,
+                        help=f"PostgreSQL database used (emptied) by the runs (default {BENCH_DB})")
+    parser.add_argument("--baseline-repo", metavar="DIR", type=Path,
+                        help="also measure the latency of the worker of this checkout (e.g. an "
+                             "older commit), alternating with this one, in the same run")
+    parser.add_argument("--worker-logs", metavar="DIR", type=Path,
+                        help="keep each worker's log here, one file per run")
     args = parser.parse_args()
+    BENCH_DB = args.database
+    if args.worker_logs is not None:
+        args.worker_logs.mkdir(parents=True, exist_ok=True)
+        Run.log_folder = args.worker_logs
     figures: dict[str, Any] = {"load_average": os.getloadavg()}
     if "latency" not in args.skip:
+        base = args.baseline_repo
+        if base is not None:
+            figures["baseline_commit"] = subprocess.run(
+                ["git", "-C", str(base), "rev-parse", "--short", "HEAD"], capture_output=True,
+                text=True, check=False).stdout.strip()
+            figures["baseline_idle"] = latency_phase(args.bootstrap, args.limit, args.probes, 0,
+                                                     "baseline idle", base)
         figures["idle"] = latency_phase(args.bootstrap, args.limit, args.probes, 0, "idle")
+        if base is not None:
+            figures["baseline_loaded"] = latency_phase(
+                args.bootstrap, args.limit, args.probes, args.load,
+                f"baseline {args.load} ev/s", base)
         figures["loaded"] = latency_phase(args.bootstrap, args.limit, args.probes, args.load,
                                           f"{args.load} ev/s")
     if "throughput" not in args.skip:

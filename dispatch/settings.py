@@ -120,8 +120,14 @@ class Settings(BaseSettings):
     frozen mid-batch) before ending its session and releasing its locks."""
 
     sla: SlaSettings = SlaSettings()
-    sla_clock: Literal["wall", "event"] = "wall"
-    """What "now" is for SLA deadlines: the wall clock, or the largest occurred_at seen."""
+    sla_clock: Literal["wall", "event"] | None = None
+    """What "now" is for SLA deadlines: the wall clock, or the largest occurred_at seen.
+    Unset: the wall clock for the worker, the event clock for ``ingest`` (files)."""
+    sla_alert_horizon_hours: float = 24.0
+    """On the wall clock, a transition found more than this many hours after it took
+    effect (old events loaded late) is recorded but not published. 0: no horizon."""
+    sla_outbox_retention_days: float = 7.0
+    """How long the alert outbox keeps entries after they were published."""
     sla_live: bool = True
     """Keep the live SLA state and alert outbox in the store (ingest and worker)."""
     sla_tick_seconds: float = 0.5
@@ -168,6 +174,13 @@ class Settings(BaseSettings):
             raise ValueError("must be more than 0")
         return value
 
+    @field_validator("sla_alert_horizon_hours", "sla_outbox_retention_days")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("must be a number of at least 0")
+        return value
+
     @field_validator("sla_tick_seconds", "sla_relay_seconds")
     @classmethod
     def _interval(cls, value: float) -> float:
@@ -206,8 +219,22 @@ class Settings(BaseSettings):
 
     @property
     def sla_policy(self) -> SlaPolicy | None:
-        """What the runners evaluate live; None when ``sla_live`` is off."""
-        return SlaPolicy(self.sla_limits, self.sla_clock) if self.sla_live else None
+        """What the worker evaluates live (the wall clock unless set otherwise);
+        None when ``sla_live`` is off."""
+        return self._sla_policy("wall")
+
+    @property
+    def ingest_sla_policy(self) -> SlaPolicy | None:
+        """What ``ingest`` evaluates: a file is read as of its own time (the event
+        clock) unless ``sla_clock`` says otherwise."""
+        return self._sla_policy("event")
+
+    def _sla_policy(self, default_clock: str) -> SlaPolicy | None:
+        if not self.sla_live:
+            return None
+        horizon = self.sla_alert_horizon_hours
+        return SlaPolicy(self.sla_limits, self.sla_clock or default_clock,
+                         round(horizon * 3_600_000_000) if horizon > 0 else None)
 
     @property
     def calendar(self) -> DutyCalendar:

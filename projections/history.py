@@ -21,7 +21,7 @@ import re
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from projections.duty import MICROS_PER_MINUTE, DutyCalendar, to_micros
@@ -37,6 +37,10 @@ _INSTANT = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
+_EARLIEST_QUERY_US = to_micros(datetime(2, 1, 1, tzinfo=UTC))
+_LATEST_QUERY_US = to_micros(datetime(9998, 12, 31, tzinfo=UTC))
+
+
 def parse_instant(text: str) -> int:
     """An RFC 3339 instant with seconds and an offset, as µs since the epoch;
     ValueError with a readable message otherwise."""
@@ -49,9 +53,14 @@ def parse_instant(text: str) -> int:
         assert digits is not None
         head += "." + digits.group()[:6].ljust(6, "0") + fraction[digits.end():]
     try:
-        return to_micros(datetime.fromisoformat(head))
+        value = to_micros(datetime.fromisoformat(head))
     except ValueError as exc:
         raise ValueError(f"not a valid instant {text!r}: {exc}") from None
+    if not _EARLIEST_QUERY_US <= value <= _LATEST_QUERY_US:
+        # Reports print instants in any duty time zone; the years 0001 and 9999
+        # cannot be shifted by a zone offset without leaving Python's calendar.
+        raise ValueError(f"{text!r} is out of range (years 0002 to 9998)")
+    return value
 
 
 def parse_duty_date(text: str) -> date:

@@ -220,6 +220,9 @@ class AlertEntry(NamedTuple):
     incident_id: str
     payload: bytes
     sent_us: int | None = None
+    withheld: bool = False
+    """Recorded and never to be published (found past the horizon; ``sent_us``
+    is then when it was recorded)."""
 
 
 ALERT_RELAY = "sla-relay"
@@ -417,6 +420,11 @@ class ProjectionStore(ABC):
 
     async def alert_outbox(self) -> list[AlertEntry]:
         """Every alert outbox entry, sent or not, in outbox order."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no alert outbox")
+
+    async def prune_alert_outbox(self, sent_before_us: int) -> int:
+        """Delete the outbox entries sent (or withheld) before ``sent_before_us``;
+        entries not yet sent stay. Returns how many were deleted."""
         raise NotImplementedError(f"{type(self).__name__} keeps no alert outbox")
 
     async def claim_alert_relay(self) -> bool:

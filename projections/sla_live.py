@@ -18,7 +18,12 @@ Contract of ``evaluate(incidents, prior, as_of_us, limits)``:
   dropped: it can only change again through a new event, and then it has no
   raised alert left to end, so it emits nothing;
 - ``at`` of a transition is when it took effect in event time: the warning
-  threshold, the deadline, the stop checkpoint, or the rejection/merge.
+  threshold, the deadline, the stop checkpoint, or the rejection/merge;
+- with a ``horizon_us``, a transition whose ``at`` is more than the horizon
+  before ``as_of_us`` is ``withheld``: recorded like any other (its level is
+  raised, it is never emitted again) but not to be published. That is what
+  loading old events on the wall clock produces (a call from last year is past
+  its deadline now); a transition found in time is never withheld.
 """
 
 from __future__ import annotations
@@ -75,6 +80,8 @@ class Transition(NamedTuple):
     level: str
     at_us: int
     payload: bytes
+    withheld: bool = False
+    """Found more than the horizon after it took effect: recorded, not published."""
 
 
 @dataclass(slots=True)
@@ -103,6 +110,8 @@ class SlaPlan:
     event_us: int | None = None
     incidents: tuple[Incident, ...] = ()
     due: bool = False
+    horizon_us: int | None = None
+    """Transitions older than this before the evaluation instant are withheld."""
 
 
 def alert_id(incident_id: str, rule: str, level: str) -> str:
@@ -123,7 +132,7 @@ def _transition(incident: Incident, rule: str, level: str, at_us: int, as_of_us:
 
 
 def evaluate(incidents: Iterable[Incident], prior: Mapping[tuple[str, str], SlaRow],
-             as_of_us: int, limits: SlaLimits) -> SlaUpdate:
+             as_of_us: int, limits: SlaLimits, horizon_us: int | None = None) -> SlaUpdate:
     """New rows, dropped rows and transitions (module contract). Pure."""
     update = SlaUpdate()
     for incident in incidents:
@@ -165,6 +174,10 @@ def evaluate(incidents: Iterable[Incident], prior: Mapping[tuple[str, str], SlaR
                 incident.incident_id, rule, state, raised, due, clock.start, clock.deadline,
                 clock.limit_minutes, fields["grid"], fields["area"], fields["priority"],
                 fields["owner"]))
+    if horizon_us is not None:
+        oldest = as_of_us - horizon_us
+        update.transitions = [t._replace(withheld=True) if t.at_us < oldest else t
+                              for t in update.transitions]
     return update
 
 
@@ -189,8 +202,9 @@ def plan_instant(plan: SlaPlan, stored_clock: int | None) -> tuple[int | None, i
 
 
 def outbox_changes(transitions: Iterable[Transition]) -> list[tuple[str, str, bytes]]:
-    """``(kind, key, data)`` change-log entries of the transitions written."""
-    return [("alert", t.alert_id, t.payload) for t in transitions]
+    """``(kind, key, data)`` change-log entries of the transitions written and not
+    withheld (live subscribers get what the alert topic gets)."""
+    return [("alert", t.alert_id, t.payload) for t in transitions if not t.withheld]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,13 +214,23 @@ class SlaPolicy:
 
     limits: SlaLimits
     clock: str = "wall"
+    horizon_us: int | None = None
+    """On the wall clock, transitions found later than this after they took effect
+    are withheld (None: never). The event clock never withholds: a replay
+    publishes the alerts of the history it replays."""
+
+    @property
+    def _horizon(self) -> int | None:
+        return self.horizon_us if self.clock == "wall" else None
 
     def for_batch(self, incidents: Iterable[Incident], latest_event_us: int | None,
                   now_us: int) -> SlaPlan:
         """The plan of a batch that touched ``incidents``; ``latest_event_us`` is
         the largest ``occurred_at`` among its new events."""
-        return SlaPlan(self.limits, self.clock, now_us, latest_event_us, tuple(incidents))
+        return SlaPlan(self.limits, self.clock, now_us, latest_event_us, tuple(incidents),
+                       horizon_us=self._horizon)
 
     def for_tick(self, now_us: int) -> SlaPlan:
         """The timer's plan: every stored rule due by now."""
-        return SlaPlan(self.limits, self.clock, now_us, None, due=True)
+        return SlaPlan(self.limits, self.clock, now_us, None, due=True,
+                       horizon_us=self._horizon)

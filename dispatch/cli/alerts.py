@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import sys
 import time
-from datetime import datetime
 from typing import Any
 
 from dispatch import bootstrap
@@ -22,11 +20,10 @@ from dispatch.cli.common import (
     require_store,
     settings_from,
 )
-from projections.duty import to_micros
+from projections.history import parse_instant
 from projections.incident import Incident
 from projections.runners.embedded import ingest_files
 from projections.sla import RULES, STATES, SlaLimits, alerts_document
-from schemas.events import RFC3339
 
 FORMATS = ("json", "table", "markdown")
 
@@ -52,22 +49,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.set_defaults(run=run)
 
 
-def parse_instant(text: str) -> int:
-    """An RFC 3339 instant with seconds and an offset, as µs since the epoch."""
-    if not re.fullmatch(RFC3339, text):
-        raise BadUsage(f"--as-of must be RFC 3339 with seconds and an offset "
-                       f"(e.g. 2026-07-01T10:00:00+08:00), got {text!r}")
+def parse_as_of(text: str) -> int:
+    """``--as-of`` as µs since the epoch; BadUsage (exit 2) naming the option."""
     try:
-        return to_micros(datetime.fromisoformat(text.replace("z", "Z")))
+        return parse_instant(text)
     except ValueError as exc:
-        raise BadUsage(f"--as-of {text!r}: {exc}") from None
+        raise BadUsage(f"--as-of: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.input and args.store:
         raise BadUsage("give either --input FILE or --store URL, not both")
-    as_of = parse_instant(args.as_of) if args.as_of else time.time_ns() // 1000
+    as_of = parse_as_of(args.as_of) if args.as_of else time.time_ns() // 1000
     limits = settings.sla_limits
 
     async def from_files() -> list[Incident]:

@@ -40,10 +40,10 @@ def add_store_option(parser: argparse.ArgumentParser) -> None:
                              "(env DISPATCH_STORE)")
 
 
-def add_sla_clock_option(parser: argparse.ArgumentParser) -> None:
+def add_sla_clock_option(parser: argparse.ArgumentParser, default: str = "wall") -> None:
     parser.add_argument("--sla-clock", choices=("wall", "event"),
-                        help="what 'now' is for SLA deadlines: the wall clock (default) or the "
-                             "largest occurred_at seen, for replays (env DISPATCH_SLA_CLOCK)")
+                        help="what 'now' is for SLA deadlines: the wall clock or the largest "
+                             f"occurred_at seen (default {default}; env DISPATCH_SLA_CLOCK)")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -10,12 +10,14 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from dispatch import bootstrap
+from dispatch.cli.alerts import render as render_alerts
 from dispatch.cli.common import ProgressLine, RejectsFile, print_summary, settings_from
 from dispatch.cli.render import render
 from dispatch.cli.sheet import SHEET_FORMATS, render_sheet
 from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
 from projections.queries import duty_report, handover_sheet
 from projections.runners.embedded import ingest_files
+from projections.sla import alerts_document
 
 START = date(2026, 7, 1)
 STORM_DAY = START + timedelta(days=1)
@@ -23,12 +25,13 @@ STORM_DAY = START + timedelta(days=1)
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
-        "demo", help="simulate a normal day and a storm day; print the duty report and the "
-                     "storm day's handover sheet",
+        "demo", help="simulate a normal day and a storm day; print the duty report, the "
+                     "storm day's handover sheet and its SLA alerts",
         description="Simulate two duty days (a normal one, then a storm with many calls per "
                     "outage, saturated crews, duplicates and shuffled late events), ingest "
                     "them into a fresh embedded SQLite store and print the duty report, then "
-                    "(table and markdown formats) the storm day's handover sheet.")
+                    "(table and markdown formats) the storm day's handover sheet and the SLA "
+                    "alerts still active when it was handed over.")
     parser.add_argument("--dir", metavar="PATH",
                         help="keep the events file and store here (default: a temporary "
                              "folder that is removed afterwards)")
@@ -70,9 +73,14 @@ def _demo(folder: Path, args: argparse.Namespace) -> int:
             print_summary(summary)
             text = render(await duty_report(store), args.format)
             if args.format in SHEET_FORMATS and args.format != "json":
-                # People's formats: the storm day's handover sheet follows the report.
+                # People's formats: the storm day's handover sheet follows the report,
+                # then the SLA alerts still active when that day was handed over.
                 sheet = await handover_sheet(store, STORM_DAY)
                 text += "\n" + render_sheet(sheet, args.format)
+                handed_over = store.calendar.bounds(STORM_DAY)[1]
+                incidents = [i async for i in store.all_incidents()]
+                document = alerts_document(incidents, handed_over, store.sla_limits)
+                text += "\n" + render_alerts(document, args.format, store.sla_limits)
             return text
 
     sys.stdout.write(asyncio.run(work()))

@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--from-start", action="store_true",
                         help="read files from the top even if ingested before "
                              "(repeated events then count as duplicates)")
-    add_sla_clock_option(parser)
+    add_sla_clock_option(parser, default="event")
     parser.set_defaults(run=run)
 
 
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             summary = await ingest_files(
                 store, paths, batch_size=settings.batch_size, strict=args.strict,
                 on_rejected=rejects, progress=progress, from_start=args.from_start,
-                sla=settings.sla_policy)
+                sla=settings.ingest_sla_policy)
         progress.finish()
         print_summary(summary)
         if summary.stopped_at is not None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from typing import Any, cast
@@ -26,17 +25,15 @@ from typing import Any, cast
 import faust
 
 from dispatch import bootstrap
-from dispatch.kafka.alerts import KafkaAlertLog
 from dispatch.kafka.dead_letters import KafkaDeadLetters
 from dispatch.kafka.metrics import WorkerMetrics
 from dispatch.settings import Settings
 from dispatch.worker.bulk import Batches, fetch_loop, parsed_batches
+from dispatch.worker.sla_process import SlaProcess
 from projections.incident import Fact
 from projections.ports import ProjectionStore, StoreUnavailable
 from projections.projector import facts_of
-from projections.runners.alerts import SlaLoop
 from projections.runners.stream import Message, PartitionProjector
-from projections.sla import LEVELS
 
 log = logging.getLogger("dispatch.worker")
 WATCHDOG_SECONDS = 3.0
@@ -59,13 +56,10 @@ class WorkerRuntime:
         self.projector = PartitionProjector(self.store, settings.topic_events,
                                             settings.consumer_group, self.dead_letters,
                                             metrics, sla=policy)
-        self.sla: SlaLoop | None = None
-        """The SLA timer and alert relay, on a connection of their own."""
+        self.sla: SlaProcess | None = None
+        """The SLA timer and alert relay, in a process with connections of their own."""
         if policy is not None:
-            self.sla = SlaLoop(bootstrap.worker_store(settings, session_name="dispatch-sla"),
-                               KafkaAlertLog(settings.kafka_bootstrap, settings.topic_alerts),
-                               policy, metrics)
-        self._last_tick = self._last_gauges = 0.0
+            self.sla = SlaProcess(settings, metrics)
         self._opened: asyncio.Task[None] | None = None
         self._busy = False
         self.closing = False
@@ -85,9 +79,7 @@ class WorkerRuntime:
         await self.store.open()
         await self.dead_letters.start()
         if self.sla is not None:
-            await self.sla.store.open()
-            assert isinstance(self.sla.log, KafkaAlertLog)
-            await self.sla.log.start()
+            self.sla.start()
         log.info("read models in PostgreSQL ready; duty calendar %s %s",
                  self.store.calendar.timezone, self.store.calendar.start_text)
 
@@ -101,39 +93,7 @@ class WorkerRuntime:
             await self.dead_letters.stop()
             await self.store.close()
             if self.sla is not None:
-                assert isinstance(self.sla.log, KafkaAlertLog)
-                await self.sla.log.stop()
-                await self.sla.store.close()
-
-    async def sla_step(self) -> None:
-        """Timer body: evaluate due deadlines (every ``sla_tick_seconds``), refresh the
-        alert gauges (every 2 s) and relay new transitions to the alert topic."""
-        if self.sla is None or self.closing:
-            return
-        await self.ready()
-        now = time.monotonic()
-        try:
-            # Opens again after a reconnect that failed (PostgreSQL still down then).
-            await self.sla.store.open()
-            if now - self._last_tick >= self.settings.sla_tick_seconds:
-                self._last_tick = now
-                await self.sla.tick()
-            await self.sla.relay()
-            if now - self._last_gauges >= 2.0:
-                self._last_gauges = now
-                # Only the alert levels: every other row (one per incident and rule
-                # ever seen) would be read again every 2 s, slower as the store grows.
-                self.metrics.set_active_alerts(await self.sla.store.sla_rows(LEVELS))
-        except StoreUnavailable as exc:
-            # Whatever was not marked sent is published again after recovery, which
-            # first reads back what reached the topic: nothing is lost or repeated.
-            log.warning("SLA timer or relay failed (%s); reconnecting", exc)
-            self.sla.claimed = False
-            await self.sla.store.close()
-            try:
-                await self.sla.store.open()
-            except StoreUnavailable as again:
-                log.warning("PostgreSQL not answering for the SLA timer (%s)", again)
+                await asyncio.to_thread(self.sla.stop)
 
     async def assigned(self, partitions: Iterable[int]) -> None:
         await self.ready()
@@ -206,6 +166,8 @@ class WorkerRuntime:
         the group may have moved it past; the gap is found when a later message
         arrives, but on a quiet partition none may come, and its tail would wait for
         new traffic."""
+        if self.sla is not None and self.sla.failure is not None:
+            raise RuntimeError("the SLA timer stopped") from self.sla.failure
         if self._busy or self._opened is None or not self._opened.done():
             return
         lagging: dict[int, int] = {}
@@ -367,14 +329,6 @@ def build_app(settings: Settings, *, batch_max: int = 5000,
 
     every_commit: Any = app.timer(interval=app.conf.broker_commit_interval)
     every_commit(commit_offsets)
-
-    if runtime.sla is not None:
-        async def sla_timer() -> None:
-            await runtime.sla_step()
-
-        # A Faust timer runs on every worker, also when no event arrives.
-        every: Any = app.timer(interval=settings.sla_relay_seconds)
-        every(sla_timer)
 
     async def on_shutdown(app: faust.App, **_: Any) -> None:
         await runtime.close()

@@ -15,7 +15,11 @@ Contract:
   it finds there sent (not repeated);
 - only one relay runs per store: ``claim_alert_relay`` decides, and a relay
   that is not the one keeps asking, so another worker takes over when the
-  relaying one dies.
+  relaying one dies;
+- ``prune()`` deletes the entries sent (or withheld) more than
+  ``retention_days`` ago; unsent entries are never pruned. An ``alert_id``
+  cannot come back after its entry is pruned: the stored SLA state keeps the
+  raised level until the rule ends, and an ended rule raises nothing again.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ class SlaLoop:
     batch: int = 1000
     claimed: bool = False
     """Whether this loop is the store's relay (``recover`` done)."""
+    retention_days: float = 7.0
+    """How long sent entries stay in the outbox."""
 
     async def tick(self) -> SlaUpdate:
         update = await self.store.sla_tick(self.policy.for_tick(self.clock()))
@@ -96,3 +102,8 @@ class SlaLoop:
             sent += len(entries)
             if len(entries) < self.batch:
                 return sent
+
+    async def prune(self) -> int:
+        """Delete entries sent more than ``retention_days`` ago; returns how many."""
+        return await self.store.prune_alert_outbox(
+            self.clock() - round(self.retention_days * 86_400_000_000))

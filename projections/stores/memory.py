@@ -55,6 +55,7 @@ class MemoryStore(ProjectionStore):
         self._fingerprints: dict[tuple[str, str, int], str] = {}
         self._sla: dict[tuple[str, str], SlaRow] = {}
         self._alerts: dict[str, AlertEntry] = {}
+        self._alert_seq = 0
         self._sla_clock: int | None = None
 
     async def open(self) -> None:
@@ -124,14 +125,17 @@ class MemoryStore(ProjectionStore):
                 if incident_id not in incidents and incident_id in self._incidents:
                     incidents[incident_id] = self._incidents[incident_id]
         prior = {k: r for k, r in self._sla.items() if k[0] in incidents}
-        update = evaluate(incidents.values(), prior, as_of, plan.limits)
+        update = evaluate(incidents.values(), prior, as_of, plan.limits, plan.horizon_us)
         for key in update.dropped:
             self._sla.pop(key, None)
         self._sla.update({(r.incident_id, r.rule): r for r in update.rows})
         written = [t for t in update.transitions if t.alert_id not in self._alerts]
+        now = time.time_ns() // 1000
         for t in written:
-            self._alerts[t.alert_id] = AlertEntry(len(self._alerts) + 1, t.alert_id,
-                                                   t.incident_id, t.payload)
+            self._alert_seq += 1
+            self._alerts[t.alert_id] = AlertEntry(self._alert_seq, t.alert_id, t.incident_id,
+                                                   t.payload, now if t.withheld else None,
+                                                   t.withheld)
         update.transitions = written
         commit.sla_update = update
         return [NewChange(*c) for c in outbox_changes(written)]
@@ -158,6 +162,13 @@ class MemoryStore(ProjectionStore):
 
     async def alert_outbox(self) -> list[AlertEntry]:
         return list(self._alerts.values())
+
+    async def prune_alert_outbox(self, sent_before_us: int) -> int:
+        old = [a for a, e in self._alerts.items()
+               if e.sent_us is not None and e.sent_us < sent_before_us]
+        for alert_id in old:
+            del self._alerts[alert_id]
+        return len(old)
 
     async def changes_after(self, seq: int, limit: int = 1000) -> list[Change]:
         return [c for c in self._changes if c.seq > seq][:limit]

@@ -119,7 +119,7 @@ _SLA_UPSERT = _staged(
     "sla_state", SlaRow._fields, ("incident_id", "rule"),
     ", ".join(f"{c} = excluded.{c}" for c in SlaRow._fields[2:]))
 _STAGED = (_INCIDENT_UPSERT, _TOTALS_UPSERT, _SLA_UPSERT)
-_OUTBOX_COLUMNS = "seq, alert_id, incident_id, payload, sent_us"
+_OUTBOX_COLUMNS = "seq, alert_id, incident_id, payload, sent_us, withheld"
 CHANGES_CHANNEL = "dispatch_changes"
 """NOTIFY channel: the payload is the new head sequence of the change log."""
 _OPEN_INCIDENT = "rejected_at IS NULL AND merged_at IS NULL AND t6 IS NULL AND closed_at IS NULL"
@@ -405,7 +405,7 @@ class PostgresStore(ProjectionStore):
         prior = {(r[0], r[1]): SlaRow(*r) for r in await conn.fetch(
             f"SELECT {_SLA_COLUMNS} FROM sla_state WHERE incident_id = ANY($1::text[])",
             list(incidents))}
-        update = evaluate(incidents.values(), prior, as_of, plan.limits)
+        update = evaluate(incidents.values(), prior, as_of, plan.limits, plan.horizon_us)
         if update.dropped:
             await conn.execute(
                 "DELETE FROM sla_state WHERE (incident_id, rule) IN "
@@ -414,13 +414,16 @@ class PostgresStore(ProjectionStore):
         if update.rows:
             await self._upsert(_SLA_UPSERT, update.rows)
         if update.transitions:
+            now = time.time_ns() // 1000
             inserted = await conn.fetch(
-                "INSERT INTO sla_outbox (alert_id, incident_id, payload) "
-                "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) "
-                "ON CONFLICT (alert_id) DO NOTHING RETURNING alert_id",
+                "INSERT INTO sla_outbox (alert_id, incident_id, payload, sent_us, withheld) "
+                "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], "
+                "$5::boolean[]) ON CONFLICT (alert_id) DO NOTHING RETURNING alert_id",
                 [t.alert_id for t in update.transitions],
                 [t.incident_id for t in update.transitions],
-                [t.payload for t in update.transitions])
+                [t.payload for t in update.transitions],
+                [now if t.withheld else None for t in update.transitions],
+                [t.withheld for t in update.transitions])
             new = {r[0] for r in inserted}
             update.transitions = [t for t in update.transitions if t.alert_id in new]
         commit.sla_update = update
@@ -444,7 +447,7 @@ class PostgresStore(ProjectionStore):
         rows = await self.conn.fetch(
             f"SELECT {_OUTBOX_COLUMNS} FROM sla_outbox WHERE sent_us IS NULL ORDER BY seq "
             "LIMIT $1", limit)
-        return [AlertEntry(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+        return [AlertEntry(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows]
 
     async def mark_alerts_sent(self, alert_ids: Collection[str], sent_us: int,
                                positions: dict[PositionKey, int]) -> None:
@@ -460,7 +463,12 @@ class PostgresStore(ProjectionStore):
 
     async def alert_outbox(self) -> list[AlertEntry]:
         rows = await self.conn.fetch(f"SELECT {_OUTBOX_COLUMNS} FROM sla_outbox ORDER BY seq")
-        return [AlertEntry(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+        return [AlertEntry(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows]
+
+    async def prune_alert_outbox(self, sent_before_us: int) -> int:
+        status = await self.conn.execute("DELETE FROM sla_outbox WHERE sent_us < $1",
+                                          sent_before_us)
+        return int(status.split()[-1])
 
     async def claim_alert_relay(self) -> bool:
         return bool(await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK))

@@ -104,6 +104,11 @@ WRITE_LOCK_PATIENCE_S = 600.0
 """How long ``writing()`` keeps trying for the write lock before giving up."""
 
 
+def _alert_entry(row: Sequence[Any]) -> AlertEntry:
+    seq, alert_id, incident_id, payload, sent_us, withheld = row
+    return AlertEntry(seq, alert_id, incident_id, payload, sent_us, bool(withheld))
+
+
 def statements(script: str) -> list[str]:
     """The complete SQL statements of ``script``, in order (SQLite's own tokenizer
     decides where one ends, so semicolons in strings, comments and trigger bodies
@@ -122,7 +127,7 @@ def statements(script: str) -> list[str]:
 _SLA_COLUMNS = ", ".join(SlaRow._fields)
 _SLA_UPSERT = (f"INSERT OR REPLACE INTO sla_state ({_SLA_COLUMNS}) "
                f"VALUES ({', '.join('?' * len(SlaRow._fields))})")
-_OUTBOX_COLUMNS = "seq, alert_id, incident_id, payload, sent_us"
+_OUTBOX_COLUMNS = "seq, alert_id, incident_id, payload, sent_us, withheld"
 
 _OPEN_INCIDENT = "rejected_at IS NULL AND merged_at IS NULL AND t6 IS NULL AND closed_at IS NULL"
 
@@ -460,12 +465,15 @@ class SqliteStore(ProjectionStore):
         prior = {(r[0], r[1]): SlaRow(*r) for r in db.execute(
             f"SELECT {_SLA_COLUMNS} FROM sla_state "
             "WHERE incident_id IN (SELECT value FROM json_each(?))", (ids,))}
-        update = evaluate(incidents.values(), prior, as_of, plan.limits)
+        update = evaluate(incidents.values(), prior, as_of, plan.limits, plan.horizon_us)
         db.executemany("DELETE FROM sla_state WHERE incident_id = ? AND rule = ?", update.dropped)
         db.executemany(_SLA_UPSERT, update.rows)
+        now = time.time_ns() // 1000
         written = [t for t in update.transitions if db.execute(
-            "INSERT OR IGNORE INTO sla_outbox (alert_id, incident_id, payload) VALUES (?, ?, ?)",
-            (t.alert_id, t.incident_id, t.payload)).rowcount]
+            "INSERT OR IGNORE INTO sla_outbox (alert_id, incident_id, payload, sent_us, withheld) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (t.alert_id, t.incident_id, t.payload, now if t.withheld else None,
+             int(t.withheld))).rowcount]
         update.transitions = written
         commit.sla_update = update
         return [NewChange(*c) for c in outbox_changes(written)]
@@ -490,7 +498,7 @@ class SqliteStore(ProjectionStore):
         return None if row is None else int(row[0])
 
     async def unsent_alerts(self, limit: int = 1000) -> list[AlertEntry]:
-        return [AlertEntry(*r) for r in self.db.execute(
+        return [_alert_entry(r) for r in self.db.execute(
             f"SELECT {_OUTBOX_COLUMNS} FROM sla_outbox WHERE sent_us IS NULL ORDER BY seq "
             "LIMIT ?", (limit,))]
 
@@ -512,8 +520,20 @@ class SqliteStore(ProjectionStore):
         db.execute("COMMIT")
 
     async def alert_outbox(self) -> list[AlertEntry]:
-        return [AlertEntry(*r) for r in self.db.execute(
+        return [_alert_entry(r) for r in self.db.execute(
             f"SELECT {_OUTBOX_COLUMNS} FROM sla_outbox ORDER BY seq")]
+
+    async def prune_alert_outbox(self, sent_before_us: int) -> int:
+        db = self.db
+        await self._begin_immediate()
+        try:
+            deleted = db.execute("DELETE FROM sla_outbox WHERE sent_us < ?",
+                                 (sent_before_us,)).rowcount
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return int(deleted)
 
     def _append_changes(self, commit: Commit, extra: Sequence[NewChange] = ()) -> None:
         """Inside the commit's transaction: its incident, period and extra changes."""

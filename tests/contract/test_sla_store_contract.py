@@ -142,6 +142,50 @@ class SlaStoreContract:
         assert await store.positions(ALERT_RELAY) == {("alerts", 2): 8}
         assert await store.claim_alert_relay()
 
+    async def test_prune_deletes_only_entries_sent_before_the_cutoff(
+            self, store: ProjectionStore) -> None:
+        await store.commit(batch(1, [urban("A"), urban("B"), urban("C")], T0 + 50 * MINUTE))
+        await store.mark_alerts_sent(["A/arrival/breach"], 100, {})
+        await store.mark_alerts_sent(["B/arrival/breach"], 200, {})
+        assert await store.prune_alert_outbox(200) == 1  # sent at 100: before the cutoff
+        assert await self.alert_ids(store) == ["B/arrival/breach", "C/arrival/breach"]
+        assert await store.prune_alert_outbox(10**18) == 1  # C is unsent: it stays
+        assert [e.alert_id for e in await store.unsent_alerts()] == ["C/arrival/breach"]
+        # A pruned alert is not written again: the raised level is in the SLA state.
+        await store.sla_tick(tick(T0 + 60 * MINUTE))
+        await store.commit(batch(2, [urban("A")], T0 + 61 * MINUTE))
+        assert await self.alert_ids(store) == ["C/arrival/breach"]
+        # New entries after a prune get later sequence numbers than the ones kept.
+        await store.commit(batch(3, [urban("D")], T0 + 62 * MINUTE))
+        seqs = [e.seq for e in await store.alert_outbox()]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 2
+
+    async def test_transitions_past_the_horizon_are_recorded_not_published(
+            self, store: ProjectionStore) -> None:
+        horizon = 60 * MINUTE
+        year_later = T0 + 365 * 24 * 60 * MINUTE
+        fresh = Incident("F", grid="G1", area="urban", priority="normal", owner="AG-1")
+        fresh.times[0] = year_later - 40 * MINUTE  # warning 6.25 min ago: within the horizon
+        plan = SlaPlan(LIMITS, "wall", year_later, None, (urban("OLD"), fresh),
+                       horizon_us=horizon)
+        await store.commit(Commit("worker", {("events", 0): 1},
+                                  incidents=[urban("OLD"), fresh], sla=plan))
+        entries = {e.alert_id: e for e in await store.alert_outbox()}
+        assert sorted(entries) == ["F/arrival/warning", "OLD/arrival/breach"]
+        assert entries["OLD/arrival/breach"].withheld
+        assert entries["OLD/arrival/breach"].sent_us is not None
+        assert not entries["F/arrival/warning"].withheld
+        assert [e.alert_id for e in await store.unsent_alerts()] == ["F/arrival/warning"]
+        assert [(r.incident_id, r.raised) for r in await store.sla_rows()
+                if r.rule == "arrival"] == [("F", "warning"), ("OLD", "breach")]
+        # Its resolution, found in time, is published like any other.
+        arrived = urban("OLD", t3=year_later + MINUTE)
+        await store.commit(Commit("worker", {("events", 0): 2}, incidents=[arrived],
+                                  sla=SlaPlan(LIMITS, "wall", year_later + 2 * MINUTE, None,
+                                              (arrived,), horizon_us=horizon)))
+        assert [e.alert_id for e in await store.unsent_alerts()] == \
+               ["F/arrival/warning", "OLD/arrival/resolved"]
+
 
 class TestMemorySla(SlaStoreContract):
     def make_store(self, tmp_path: Path) -> ProjectionStore:
@@ -156,6 +200,14 @@ class TestSqliteSla(SlaStoreContract):
         await store.commit(batch(1, [urban("A")], T0 + 50 * MINUTE))
         alerts = [c for c in await store.changes_after(0) if c.kind == "alert"]
         assert [c.key for c in alerts] == ["A/arrival/breach"]
+
+    async def test_withheld_transitions_stay_out_of_the_change_log(
+            self, store: ProjectionStore) -> None:
+        plan = SlaPlan(LIMITS, "wall", T0 + 50 * 24 * 60 * MINUTE, None, (urban("A"),),
+                       horizon_us=24 * 60 * MINUTE)
+        await store.commit(Commit("w", {("events", 0): 1}, incidents=[urban("A")], sla=plan))
+        assert [e.alert_id for e in await store.alert_outbox()] == ["A/arrival/breach"]
+        assert [c for c in await store.changes_after(0) if c.kind == "alert"] == []
 
 
 @pytest.mark.servers

@@ -107,7 +107,7 @@ def test_bad_sla_settings_are_refused_at_start(storm: Path, tmp_path: Path, toml
 
 
 @pytest.mark.parametrize("as_of", ["2026-07-01T20:00:00", "yesterday", "2026-07-01T20:00Z",
-                                   "2026-13-01T20:00:00Z"])
+                                   "2026-13-01T20:00:00Z", "9999-12-31T23:59:59-14:00"])
 def test_bad_as_of_is_bad_usage(storm: Path, as_of: str) -> None:
     fails_cleanly(run("alerts", "--input", str(storm), "--as-of", as_of, cwd=storm.parent),
                   codes=(2,), mentions="--as-of")
@@ -151,3 +151,82 @@ def test_embedded_ingest_keeps_live_alerts_equal_to_alerts_as_of(storm: Path,
     assert any(p["level"] == "resolved" for p in published)
     document = json.loads(ok(run("alerts", "--as-of", utc_text(clock), cwd=tmp_path)).stdout)
     assert raised == {(a["incident_id"], a["rule"]): a["level"] for a in document["active"]}
+
+
+def test_an_old_file_is_evaluated_as_of_its_own_time_unless_told_otherwise(
+        storm: Path, tmp_path: Path) -> None:
+    """The storm file is months old. By default ``ingest`` evaluates it as of its
+    largest occurred_at; on the wall clock every open incident is in breach now,
+    and those breaches (months past the horizon) are recorded, not published."""
+    import asyncio
+
+    from projections.sla import utc_text
+    from projections.sla_live import SlaRow
+    from projections.stores.sqlite import SqliteStore
+
+    def stored(folder: Path) -> tuple[int | None, list[SlaRow], list[tuple[str, bool]], int]:
+        async def read() -> tuple[int | None, list[SlaRow], list[tuple[str, bool]], int]:
+            async with SqliteStore(folder / "dispatch.db") as store:
+                feed = [c for c in await store.changes_after(0, limit=10**6)
+                        if c.kind == "alert"]
+                return (await store.sla_event_clock(), await store.sla_rows(),
+                        [(e.alert_id, e.withheld) for e in await store.alert_outbox()],
+                        len(feed))
+        return asyncio.run(read())
+
+    default = tmp_path / "default"
+    default.mkdir()
+    ok(run("ingest", str(storm), cwd=default))
+    clock, rows, outbox, feed = stored(default)
+    assert clock is not None
+    document = json.loads(ok(run("alerts", "--as-of", utc_text(clock), cwd=default)).stdout)
+    active = {(a["incident_id"], a["rule"]): a["level"] for a in document["active"]}
+    assert active, "the storm file ends with active alerts"
+    assert {(r.incident_id, r.rule): r.state for r in rows if r.state in ("warning", "breach")} \
+        == active
+    assert outbox and not any(withheld for _, withheld in outbox)
+    assert feed == len(outbox)  # every transition reaches the live feed
+
+    wall = tmp_path / "wall"
+    wall.mkdir()
+    ok(run("ingest", str(storm), "--sla-clock", "wall", cwd=wall))
+    _clock, rows, outbox, feed = stored(wall)
+    now = json.loads(ok(run("alerts", cwd=wall)).stdout)
+    breaches = {(a["incident_id"], a["rule"]) for a in now["active"] if a["level"] == "breach"}
+    assert len(breaches) > len(active)  # as of now, every open incident is past its limit
+    assert {(r.incident_id, r.rule) for r in rows if r.raised == "breach"} == breaches
+    assert outbox and all(withheld for _, withheld in outbox)  # recorded, none published
+    assert feed == 0
+
+
+def test_demo_ends_with_the_storm_days_alerts_at_its_handover(tmp_path: Path) -> None:
+    """The demo's last section is ``dispatch alerts`` as of the end of the storm
+    day (08:30 the next morning), the same table as from the events file, and
+    that file's alerts agree with the oracle."""
+    folder = tmp_path / "demo"
+    out = ok(run("demo", "--dir", str(folder), cwd=tmp_path)).stdout
+    handover = "2026-07-03T08:30:00+08:00"
+    events = folder / "demo-events.jsonl"
+    table = ok(run("alerts", "--input", str(events), "--as-of", handover, "--format", "table",
+                   cwd=tmp_path)).stdout
+    assert table.startswith("SLA alerts as of 2026-07-03T00:30:00Z: ")
+    assert out.endswith(table)
+    assert out.index("DUTY HANDOVER SHEET  2026-07-02") < out.index(table)
+    document = json.loads(ok(run("alerts", "--input", str(events), "--as-of", handover,
+                                 cwd=tmp_path)).stdout)
+    assert document["active"], "the storm day is handed over with alerts"
+    defaults = Limits({"arrival": {"urban": 45, "rural": 90, "remote": 120},
+                       "restoration": {"urban": 180, "rural": 240, "remote": 240}},
+                      {"arrival": 30, "restoration": None})
+    check_against_oracle(document, events, handover, defaults)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("DISPATCH_SLA_ALERT_HORIZON_HOURS", "-1"), ("DISPATCH_SLA_ALERT_HORIZON_HOURS", "nan"),
+    ("DISPATCH_SLA_OUTBOX_RETENTION_DAYS", "soon"), ("DISPATCH_SLA_OUTBOX_RETENTION_DAYS", "-2")])
+def test_bad_horizon_or_retention_is_bad_usage(storm: Path, tmp_path: Path, name: str,
+                                               value: str) -> None:
+    key = name.removeprefix("DISPATCH_").lower()
+    fails_cleanly(run("ingest", str(storm), cwd=tmp_path, env={name: value}), codes=(2,),
+                  mentions=key)
+    assert not (tmp_path / "dispatch.db").exists()

@@ -21,6 +21,9 @@ def events(tmp_path: Path) -> Path:
     (["report", "--from", "2026-07-02", "--to", "2026-07-01"], "after --to"),
     (["report", "--as-of", "2026-07-01T09:00"], "--as-of"),
     (["report", "--known-at", "yesterday"], "--known-at"),
+    # a valid RFC 3339 instant that no duty time zone can print
+    (["report", "--as-of", "9999-12-31T23:59:59-14:00"], "out of range"),
+    (["report", "--known-at", "0001-01-01T00:00:00+14:00"], "out of range"),
     (["report", "--from", "2026-02-30"], "--from"),
     (["compare", "--base", "2026-07-01", "--against", "2026-07-01..2026-07-02"], "--base"),
     (["compare", "--base", "2026-07-03..2026-07-01", "--against", "2026-07-01..2026-07-02"],

@@ -235,7 +235,8 @@ class Stack:
     def sessions_of(self, pid: int) -> list[tuple[str, str, str]]:
         """``(state, wait_event_type, query)`` from ``pg_stat_activity`` for every
         PostgreSQL session of process ``pid`` that commits its batches (named
-        ``dispatch[PID]``; its SLA timer's is ``dispatch-sla[PID]``)."""
+        ``dispatch[PID]``; its SLA timer runs in a child process, whose session is
+        ``dispatch-sla[CHILD PID]``)."""
         async def read() -> list[tuple[str, str, str]]:
             conn = await asyncpg.connect(self.pg_dsn)
             try:

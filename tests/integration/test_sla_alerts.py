@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -242,3 +243,32 @@ def test_wall_clock_warning_and_breach_within_two_seconds(stack: Stack, tmp_path
     assert set(seen) == {"warning", "breach"}
     assert timedelta(0) <= seen["warning"] - warning_due <= timedelta(seconds=2), seen
     assert timedelta(0) <= seen["breach"] - breach_due <= timedelta(seconds=2), seen
+
+
+def test_the_sla_process_ends_with_its_worker_even_on_sigkill(stack: Stack,
+                                                              tmp_path: Path) -> None:
+    """The timer and relay run in a child of the worker; a SIGKILLed worker leaves
+    no child behind to hold the relay's lock (the next worker's relay takes over)."""
+    import subprocess
+
+    worker = start(stack, tmp_path / "worker.log", dict(stack.env))
+
+    def sla_child() -> int | None:
+        children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        for child in children:  # multiprocessing's resource tracker is a child too
+            if sql(stack, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                          f"'dispatch-sla[{child}]'"):
+                return int(child)
+        return None
+    sla_pid = wait_for("the SLA process and its PostgreSQL session", sla_child, timeout=120)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(10)
+
+    def gone() -> bool:
+        try:
+            os.kill(sla_pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    wait_for("the SLA process to end", gone, timeout=15)

@@ -119,6 +119,30 @@ def test_a_raised_alert_is_not_lowered_when_the_limit_grows() -> None:
     assert second.rows[0].raised == "breach"
 
 
+def test_the_horizon_withholds_only_transitions_older_than_it() -> None:
+    minute = 60_000_000
+    incident = Incident("A", area="urban", priority="normal")
+    incident.times[0] = 0  # warning at 33.75 min, breach at 45 min
+    # Found at 105 min with a 60 min horizon: the breach (45 min) is exactly at the edge.
+    at_edge = evaluate([incident], {}, 105 * minute, SlaLimits(), horizon_us=60 * minute)
+    assert [(t.level, t.withheld) for t in at_edge.transitions] == [("breach", False)]
+    past = evaluate([incident], {}, 105 * minute + 1, SlaLimits(), horizon_us=60 * minute)
+    assert [(t.level, t.withheld) for t in past.transitions] == [("breach", True)]
+    assert past.rows[0].raised == "breach"  # recorded: never emitted again
+    assert past.transitions[0].payload == at_edge.transitions[0].payload
+    unbounded = evaluate([incident], {}, 10**15, SlaLimits())
+    assert [t.withheld for t in unbounded.transitions] == [False]
+
+
+def test_only_the_wall_clock_policy_has_a_horizon() -> None:
+    from projections.sla_live import SlaPolicy
+    wall = SlaPolicy(SlaLimits(), "wall", horizon_us=5)
+    event = SlaPolicy(SlaLimits(), "event", horizon_us=5)
+    assert wall.for_tick(0).horizon_us == 5 and wall.for_batch([], None, 0).horizon_us == 5
+    assert event.for_tick(0).horizon_us is None
+    assert event.for_batch([], None, 0).horizon_us is None
+
+
 def test_docs_examples_have_the_keys_the_engine_writes() -> None:
     import re
     from pathlib import Path

@@ -73,7 +73,9 @@ _AS_TEXT = frozenset({"type", "occurred_at", "recorded_at", "time"})
 """Read as VARCHAR: a non-string value becomes text that no check accepts anyway."""
 _COLUMNS = "{" + ", ".join(f"{name}: '{'VARCHAR' if name in _AS_TEXT else 'JSON'}'"
                            for name in _TOP) + "}"
-_STAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+# Hours 00-23 only: DuckDB reads "T24:00:00" as the next midnight, the contract refuses it.
+_STAMP = (r"^\d{4}-\d{2}-\d{2}[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
+          r"(Z|[+-]\d{2}:\d{2})$")
 SHIFT = "duty.shift_started"
 _YEAR_1971 = 31_536_000_000_000
 _YEAR_2200 = 7_258_118_400_000_000 - 1

@@ -201,6 +201,30 @@ def test_columnar_check_accepts_exactly_what_the_contract_accepts(lines: list[st
         assert accepted[number] == want, line
 
 
+EDGE_STAMPS = ["2026-03-11T24:00:00+08:00", "2026-07-01T24:00:00Z", "2026-07-01T24:00:00",
+               "2026-07-01T24:00:00.000000-03:30", "2026-07-01T23:60:00Z",
+               "2026-07-01T23:59:60+08:00", "2026-07-01T19:00:00+08:00",
+               "2026-07-01 23:59:59.999999-03:30"]
+
+
+@pytest.mark.parametrize("stamp", EDGE_STAMPS)
+@pytest.mark.parametrize("field", ["occurred_at", "recorded_at"])
+def test_columnar_check_decides_each_edge_instant_as_the_contract(tmp_path: Path, stamp: str,
+                                                                  field: str) -> None:
+    """Hour 24 once slipped through (DuckDB reads it as the next midnight), so a later
+    copy of that event id was reported as a conflict instead of a duplicate."""
+    event = {"schema_version": 1, **VALID[6], field: stamp}  # versioned: decided in SQL
+    line = json.dumps(event)
+    path = write_lines(tmp_path / "edge.jsonl", [line])
+    accepted, rejected = _facts_by_line(path)
+    try:
+        parse_event(line)
+    except InvalidEvent as exc:
+        assert rejected.get(1) == exc.reason, accepted.get(1)
+    else:
+        assert 1 in accepted and 1 not in rejected, rejected.get(1)
+
+
 @pytest.mark.parametrize("line", [
     # a key given twice: DuckDB keeps the first value, the contract the last
     '{"event_id":"d1","schema_version":1,"type":"call.verified","incident_id":"I","occurred_at":'

@@ -39,6 +39,7 @@ from schemas.events import (
     END_OF_RANGE,
     MAX_COUNT,
 )
+from schemas.parsing import NUL_ESCAPE
 
 __all__ = ["LeanEvent", "lean_key", "parse_event_lean"]
 
@@ -251,6 +252,8 @@ _ENVELOPE = frozenset({"event_id", "type", "incident_id", "occurred_at", "record
 def parse_event_lean(raw: bytes | str) -> LeanEvent | None:
     """The event, if the fast checks accept it; None: ask ``parse_event`` (see the
     module contract)."""
+    if NUL_ESCAPE[type(raw)] in raw:
+        return None  # parse_event decides: it refuses a NUL in any string
     try:
         obj = _loads(raw)
     except _JSONDecodeError:

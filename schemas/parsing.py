@@ -5,7 +5,9 @@ Contract: ``parse_event(raw)`` returns a validated, upcast event, or raises
 raises anything else for bad input. Besides the models' rules it refuses
 ``NaN``, ``Infinity`` and numbers too large for a double anywhere in the event
 (unknown extra fields included): they are not JSON, and a stored event must
-print back as valid JSON.
+print back as valid JSON. It also refuses the NUL character (``\u0000``) in any
+string or key: PostgreSQL text cannot hold it, so such an event would be
+accepted by one store and stop another.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class InvalidEvent(ValueError):
 
 def parse_event(raw: bytes | str) -> Event:
     """Validate one event (see module contract)."""
+    if NUL_ESCAPE[type(raw)] in raw:
+        _refuse_nul(raw)
     try:
         # Fast path: current-version events validate straight from JSON in Rust.
         return _finite(EVENT_ADAPTER.validate_json(raw))
@@ -54,6 +58,42 @@ def parse_event(raw: bytes | str) -> Event:
                 raise InvalidEvent(describe(exc, obj)) from None
             raise InvalidEvent(str(exc)) from None
     raise InvalidEvent(describe(error, obj))
+
+
+# A NUL can only reach a decoded string through this escape: a raw NUL byte is not JSON.
+NUL_ESCAPE: dict[type, Any] = {bytes: b"\\u0000", str: "\\u0000"}
+
+
+def _refuse_nul(raw: bytes | str) -> None:
+    """InvalidEvent naming the first string or key holding U+0000, if any (the
+    escape may also be a literal backslash followed by ``u0000``, which is fine)."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return  # parse_event reports it
+    where = _nul_path(obj, "")
+    if where is not None:
+        raise InvalidEvent(f"{where}: contains the NUL character (U+0000), which an event "
+                           "may not hold")
+
+
+def _nul_path(value: Any, where: str) -> str | None:
+    if isinstance(value, str):
+        return (where or "event") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            if "\x00" in key:
+                return (where + "." if where else "") + repr(key)
+            found = _nul_path(item, path)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _finite(event: Event) -> Event:

@@ -379,8 +379,8 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
         store: Store,
         state: Annotated[Literal["open", "all"], Query(
             description="open: outages neither restored nor closed")] = "all",
-        grid: Annotated[str | None, Query(max_length=200)] = None,
-        area: Annotated[str | None, Query(max_length=200)] = None,
+        grid: Annotated[str | None, Query(max_length=200, pattern=models.NO_NUL)] = None,
+        area: Annotated[str | None, Query(max_length=200, pattern=models.NO_NUL)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> Response:
@@ -423,8 +423,10 @@ def create_app(factory: Callable[[], ProjectionStore], options: ServeOptions) ->
              dependencies=documented_auth,
              responses={**errors, 404: {"model": models.Error, "description": "no such incident"}},
              summary="One incident's checkpoints, stage durations and events")
-    async def incident(store: Store, incident_id: Annotated[str, Path(max_length=200)]
-                       ) -> Response:
+    async def incident(
+        store: Store,
+        incident_id: Annotated[str, Path(max_length=200, pattern=models.NO_NUL)],
+    ) -> Response:
         timeline = await incident_timeline(store, incident_id)
         if timeline is None:
             raise ApiError(404, f"no incident {incident_id!r}")

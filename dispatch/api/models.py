@@ -11,6 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+NO_NUL = r"^[^\x00]*$"
+"""Path and query text: no NUL character (an event cannot hold one, and PostgreSQL
+text cannot either, so such a value can only be a mistake: 422, not a store error)."""
+
 
 class Open(BaseModel):
     """Documented keys; newer versions may add keys (clients ignore unknown ones)."""

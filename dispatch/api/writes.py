@@ -28,6 +28,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from dispatch.api.group_commit import CommandWriter, Job
+from dispatch.api.models import NO_NUL
 from dispatch.api.pool import StorePool
 from dispatch.commands import (
     DISPATCHER,
@@ -186,7 +187,7 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
     @app.post("/api/incidents/{incident_id}/events", status_code=201, responses=refusals,
               dependencies=dependencies, summary="Record an event of an incident")
     async def post_event(request: Request, store: Store,
-                         incident_id: Annotated[str, Path(max_length=200)],
+                         incident_id: Annotated[str, Path(max_length=200, pattern=NO_NUL)],
                          body: Annotated[dict[str, Any], Body()],
                          idempotency_key: Key = None) -> Response:
         role = _role(request)
@@ -249,8 +250,9 @@ def add_write_routes(app: FastAPI, *, outbox: bool,
 
     @app.get("/api/incidents/{incident_id}/recommendations", responses=refusals,
              dependencies=dependencies, summary="Available crews ranked for an incident")
-    async def recommendations(store: Store,
-                              incident_id: Annotated[str, Path(max_length=200)]) -> Response:
+    async def recommendations(
+        store: Store, incident_id: Annotated[str, Path(max_length=200, pattern=NO_NUL)],
+    ) -> Response:
         incident = (await store.load_incidents([incident_id])).get(incident_id)
         if incident is None:
             raise Refusal(404, f"no incident {incident_id!r}")

@@ -137,6 +137,8 @@ def test_one_incident_is_what_the_cli_prints(server: Server, loaded: tuple[str, 
 @pytest.mark.parametrize(("params", "field"), [
     ({"state": "closed"}, "state"), ({"limit": 0}, "limit"), ({"limit": "ten"}, "limit"),
     ({"offset": -1}, "offset"),
+    # a NUL cannot be in any stored text (PostgreSQL refuses it): once a 503
+    ({"grid": "a\x00b"}, "grid"), ({"area": "\x00"}, "area"),
 ])
 def test_bad_incident_queries_are_422_naming_the_field(
         server: Server, params: dict[str, Any], field: str) -> None:
@@ -146,6 +148,13 @@ def test_bad_incident_queries_are_422_naming_the_field(
     body = response.json()
     assert [f["field"] for f in body["fields"]] == [field]
     assert field in body["error"]
+
+
+def test_an_incident_id_with_a_nul_is_422(server: Server) -> None:
+    with server.client() as client:
+        response = client.get("/api/incidents/INC%00X")
+    assert response.status_code == 422
+    assert [f["field"] for f in response.json()["fields"]] == ["incident_id"]
 
 
 @pytest.mark.parametrize(("params", "field"), [

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.reliability.cli import ok, report_from_input, report_from_store, run
 
 GOOD = ('{"event_id": "ok", "type": "call.received", "incident_id": "INC-OK", '
@@ -44,16 +46,28 @@ HOSTILE = {
     "Infinity extra": (event("ix", envelope=', "extra": [1, -Infinity]'), "finite"),
     "huge number extra": (event("hx", data='"x": {"y": 1e400}'), "finite"),
     "schema_version true": (event("sv", envelope=', "schema_version": true'), "integer"),
+    # PostgreSQL text cannot hold U+0000: accepted, it used to stop a PostgreSQL ingest
+    "NUL in an agent": (event("ng", data='"agent": "A\\u0000"'), "NUL"),
+    "NUL in an id": (event("n\\u0000i"), "NUL"),
+    "NUL in an extra key": (event("nk", envelope=', "x\\u0000": 1'), "NUL"),
 }
 
 
-def test_out_of_range_values_are_rejected_with_a_reason(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 's.db'}"
+    dsn: str = request.getfixturevalue("pg_dsn")
+    return dsn
+
+
+def test_out_of_range_values_are_rejected_with_a_reason(tmp_path: Path, store_url: str) -> None:
     names = sorted(HOSTILE)
     path = tmp_path / "in.jsonl"
     rejects = tmp_path / "rejects.jsonl"
     path.write_text(GOOD + "\n" + "".join(HOSTILE[n][0] + "\n" for n in names),
                     encoding="utf-8")
-    store = f"sqlite:///{tmp_path / 's.db'}"
+    store = store_url
     ok(run("ingest", str(path), "--store", store, "--rejects", str(rejects)))
     rows = [json.loads(r) for r in rejects.read_text(encoding="utf-8").splitlines()]
     assert [row["where"] for row in rows] == [f"in.jsonl:{i}" for i in range(2, len(names) + 2)]

@@ -25,8 +25,9 @@ RECIPES = 100
 PER_RECIPE = 105
 """100 drawn recipes x 105 lines each: 10,500 hostile lines per example."""
 
+# Control characters other than NUL are valid (docs/validation.md refuses U+0000).
 VALID_BUT_HOSTILE = ["'; DROP TABLE incidents;--", "Robert\"); DELETE FROM calls;--",
-                     "ÅÄÖ 配电 \u202e\u0000-free", "%s%s%n", "{{7*7}}", "../../etc/passwd"]
+                     "ÅÄÖ 配电 \u202e\u0001\u001f", "%s%s%n", "{{7*7}}", "../../etc/passwd"]
 
 
 @functools.cache

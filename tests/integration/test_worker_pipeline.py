@@ -280,8 +280,11 @@ def terminate_other_connections(dsn: str) -> int:
         conn = await asyncpg.connect(dsn)
         try:
             rows = await conn.fetch(
+                # Client sessions of our own user only: an autovacuum worker on this
+                # database is a superuser backend, and terminating it is refused.
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND usename = current_user AND backend_type = 'client backend'")
         finally:
             await conn.close()
         return sum(1 for r in rows if r[0])

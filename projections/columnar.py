@@ -24,7 +24,7 @@ Same answers as the pure fold, faster on large files. Contract:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -306,17 +306,23 @@ def _records_at(paths: Sequence[Path], bases: list[int], wanted: set[int]) -> di
     found: dict[int, Record] = {}
     for path, base in zip(paths, bases, strict=False):
         source = file_source(path)
-        row, position = base, 0
-        with path.open("rb") as stream:
-            for line_no, line in enumerate(stream, start=1):
-                position += len(line)
-                text = line.strip()
-                if not text:
-                    continue
-                row += 1
-                if row in wanted:
-                    found[row] = Record(source, 0, position, text, line_no)
+        for row, line_no, position, text in _rows(path, base):
+            if row in wanted:
+                found[row] = Record(source, 0, position, text, line_no)
     return found
+
+
+def _rows(path: Path, row_base: int) -> Iterator[tuple[int, int, int, bytes]]:
+    """``(row, line number, end offset, text)`` of each line with content; rows are
+    numbered from ``row_base + 1`` as the columnar reader numbers them."""
+    row, position = row_base, 0
+    with path.open("rb") as stream:
+        for line_no, line in enumerate(stream, start=1):
+            position += len(line)
+            text = line.strip()
+            if text:
+                row += 1
+                yield row, line_no, position, text
 
 
 def columnar_from_facts(facts: Sequence[Fact], known: Mapping[str, int],
@@ -366,16 +372,8 @@ def _decide(events: ColumnarEvents, path: Path, flagged: list[int], row_base: in
     target = next(wanted, None)
     found: list[tuple[int, Record]] = []
     row = row_base
-    position = 0
-    with path.open("rb") as stream:
-        for line_no, line in enumerate(stream, start=1):
-            position += len(line)
-            text = line.strip()
-            if not text:
-                continue
-            row += 1
-            if row != target:
-                continue
+    for row, line_no, position, text in _rows(path, row_base):
+        if row == target:
             target = next(wanted, None)
             found.append((row, Record(source, 0, position, text, line_no)))
     if row - row_base != rows:

@@ -24,7 +24,7 @@ Same answers as the pure fold, faster on large files. Contract:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -60,13 +60,19 @@ from projections.totals import (
 )
 from schemas.events import NO_INCIDENT_TYPES
 from schemas.identity import difference
+from schemas.parsing import NUL_ESCAPE as _NUL_ESCAPES
 
 EVENT_TYPES = ("call.received", "call.verified", "call.rejected", "call.merged",
                "crew.dispatched", "crew.departed", "crew.arrived", "fault.diagnosed",
-               "repair.completed", "power.restored", "incident.closed")
+               "repair.completed", "power.restored", "incident.closed", "customer.callback",
+               "duty.shift_started", "crew.rostered")
+"""Every type of the contract (``schemas.events.EVENT_TYPES``; a test keeps them equal)."""
+OPTIONAL_INCIDENT = ("duty.shift_started", "crew.rostered")
+"""Types whose ``incident_id`` may be absent or null; their fact's incident id is ""."""
 DATA_FIELDS = ("grid", "area", "priority", "customers_affected", "agent", "description",
                "verified_by", "reason", "into_incident_id", "crew", "dispatcher",
-               "eta_minutes", "cause", "equipment", "customers_restored", "satisfied")
+               "eta_minutes", "cause", "equipment", "customers_restored", "satisfied",
+               "reached", "team", "leader", "members", "skills")
 _TOP = ("event_id", "type", "incident_id", "occurred_at", "recorded_at", "schema_version",
         "source", "actor", "time", "data")
 _AS_TEXT = frozenset({"type", "occurred_at", "recorded_at", "time"})
@@ -77,6 +83,7 @@ _COLUMNS = "{" + ", ".join(f"{name}: '{'VARCHAR' if name in _AS_TEXT else 'JSON'
 _STAMP = (r"^\d{4}-\d{2}-\d{2}[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
           r"(Z|[+-]\d{2}:\d{2})$")
 SHIFT = "duty.shift_started"
+NUL_ESCAPE = _NUL_ESCAPES[bytes]
 _YEAR_1971 = 31_536_000_000_000
 _YEAR_2200 = 7_258_118_400_000_000 - 1
 _COMPACT_INT = r"^(0|[1-9]\d{0,14})$"  # below 2^53, no sign, no exponent, no fraction
@@ -98,7 +105,8 @@ class ColumnarEvents:
     conflicts: int = 0
     stopped_at: Rejected | None = None
     shifts: dict[str, Fact] = field(default_factory=dict)
-    """Event id -> the first accepted copy of each ``duty.shift_started`` event."""
+    """Event id -> the first copy of each ``duty.shift_started`` event, when the events
+    came as facts (``columnar_from_facts``); from files they are read from ``facts``."""
 
     def counters(self) -> dict[str, int]:
         return {"rejected_events": self.rejected, "duplicate_events": self.duplicates,
@@ -119,8 +127,20 @@ def _optional_string(x: str) -> str:
     return f"({x} IS NULL OR {x} = 'null' OR {_string(x)})"
 
 
+def _optional_id(x: str) -> str:
+    """Absent, null or a non-empty string."""
+    return f"({x} IS NULL OR {x} = 'null' OR {_required(x)})"
+
+
 def _required(x: str) -> str:
     return f"coalesce({_string(x)} AND {x} <> '\"\"', false)"
+
+
+def _names(x: str) -> str:
+    """A JSON array of non-empty strings (``[]`` included)."""
+    return (f"coalesce(json_type({x}) = 'ARRAY' AND list_bool_and(list_transform("
+            f"json_extract({x}, '$[*]'), lambda v: coalesce({_string('v')} AND v <> '\"\"', false)"
+            f") || [true]), false)")
 
 
 def _stamp_ok(v: str) -> str:
@@ -140,6 +160,8 @@ def _data_checks() -> str:
     def enum(x: str, values: tuple[str, ...]) -> str:
         listed = ", ".join(f"'\"{v}\"'" for v in values)
         return f"coalesce({x} IN ({listed}), false)"
+    def flag(x: str) -> str:
+        return f"({x} IS NULL OR {x} IN ('null', 'true', 'false'))"
     def int_or_null(x: str) -> str:
         return f"({x} IS NULL OR {x} = 'null' OR regexp_full_match({x}, '{_COMPACT_INT}'))"
     per_type = {
@@ -159,8 +181,16 @@ def _data_checks() -> str:
         "fault.diagnosed": [opt(d["cause"]), opt(d["equipment"])],
         "repair.completed": [],
         "power.restored": [int_or_null(d["customers_restored"])],
-        "incident.closed": [f"({d['satisfied']} IS NULL OR {d['satisfied']} IN "
-                            "('null', 'true', 'false'))"],
+        "incident.closed": [flag(d["satisfied"])],
+        "customer.callback": [
+            f"coalesce({d['reached']} IN ('true', 'false'), false)", flag(d["satisfied"]),
+            f"({d['satisfied']} IS NULL OR {d['satisfied']} = 'null' OR {d['reached']} = 'true')",
+            opt(d["agent"])],
+        "duty.shift_started": [_required(d["team"]), _required(d["leader"]),
+                               f"({d['members']} IS NULL OR {d['members']} = 'null' OR "
+                               f"{_names(d['members'])})"],
+        "crew.rostered": [_required(d["crew"]), _required(d["grid"]),
+                          f"({d['skills']} IS NULL OR {_names(d['skills'])})"],
     }
     cases = " ".join(f"WHEN '{kind}' THEN {' AND '.join(checks) or 'true'}"
                      for kind, checks in per_type.items())
@@ -171,6 +201,7 @@ def _scan_sql(path: str, file_index: int, row_base: int) -> str:
     paths = ", ".join(f"'$.{name}'" for name in DATA_FIELDS)
     d = {name: f"d[{i + 1}]" for i, name in enumerate(DATA_FIELDS)}
     types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
+    optional = ", ".join(f"'{t}'" for t in OPTIONAL_INCIDENT)
     return f"""
     WITH parsed AS (
         SELECT *, json_extract(CASE WHEN starts_with(data, '{{') THEN data END, [{paths}]) AS d
@@ -178,7 +209,9 @@ def _scan_sql(path: str, file_index: int, row_base: int) -> str:
                        maximum_object_size=16777216, columns={_COLUMNS}) WITH ORDINALITY AS r
     ), checked AS MATERIALIZED (
         SELECT *, coalesce(
-            starts_with(data, '{{') AND {_required('event_id')} AND {_required('incident_id')}
+            starts_with(data, '{{') AND {_required('event_id')}
+            AND CASE WHEN type IN ({optional}) THEN {_optional_id('incident_id')}
+                     ELSE {_required('incident_id')} END
             AND type IN ({types})
             AND {_stamp_ok('occurred_at')}
             AND (recorded_at IS NULL OR {_stamp_ok('recorded_at')})
@@ -190,33 +223,47 @@ def _scan_sql(path: str, file_index: int, row_base: int) -> str:
     SELECT ordinality + {row_base} AS n, {file_index} AS file, ok,
            CASE WHEN ok THEN {_decoded('event_id')} END AS eid,
            CASE WHEN ok THEN type END AS typ,
-           CASE WHEN ok THEN {_decoded('incident_id')} END AS iid,
+           CASE WHEN ok THEN (CASE WHEN type IN ({optional}) THEN ''
+                                   ELSE {_decoded('incident_id')} END) END AS iid,
            CASE WHEN ok THEN {_stamp_micros('occurred_at')} END AS ts,
            CASE WHEN ok AND recorded_at IS NOT NULL THEN {_stamp_micros('recorded_at')} END
                AS rec,
-           CASE WHEN ok AND type = 'call.received' THEN {_decoded(d['grid'])} END AS grid,
+           CASE WHEN ok AND type IN ('call.received', 'crew.rostered')
+                THEN {_decoded(d['grid'])} END AS grid,
            CASE WHEN ok AND type = 'call.received' THEN {_decoded(d['area'])} END AS area,
            CASE WHEN ok AND type = 'call.received'
                 THEN coalesce({_decoded(d['priority'])}, 'normal') END AS priority,
            CASE WHEN ok AND type = 'call.received' AND {d['customers_affected']} <> 'null'
                 THEN CAST({d['customers_affected']} AS BIGINT) END AS customers,
-           CASE WHEN ok AND type IN ('crew.dispatched', 'crew.departed', 'crew.arrived')
+           CASE WHEN ok AND type IN ('crew.dispatched', 'crew.departed', 'crew.arrived',
+                                     'crew.rostered')
                 THEN {_decoded(d['crew'])} END AS crew,
            CASE WHEN ok AND type = 'call.merged'
                 THEN {_decoded(d['into_incident_id'])} END AS into_id,
-           CASE WHEN ok AND type = 'call.received' THEN {_decoded(d['agent'])} END AS agent
+           CASE WHEN ok AND type IN ('call.received', 'customer.callback')
+                THEN nullif({_decoded(d['agent'])}, '') END AS agent,
+           CASE WHEN ok AND type = 'customer.callback'
+                THEN {d['reached']} = 'true' END AS reached,
+           CASE WHEN ok AND type = 'customer.callback' AND {d['satisfied']} <> 'null'
+                THEN {d['satisfied']} = 'true' END AS satisfied,
+           CASE WHEN ok AND type = '{SHIFT}' THEN {_decoded(d['team'])} END AS team,
+           CASE WHEN ok AND type = '{SHIFT}' THEN {_decoded(d['leader'])} END AS leader,
+           CASE WHEN ok AND type = '{SHIFT}' AND {d['members']} <> 'null'
+                THEN list_transform(json_extract({d['members']}, '$[*]'),
+                                    lambda v: {_decoded('v')}) END AS members
     FROM checked
     """
 
 
 FACT_COLUMNS = ("n", "eid", "typ", "iid", "ts", "rec", "grid", "area", "priority",
                 "customers", "crew", "into_id", "agent")
-EXTRA_COLUMNS = ("reached", "satisfied")
-"""``customer.callback`` answers (NULL for the other types)."""
+EXTRA_COLUMNS = ("reached", "satisfied", "team", "leader", "members")
+"""``customer.callback`` answers and ``duty.shift_started`` teams (NULL for the other types)."""
 _FACTS_TABLE = ("CREATE TEMP TABLE facts (n BIGINT, eid VARCHAR, typ VARCHAR, iid VARCHAR, "
                 "ts BIGINT, rec BIGINT, grid VARCHAR, area VARCHAR, priority VARCHAR, "
                 "customers BIGINT, crew VARCHAR, into_id VARCHAR, agent VARCHAR, "
-                "reached BOOLEAN, satisfied BOOLEAN)")
+                "reached BOOLEAN, satisfied BOOLEAN, team VARCHAR, leader VARCHAR, "
+                "members VARCHAR[])")
 
 
 def load_columnar(paths: Sequence[Path], *, strict: bool = False,
@@ -227,6 +274,8 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
     Copies of an accepted event id are duplicates when they are the same event and
     conflicts (rejected, with the exact engine's reason) when their content differs
     (``schemas.identity``); ``on_rejected`` gets every rejected line in file order.
+    Each file is read once more as text (``_walk``), for the lines the check left to
+    the contract, the copies of repeated event ids and the lines that may hold a NUL.
     Raises ``NotColumnar`` when the reader's rows cannot be matched to the file's
     lines (then the exact path must be used)."""
     db = duckdb.connect()
@@ -235,34 +284,48 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
         db.execute(f"SET threads = {int(threads)}")
     events = ColumnarEvents(db)
     db.execute(_FACTS_TABLE)
-    rejected: list[tuple[int, Rejected]] = []
-    row_base = 0
     bases: list[int] = []
+    row_base = 0
     for file_index, path in enumerate(paths):
         quoted = str(path).replace("'", "''")
         scan = _scan_sql(quoted, file_index, row_base)
-        db.execute(f"CREATE OR REPLACE TEMP TABLE scan AS {scan}")
-        rows, flagged_rows = db.execute(
-            "SELECT count(*), count(*) FILTER (WHERE NOT ok) FROM scan").fetchall()[0]
-        db.execute(f"INSERT INTO facts ({', '.join(FACT_COLUMNS)}) "
-                   f"SELECT {', '.join(FACT_COLUMNS)} FROM scan WHERE ok")
-        events.lines += rows
+        if file_index == 0:
+            db.execute(f"CREATE OR REPLACE TEMP TABLE scan AS {scan}")
+        else:
+            db.execute(f"INSERT INTO scan {scan}")
         bases.append(row_base)
-        if flagged_rows:
-            flagged = [n for (n,) in db.execute(
-                "SELECT n FROM scan WHERE NOT ok ORDER BY n").fetchall()]
-            stopped = _decide(events, path, flagged, row_base, rows, strict, rejected)
-            if stopped:
-                db.execute("DROP TABLE scan")
-                _emit(rejected, on_rejected)
-                return events
-        db.execute("DROP TABLE scan")
-        row_base += rows
-    _conflicts(events, paths, bases, rejected)
+        row_base = db.execute("SELECT count(*) FROM scan").fetchall()[0][0]
+    events.lines = row_base
+    flagged = [n for (n,) in db.execute("SELECT n FROM scan WHERE NOT ok").fetchall()]
+    repeated = [n for (n,) in db.execute(
+        "SELECT n FROM scan WHERE ok AND eid IN "
+        "(SELECT eid FROM scan WHERE ok GROUP BY eid HAVING count(*) > 1)").fetchall()]
+    records, nul_rows = _read_rows(paths, bases, row_base, {*flagged, *repeated})
+    contract = sorted({*flagged, *nul_rows})
+    if nul_rows:
+        _drop_rows(db, "scan", nul_rows)
+    names = ", ".join((*FACT_COLUMNS, *EXTRA_COLUMNS))
+    db.execute(f"INSERT INTO facts ({names}) SELECT {names} FROM scan WHERE ok")
+    db.execute("DROP TABLE scan")
+    rejected: list[tuple[int, Rejected]] = []
+    if contract and _decide(events, [(n, records[n]) for n in contract], strict, rejected):
+        _emit(rejected, on_rejected)
+        return events
+    _conflicts(events, paths, bases, records, rejected)
     _emit(rejected, on_rejected)
     total, distinct = db.execute("SELECT count(*), count(DISTINCT eid) FROM facts").fetchall()[0]
     events.duplicates = total - distinct
     return events
+
+
+def _drop_rows(db: duckdb.DuckDBPyConnection, table: str, rows: Sequence[int]) -> None:
+    listed = pa.table({"n": pa.array(rows, type=pa.int64())})
+    db.register("dropped_rows", listed)
+    if table == "scan":  # left to the contract
+        db.execute("UPDATE scan SET ok = false WHERE n IN (SELECT n FROM dropped_rows)")
+    else:
+        db.execute(f"DELETE FROM {table} WHERE n IN (SELECT n FROM dropped_rows)")
+    db.unregister("dropped_rows")
 
 
 def _emit(rejected: list[tuple[int, Rejected]],
@@ -275,15 +338,17 @@ def _emit(rejected: list[tuple[int, Rejected]],
 
 
 def _conflicts(events: ColumnarEvents, paths: Sequence[Path], bases: list[int],
-               rejected: list[tuple[int, Rejected]]) -> None:
+               records: dict[int, Record], rejected: list[tuple[int, Rejected]]) -> None:
     """Drop the copies of an event id whose content differs from the first copy's
-    (they are rejected and counted as conflicts, as ``Projector`` does)."""
+    (they are rejected and counted as conflicts, as ``Projector`` does). ``records``
+    holds the text of the rows read already; the others are read now."""
     groups = events.db.execute(
         "SELECT eid, list(n ORDER BY n) FROM facts GROUP BY eid HAVING count(*) > 1").fetchall()
     if not groups:
         return
-    wanted = {n for _, ns in groups for n in ns}
-    records = _records_at(paths, bases, wanted)
+    missing = {n for _, ns in groups for n in ns} - records.keys()
+    if missing:  # a copy the contract accepted, of an event id the check accepted once
+        records.update(_read_rows(paths, bases, None, missing)[0])
     dropped: list[int] = []
     for event_id, rows in groups:
         first = records[rows[0]].raw
@@ -295,26 +360,31 @@ def _conflicts(events: ColumnarEvents, paths: Sequence[Path], bases: list[int],
                 rejected.append((n, Rejected(record, _conflict(event_id, differs))))
     if dropped:
         events.conflicts += len(dropped)
-        table = pa.table({"n": pa.array(dropped, type=pa.int64())})
-        events.db.register("conflicting_rows", table)
-        events.db.execute("DELETE FROM facts WHERE n IN (SELECT n FROM conflicting_rows)")
-        events.db.unregister("conflicting_rows")
+        _drop_rows(events.db, "facts", dropped)
 
 
-def _records_at(paths: Sequence[Path], bases: list[int], wanted: set[int]) -> dict[int, Record]:
-    """The lines of the given row numbers, read again from the files."""
-    found: dict[int, Record] = {}
-    for path, base in zip(paths, bases, strict=False):
-        source = file_source(path)
-        for row, line_no, position, text in _rows(path, base):
-            if row in wanted:
-                found[row] = Record(source, 0, position, text, line_no)
-    return found
+def _read_rows(paths: Sequence[Path], bases: list[int], total: int | None,
+               wanted: set[int]) -> tuple[dict[int, Record], list[int]]:
+    """The records of the ``wanted`` rows and of every row that may hold a NUL, and
+    those rows, in one walk of each file; ``total`` (the rows the reader found)
+    is checked against the lines with content when given."""
+    records: dict[int, Record] = {}
+    nul_rows: list[int] = []
+    ends = [*bases[1:], total]
+    for path, base, end in zip(paths, bases, ends, strict=True):
+        rows = _walk(path, base, wanted, records, nul_rows)
+        if end is not None and base + rows != end:
+            raise NotColumnar(f"{path}: {end - base} rows read, {rows} lines with content")
+    return records, nul_rows
 
 
-def _rows(path: Path, row_base: int) -> Iterator[tuple[int, int, int, bytes]]:
-    """``(row, line number, end offset, text)`` of each line with content; rows are
-    numbered from ``row_base + 1`` as the columnar reader numbers them."""
+def _walk(path: Path, row_base: int, wanted: set[int], records: dict[int, Record],
+          nul_rows: list[int]) -> int:
+    """Walk the lines of ``path`` (rows numbered from ``row_base + 1``, as the
+    columnar reader numbers the lines with content); keep the records of the wanted
+    rows and of the rows holding the escape of a NUL (which the check does not see
+    in fields it does not read). Returns the number of rows."""
+    source = file_source(path)
     row, position = row_base, 0
     with path.open("rb") as stream:
         for line_no, line in enumerate(stream, start=1):
@@ -322,7 +392,12 @@ def _rows(path: Path, row_base: int) -> Iterator[tuple[int, int, int, bytes]]:
             text = line.strip()
             if text:
                 row += 1
-                yield row, line_no, position, text
+                nul = NUL_ESCAPE in text
+                if nul or row in wanted:
+                    records[row] = Record(source, 0, position, text, line_no)
+                    if nul:
+                        nul_rows.append(row)
+    return row - row_base
 
 
 def columnar_from_facts(facts: Sequence[Fact], known: Mapping[str, int],
@@ -353,7 +428,7 @@ def _insert(db: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
         return
     names = (*FACT_COLUMNS, *EXTRA_COLUMNS)
     types = {"n": pa.int64(), "ts": pa.int64(), "rec": pa.int64(), "customers": pa.int64(),
-             "reached": pa.bool_(), "satisfied": pa.bool_()}
+             "reached": pa.bool_(), "satisfied": pa.bool_(), "members": pa.list_(pa.string())}
     columns = list(zip(*rows, strict=True))
     table = pa.table({name: pa.array(values, type=types.get(name, pa.string()))
                       for name, values in zip(names, columns, strict=True)})
@@ -363,21 +438,10 @@ def _insert(db: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
     db.unregister("accepted_rows")
 
 
-def _decide(events: ColumnarEvents, path: Path, flagged: list[int], row_base: int,
-            rows: int, strict: bool, rejected: list[tuple[int, Rejected]]) -> bool:
-    """Run the contract (``facts_of``: the lean check, then pydantic) on the flagged
-    lines; True when strict mode stopped."""
-    source = file_source(path)
-    wanted = iter(flagged)
-    target = next(wanted, None)
-    found: list[tuple[int, Record]] = []
-    row = row_base
-    for row, line_no, position, text in _rows(path, row_base):
-        if row == target:
-            target = next(wanted, None)
-            found.append((row, Record(source, 0, position, text, line_no)))
-    if row - row_base != rows:
-        raise NotColumnar(f"{path}: {rows} rows read, {row - row_base} lines with content")
+def _decide(events: ColumnarEvents, found: list[tuple[int, Record]], strict: bool,
+            rejected: list[tuple[int, Rejected]]) -> bool:
+    """Run the contract (``facts_of``: the lean check, then pydantic) on the rows the
+    check left to it, in row order; True when strict mode stopped."""
     accepted: list[tuple[Any, ...]] = []
     for (row, record), fact in zip(found, facts_of([r.raw for _, r in found]), strict=True):
         if isinstance(fact, str):
@@ -389,8 +453,6 @@ def _decide(events: ColumnarEvents, path: Path, flagged: list[int], row_base: in
             events.rejected += 1
             rejected.append((row, refused))
             continue
-        if fact.type == SHIFT:
-            events.shifts.setdefault(fact.event_id, fact)
         accepted.append((row, *_fact(fact)))
     _insert(events.db, accepted)
     return False
@@ -399,7 +461,8 @@ def _decide(events: ColumnarEvents, path: Path, flagged: list[int], row_base: in
 def _fact(fact: Fact) -> tuple[Any, ...]:
     return (fact.event_id, fact.type, fact.incident_id, fact.at, fact.recorded, fact.grid,
             fact.area, fact.priority, fact.customers, fact.crew, fact.into, fact.agent,
-            fact.reached, fact.satisfied)
+            fact.reached, fact.satisfied, fact.team, fact.leader,
+            None if fact.members is None else list(fact.members))
 
 
 # -- the fold ---------------------------------------------------------------------------
@@ -466,8 +529,12 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
     if span is not None and span[0] is not None:
         _periods(db, calendar, span[0], span[1])
         _call_totals(db, totals)
-    shifts = [events.shifts[e] for (e,) in db.execute(
-        f"SELECT eid FROM kept WHERE typ = '{SHIFT}' ORDER BY n").fetchall()]
+    shifts = [events.shifts.get(eid) or Fact(
+        eid, SHIFT, "", at, team=team, leader=leader,
+        members=None if members is None else tuple(members), recorded=recorded)
+        for eid, at, recorded, team, leader, members in db.execute(
+            f"SELECT eid, ts, rec, team, leader, members FROM kept WHERE typ = '{SHIFT}' "
+            "ORDER BY n").fetchall()]
     return totals, incidents, shifts
 
 

@@ -2,9 +2,12 @@
 
 Measures, in one run on one machine, each as a real subprocess (wall time, peak RSS):
 - the peer: the query an analyst would write in DuckDB over the file (below, shipped
-  here): skip unreadable lines, keep one copy per event id, earliest time per
-  checkpoint, leave out rejected/merged incidents, overall stage means and the
-  average restoration time. No line numbers, no reasons, no duty periods;
+  here): skip unreadable lines and events without an event id, an incident id or
+  an ``occurred_at`` that carries a UTC offset (``Z`` or ``+HH:MM``: a careful
+  analyst does not guess the zone of a naive timestamp, which DuckDB would read as
+  UTC), keep one copy per event id, earliest time per checkpoint, leave out
+  rejected/merged incidents, overall stage means and the average restoration time.
+  No line numbers, no reasons, no duty periods;
 - the same query written for Polars (lazy NDJSON scan), to compare the engines;
 - ours: ``dispatch report --input FILE --engine columnar`` and, unless
   ``--skip-exact``, ``dispatch report --input FILE`` (the exact engine);
@@ -38,7 +41,8 @@ WITH ev AS (
   SELECT event_id, type, incident_id, occurred_at::TIMESTAMPTZ AS ts
   FROM read_json(?, format='newline_delimited', ignore_errors=true,
        columns={event_id:'VARCHAR', type:'VARCHAR', incident_id:'VARCHAR', occurred_at:'VARCHAR'})
-  WHERE event_id IS NOT NULL AND occurred_at IS NOT NULL
+  WHERE event_id IS NOT NULL AND incident_id IS NOT NULL
+    AND regexp_matches(occurred_at, '(Z|[+-]\d\d:\d\d)$')
 ), uniq AS (SELECT DISTINCT ON (event_id) * FROM ev),
 inc AS (
   SELECT incident_id,
@@ -74,7 +78,8 @@ path = sys.argv[1]
 ev = (pl.scan_ndjson(path, schema={"event_id": pl.String, "type": pl.String,
                                    "incident_id": pl.String, "occurred_at": pl.String},
                      ignore_errors=True)
-      .drop_nulls(["event_id", "occurred_at"])
+      .drop_nulls(["event_id", "incident_id", "occurred_at"])
+      .filter(pl.col("occurred_at").str.contains(r"(Z|[+-]\d\d:\d\d)$"))
       .with_columns(pl.col("occurred_at").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z",
                                                           time_zone="UTC", strict=False)
                     .alias("ts"))

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from dispatch.cli.common import add_sla_clock_option, settings_from
+from dispatch.worker import WORKER_BATCH
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -23,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--pg-dsn", metavar="DSN",
                         help="PostgreSQL DSN (env DISPATCH_PG_DSN)")
     parser.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers")
-    parser.add_argument("--batch-size", type=int, metavar="N", help="max messages per batch")
+    parser.add_argument("--batch-size", type=int, metavar="N",
+                        help=f"max messages per batch (default {WORKER_BATCH:,})")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve Prometheus metrics on 127.0.0.1:PORT (0: off; default 9108)")
     parser.add_argument("--instance-id", metavar="NAME",
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = WorkerMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    app, _runtime = build_app(settings, batch_max=args.batch_size or 5000, metrics=metrics)
+    app, _runtime = build_app(settings, batch_max=args.batch_size or WORKER_BATCH, metrics=metrics)
     import faust
 
     worker = faust.Worker(app, loglevel=args.log_level.upper(), quiet=True)

@@ -28,6 +28,7 @@ from dispatch import bootstrap
 from dispatch.kafka.dead_letters import KafkaDeadLetters
 from dispatch.kafka.metrics import WorkerMetrics
 from dispatch.settings import Settings
+from dispatch.worker import WORKER_BATCH
 from dispatch.worker.bulk import Batches, fetch_loop, parsed_batches
 from dispatch.worker.sla_process import SlaProcess
 from projections.incident import Fact
@@ -241,7 +242,7 @@ class WorkerRuntime:
                 self.metrics.set_lag(partition, max(0, high - position))
 
 
-def build_app(settings: Settings, *, batch_max: int = 5000,
+def build_app(settings: Settings, *, batch_max: int = WORKER_BATCH,
               metrics: WorkerMetrics | None = None) -> tuple[faust.App, WorkerRuntime]:
     app = faust.App(
         settings.consumer_group,

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import tempfile
@@ -178,10 +179,11 @@ def mutated_lines(draw: st.DrawFn) -> str:
     data_fields = st.sampled_from(DATA_FIELDS) | (st.sampled_from(own) if own else st.nothing())
     for _ in range(draw(st.integers(0, 3))):
         where = draw(st.sampled_from(("top", "data", "delete", "delete_data")))
+        # Copies: a shared {} set as data and then into itself would be a cycle.
         if where == "top":
-            obj[draw(st.sampled_from(FIELDS))] = draw(VALUES | PLAIN)
+            obj[draw(st.sampled_from(FIELDS))] = copy.deepcopy(draw(VALUES | PLAIN))
         elif where == "data" and isinstance(obj.get("data"), dict):
-            obj["data"][draw(data_fields)] = draw(VALUES | PLAIN)
+            obj["data"][draw(data_fields)] = copy.deepcopy(draw(VALUES | PLAIN))
         elif where == "delete":
             obj.pop(draw(st.sampled_from(FIELDS)), None)
         elif isinstance(obj.get("data"), dict):

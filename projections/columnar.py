@@ -24,7 +24,10 @@ Same answers as the pure fold, faster on large files. Contract:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import gc
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -143,11 +146,12 @@ def _names(x: str) -> str:
             f") || [true]), false)")
 
 
-def _stamp_ok(v: str) -> str:
+def _stamp_ok(v: str, micros: str) -> str:
     """RFC 3339 with seconds, an offset below 24 h and at most 6 fraction digits, a real
-    date and time; years 1971..2199 (other instants are left to the contract)."""
+    date and time; years 1971..2199 (other instants are left to the contract).
+    ``micros`` is ``_stamp_micros(v)``, computed once."""
     return (f"(regexp_full_match({v}, '{_STAMP}') AND (ends_with({v}, 'Z') OR {v}[-5:-4] <= '23') "
-            f"AND {_stamp_micros(v)} BETWEEN {_YEAR_1971} AND {_YEAR_2200})")
+            f"AND {micros} BETWEEN {_YEAR_1971} AND {_YEAR_2200})")
 
 
 def _stamp_micros(v: str) -> str:
@@ -203,31 +207,13 @@ def _scan_sql(path: str, file_index: int, row_base: int) -> str:
     types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
     optional = ", ".join(f"'{t}'" for t in OPTIONAL_INCIDENT)
     return f"""
-    WITH parsed AS (
-        SELECT *, json_extract(CASE WHEN starts_with(data, '{{') THEN data END, [{paths}]) AS d
-        FROM read_json('{path}', format='newline_delimited', ignore_errors=true,
-                       maximum_object_size=16777216, columns={_COLUMNS}) WITH ORDINALITY AS r
-    ), checked AS MATERIALIZED (
-        SELECT *, coalesce(
-            starts_with(data, '{{') AND {_required('event_id')}
-            AND CASE WHEN type IN ({optional}) THEN {_optional_id('incident_id')}
-                     ELSE {_required('incident_id')} END
-            AND type IN ({types})
-            AND {_stamp_ok('occurred_at')}
-            AND (recorded_at IS NULL OR {_stamp_ok('recorded_at')})
-            AND schema_version = '1' AND time IS NULL
-            AND {_optional_string('source')} AND {_optional_string('actor')}
-            AND {_data_checks()}, false) AS ok
-        FROM parsed
-    )
     SELECT ordinality + {row_base} AS n, {file_index} AS file, ok,
            CASE WHEN ok THEN {_decoded('event_id')} END AS eid,
            CASE WHEN ok THEN type END AS typ,
            CASE WHEN ok THEN (CASE WHEN type IN ({optional}) THEN ''
                                    ELSE {_decoded('incident_id')} END) END AS iid,
-           CASE WHEN ok THEN {_stamp_micros('occurred_at')} END AS ts,
-           CASE WHEN ok AND recorded_at IS NOT NULL THEN {_stamp_micros('recorded_at')} END
-               AS rec,
+           CASE WHEN ok THEN ts_us END AS ts,
+           CASE WHEN ok THEN rec_us END AS rec,
            CASE WHEN ok AND type IN ('call.received', 'crew.rostered')
                 THEN {_decoded(d['grid'])} END AS grid,
            CASE WHEN ok AND type = 'call.received' THEN {_decoded(d['area'])} END AS area,
@@ -250,8 +236,26 @@ def _scan_sql(path: str, file_index: int, row_base: int) -> str:
            CASE WHEN ok AND type = '{SHIFT}' THEN {_decoded(d['leader'])} END AS leader,
            CASE WHEN ok AND type = '{SHIFT}' AND {d['members']} <> 'null'
                 THEN list_transform(json_extract({d['members']}, '$[*]'),
-                                    lambda v: {_decoded('v')}) END AS members
-    FROM checked
+                                    lambda v: {_decoded('v')}) END AS members,
+           CASE WHEN ok THEN coalesce(rec_us, ts_us) END AS known
+    FROM (
+        SELECT *, coalesce(
+            starts_with(data, '{{') AND {_required('event_id')}
+            AND CASE WHEN type IN ({optional}) THEN {_optional_id('incident_id')}
+                     ELSE {_required('incident_id')} END
+            AND type IN ({types})
+            AND {_stamp_ok('occurred_at', 'ts_us')}
+            AND (recorded_at IS NULL OR {_stamp_ok('recorded_at', 'rec_us')})
+            AND schema_version = '1' AND time IS NULL
+            AND {_optional_string('source')} AND {_optional_string('actor')}
+            AND {_data_checks()}, false) AS ok
+        FROM (
+            SELECT *, json_extract(CASE WHEN starts_with(data, '{{') THEN data END, [{paths}]) AS d,
+                   {_stamp_micros('occurred_at')} AS ts_us,
+                   {_stamp_micros('recorded_at')} AS rec_us
+            FROM read_json('{path}', format='newline_delimited', ignore_errors=true,
+                           maximum_object_size=16777216, columns={_COLUMNS})
+                 WITH ORDINALITY AS r))
     """
 
 
@@ -263,13 +267,15 @@ _FACTS_TABLE = ("CREATE TEMP TABLE facts (n BIGINT, eid VARCHAR, typ VARCHAR, ii
                 "ts BIGINT, rec BIGINT, grid VARCHAR, area VARCHAR, priority VARCHAR, "
                 "customers BIGINT, crew VARCHAR, into_id VARCHAR, agent VARCHAR, "
                 "reached BOOLEAN, satisfied BOOLEAN, team VARCHAR, leader VARCHAR, "
-                "members VARCHAR[])")
+                "members VARCHAR[], known BIGINT)")
 
 
 def load_columnar(paths: Sequence[Path], *, strict: bool = False,
                   on_rejected: Callable[[Rejected], None] | None = None,
                   threads: int | None = None) -> ColumnarEvents:
-    """Validate ``paths`` and keep their valid events in ``facts`` (module contract).
+    """Validate ``paths`` and keep their valid events in ``facts``, one row per event
+    id (its first accepted copy, ``known`` at the earliest record among its copies;
+    module contract).
 
     Copies of an accepted event id are duplicates when they are the same event and
     conflicts (rejected, with the exact engine's reason) when their content differs
@@ -283,48 +289,57 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
     if threads:
         db.execute(f"SET threads = {int(threads)}")
     events = ColumnarEvents(db)
-    db.execute(_FACTS_TABLE)
     bases: list[int] = []
     row_base = 0
     for file_index, path in enumerate(paths):
         quoted = str(path).replace("'", "''")
         scan = _scan_sql(quoted, file_index, row_base)
         if file_index == 0:
-            db.execute(f"CREATE OR REPLACE TEMP TABLE scan AS {scan}")
+            db.execute(f"CREATE TEMP TABLE facts AS {scan}")
         else:
-            db.execute(f"INSERT INTO scan {scan}")
+            db.execute(f"INSERT INTO facts {scan}")
         bases.append(row_base)
-        row_base = db.execute("SELECT count(*) FROM scan").fetchall()[0][0]
+        row_base = db.execute("SELECT count(*) FROM facts").fetchall()[0][0]
     events.lines = row_base
-    flagged = [n for (n,) in db.execute("SELECT n FROM scan WHERE NOT ok").fetchall()]
-    repeated = [n for (n,) in db.execute(
-        "SELECT n FROM scan WHERE ok AND eid IN "
-        "(SELECT eid FROM scan WHERE ok GROUP BY eid HAVING count(*) > 1)").fetchall()]
-    records, nul_rows = _read_rows(paths, bases, row_base, {*flagged, *repeated})
+    flagged = [n for (n,) in db.execute("SELECT n FROM facts WHERE NOT ok").fetchall()]
+    repeated = db.execute("SELECT eid, list(n) FROM facts WHERE ok GROUP BY eid "
+                          "HAVING count(*) > 1").fetchall()
+    with _paused_gc():
+        records, nul_rows = _read_rows(paths, bases, row_base,
+                                       {*flagged, *(n for _, rows in repeated for n in rows)})
     contract = sorted({*flagged, *nul_rows})
-    if nul_rows:
-        _drop_rows(db, "scan", nul_rows)
-    names = ", ".join((*FACT_COLUMNS, *EXTRA_COLUMNS))
-    db.execute(f"INSERT INTO facts ({names}) SELECT {names} FROM scan WHERE ok")
-    db.execute("DROP TABLE scan")
+    if contract:  # they leave the table; the contract's accepted ones come back
+        _drop_rows(db, contract)
     rejected: list[tuple[int, Rejected]] = []
-    if contract and _decide(events, [(n, records[n]) for n in contract], strict, rejected):
+    accepted_ids: list[str] = []
+    if contract and _decide(events, [(n, records[n]) for n in contract], strict, rejected,
+                            accepted_ids):
         _emit(rejected, on_rejected)
         return events
-    _conflicts(events, paths, bases, records, rejected)
+    _copies(events, paths, bases, records, [*(e for e, _ in repeated), *accepted_ids],
+            rejected)
     _emit(rejected, on_rejected)
-    total, distinct = db.execute("SELECT count(*), count(DISTINCT eid) FROM facts").fetchall()[0]
-    events.duplicates = total - distinct
     return events
 
 
-def _drop_rows(db: duckdb.DuckDBPyConnection, table: str, rows: Sequence[int]) -> None:
+@contextmanager
+def _paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused: the rows and incidents built here hold no
+    cycles, and building a hundred thousand of them made it walk the young heap over
+    and over (a third of the fold's Python time at 1M events)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _drop_rows(db: duckdb.DuckDBPyConnection, rows: Sequence[int]) -> None:
     listed = pa.table({"n": pa.array(rows, type=pa.int64())})
     db.register("dropped_rows", listed)
-    if table == "scan":  # left to the contract
-        db.execute("UPDATE scan SET ok = false WHERE n IN (SELECT n FROM dropped_rows)")
-    else:
-        db.execute(f"DELETE FROM {table} WHERE n IN (SELECT n FROM dropped_rows)")
+    db.execute("DELETE FROM facts WHERE n IN (SELECT n FROM dropped_rows)")
     db.unregister("dropped_rows")
 
 
@@ -337,30 +352,53 @@ def _emit(rejected: list[tuple[int, Rejected]],
             on_rejected(item)
 
 
-def _conflicts(events: ColumnarEvents, paths: Sequence[Path], bases: list[int],
-               records: dict[int, Record], rejected: list[tuple[int, Rejected]]) -> None:
-    """Drop the copies of an event id whose content differs from the first copy's
-    (they are rejected and counted as conflicts, as ``Projector`` does). ``records``
-    holds the text of the rows read already; the others are read now."""
-    groups = events.db.execute(
-        "SELECT eid, list(n ORDER BY n) FROM facts GROUP BY eid HAVING count(*) > 1").fetchall()
-    if not groups:
+def _copies(events: ColumnarEvents, paths: Sequence[Path], bases: list[int],
+            records: dict[int, Record], candidates: list[str],
+            rejected: list[tuple[int, Rejected]]) -> None:
+    """Of the copies of each event id among ``candidates`` (every id that may have
+    more than one accepted copy), reject those whose content differs from the first
+    copy's (conflicts, as ``Projector`` does) and count the others as duplicates;
+    only the first copy stays, known at the earliest record among the copies it
+    stands for. ``records`` holds the text of the rows read already; the others are
+    read now."""
+    if not candidates:
         return
-    missing = {n for _, ns in groups for n in ns} - records.keys()
+    db = events.db
+    db.register("candidate_ids", pa.table({"eid": pa.array(candidates, type=pa.string())}))
+    groups = db.execute(
+        "SELECT eid, list(n ORDER BY n), list(known ORDER BY n) FROM facts "
+        "WHERE eid IN (SELECT eid FROM candidate_ids) GROUP BY eid HAVING count(*) > 1"
+    ).fetchall()
+    db.unregister("candidate_ids")
+    missing = {n for _, ns, _ in groups for n in ns} - records.keys()
     if missing:  # a copy the contract accepted, of an event id the check accepted once
         records.update(_read_rows(paths, bases, None, missing)[0])
     dropped: list[int] = []
-    for event_id, rows in groups:
+    firsts: list[int] = []
+    knowns: list[int] = []
+    for event_id, rows, known in groups:
         first = records[rows[0]].raw
-        for n in rows[1:]:
+        earliest = known[0]
+        for n, at in zip(rows[1:], known[1:], strict=True):
             record = records[n]
             differs = difference(first, record.raw)
+            dropped.append(n)
             if differs is not None:
-                dropped.append(n)
+                events.conflicts += 1
                 rejected.append((n, Rejected(record, _conflict(event_id, differs))))
+            else:
+                events.duplicates += 1
+                earliest = min(earliest, at)
+        if earliest != known[0]:
+            firsts.append(rows[0])
+            knowns.append(earliest)
     if dropped:
-        events.conflicts += len(dropped)
-        _drop_rows(events.db, "facts", dropped)
+        _drop_rows(db, dropped)
+    if firsts:
+        db.register("earliest_rows", pa.table({"n": pa.array(firsts, type=pa.int64()),
+                                                "known": pa.array(knowns, type=pa.int64())}))
+        db.execute("UPDATE facts SET known = e.known FROM earliest_rows e WHERE facts.n = e.n")
+        db.unregister("earliest_rows")
 
 
 def _read_rows(paths: Sequence[Path], bases: list[int], total: int | None,
@@ -426,10 +464,13 @@ def columnar_from_facts(facts: Sequence[Fact], known: Mapping[str, int],
 def _insert(db: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
-    names = (*FACT_COLUMNS, *EXTRA_COLUMNS)
+    names = (*FACT_COLUMNS, *EXTRA_COLUMNS, "known")
     types = {"n": pa.int64(), "ts": pa.int64(), "rec": pa.int64(), "customers": pa.int64(),
-             "reached": pa.bool_(), "satisfied": pa.bool_(), "members": pa.list_(pa.string())}
+             "reached": pa.bool_(), "satisfied": pa.bool_(), "members": pa.list_(pa.string()),
+             "known": pa.int64()}
     columns = list(zip(*rows, strict=True))
+    columns.append(tuple(ts if rec is None else rec for ts, rec in zip(columns[4], columns[5],
+                                                                         strict=True)))
     table = pa.table({name: pa.array(values, type=types.get(name, pa.string()))
                       for name, values in zip(names, columns, strict=True)})
     db.register("accepted_rows", table)
@@ -439,9 +480,10 @@ def _insert(db: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
 
 
 def _decide(events: ColumnarEvents, found: list[tuple[int, Record]], strict: bool,
-            rejected: list[tuple[int, Rejected]]) -> bool:
+            rejected: list[tuple[int, Rejected]], accepted_ids: list[str]) -> bool:
     """Run the contract (``facts_of``: the lean check, then pydantic) on the rows the
-    check left to it, in row order; True when strict mode stopped."""
+    check left to it, in row order, and add the accepted ones (their event ids to
+    ``accepted_ids``); True when strict mode stopped."""
     accepted: list[tuple[Any, ...]] = []
     for (row, record), fact in zip(found, facts_of([r.raw for _, r in found]), strict=True):
         if isinstance(fact, str):
@@ -454,6 +496,7 @@ def _decide(events: ColumnarEvents, found: list[tuple[int, Record]], strict: boo
             rejected.append((row, refused))
             continue
         accepted.append((row, *_fact(fact)))
+        accepted_ids.append(fact.event_id)
     _insert(events.db, accepted)
     return False
 
@@ -484,15 +527,9 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
         conditions.append(f"ts <= {int(window.as_of)}")
     if window.known_at is not None:
         conditions.append(f"known <= {int(window.known_at)}")
-    fields = ", ".join(f"'{c}': {c}" for c in (*FACT_COLUMNS, *EXTRA_COLUMNS) if c != "eid")
-    # The first copy of each event (hash aggregate, no sort), known at its earliest record.
-    db.execute(f"""
-        CREATE OR REPLACE TEMP TABLE kept AS
-        SELECT eid, unnest(first), known FROM (
-            SELECT eid, arg_min({{{fields}}}, n) AS first,
-                   min(coalesce(rec, ts)) AS known
-            FROM facts GROUP BY eid)
-        WHERE {' AND '.join(c.replace('ts <=', 'first.ts <=') for c in conditions)}""")
+    # ``facts`` holds one row per event already (its first copy, known at the earliest record).
+    db.execute(f"CREATE OR REPLACE TEMP VIEW kept AS SELECT * FROM facts "
+               f"WHERE {' AND '.join(conditions)}")
     skipped = ", ".join(f"'{t}'" for t in sorted(NO_INCIDENT_TYPES))
     db.execute(f"""
         CREATE OR REPLACE TEMP TABLE inc AS
@@ -510,7 +547,7 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
           min(ts) FILTER (WHERE typ = 'crew.dispatched') AS dispatched_at,
           arg_min(crew, (ts, crew)) FILTER (WHERE typ = 'crew.dispatched') AS dispatched_crew,
           arg_min(crew, (ts, crew)) FILTER (WHERE typ = 'crew.arrived') AS arrived_crew,
-          list(DISTINCT crew) FILTER (WHERE typ = 'crew.arrived') AS arrived_crews,
+          list_sort(list(DISTINCT crew) FILTER (WHERE typ = 'crew.arrived')) AS arrived_crews,
           min(ts) FILTER (WHERE typ = 'call.rejected') AS rejected_at,
           min(ts) FILTER (WHERE typ = 'call.merged') AS merged_at,
           arg_min(into_id, (ts, into_id)) FILTER (WHERE typ = 'call.merged') AS merged_into,
@@ -522,8 +559,9 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
                    FILTER (WHERE typ = 'customer.callback'), 0) AS callbacks
         FROM kept WHERE typ NOT IN ({skipped}) AND NOT (typ LIKE '{DUTY_PREFIX}%')
         GROUP BY iid""")
-    incidents = _incidents(db)
-    totals = _contributions(incidents, calendar, limits)
+    with _paused_gc():
+        incidents = _incidents(db)
+        totals = _contributions(incidents, calendar, limits)
     span = db.execute("SELECT min(ts), max(ts) FROM kept WHERE typ = 'call.received'"
                       ).fetchall()[0]
     if span is not None and span[0] is not None:
@@ -540,17 +578,18 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
 
 def _contributions(incidents: Sequence[Incident], calendar: DutyCalendar,
                    limits: SlaLimits) -> dict[Bucket, Totals]:
-    """The sum of every incident's contribution, per bucket (column sums run in C)."""
-    vectors: dict[Bucket, list[Totals]] = {}
+    """The sum of every incident's contribution, per bucket. Most buckets (an agent's
+    or a crew's duty date) hold a few incidents: a vector is added to the bucket's
+    running sum column by column in C, into a new list (an incident's one vector is
+    yielded for all its buckets, so none is changed in place)."""
+    sums: dict[Bucket, Totals] = {}
+    get = sums.get
+    add = operator.add
     for incident in incidents:
         for bucket, vector in contributions(incident, calendar, limits):
-            found = vectors.get(bucket)
-            if found is None:
-                vectors[bucket] = [vector]
-            else:
-                found.append(vector)
-    return {bucket: [sum(column) for column in zip(*listed, strict=True)]
-            for bucket, listed in vectors.items()}
+            found = get(bucket)
+            sums[bucket] = vector if found is None else list(map(add, found, vector))
+    return {bucket: list(vector) for bucket, vector in sums.items()}  # each its own list
 
 
 def _periods(db: duckdb.DuckDBPyConnection, calendar: DutyCalendar, low: int,
@@ -593,13 +632,10 @@ def _incidents(db: duckdb.DuckDBPyConnection) -> list[Incident]:
         SELECT iid, t0, t1, t2, t3, t4, t5, t6, call.grid, call.area, call.priority,
                call.customers, dispatched_at, dispatched_crew, arrived_crew, rejected_at,
                merged_at, merged_into, closed_at, call.owner, call.eid, callbacks,
-               arrived_crews FROM inc""").fetchall()
-    return [Incident(r[0], list(r[1:8]), grid=r[8], area=r[9], priority=r[10],
-                     customers=r[11], dispatched_at=r[12], dispatched_crew=r[13],
-                     arrived_crew=r[14], rejected_at=r[15], merged_at=r[16], merged_into=r[17],
-                     closed_at=r[18], owner=r[19], call_event_id=r[20], callbacks=int(r[21]),
-                     arrived_crews=tuple(sorted(set(r[22] or ()))))
-            for r in rows]
+               coalesce(arrived_crews, []) FROM inc""").fetchall()
+    # Positional, in ``Incident``'s field order (keywords cost a dict per call).
+    return [Incident(r[0], list(r[1:8]), r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15],
+                     r[16], r[17], r[18], r[19], r[20], r[21], tuple(r[22])) for r in rows]
 
 
 # -- export ---------------------------------------------------------------------------------

@@ -4,9 +4,12 @@ which of them count (the window), and one fold over them."""
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,24 +158,43 @@ async def _fold_exact(args: argparse.Namespace, settings: Settings, window: Wind
 
 def _fold_columnar(args: argparse.Namespace, settings: Settings, window: Window,
                    paths: list[Path], need_incidents: bool) -> Folded:
-    rejects = RejectsFile(args.rejects)
-    started = time.perf_counter()
-    try:
-        events = load_columnar(paths, strict=args.strict, on_rejected=rejects)
-    finally:
-        rejects.close()
-    if events.stopped_at is not None:
-        raise UserError(f"--strict: stopped at {events.stopped_at.record.label}: "
-                        f"{events.stopped_at.reason}")
-    if events.rejected:
-        print_summary(IngestSummary(lines=events.lines,
-                                    accepted=events.lines - events.rejected - events.duplicates,
-                                    duplicates=events.duplicates, rejected=events.rejected,
-                                    seconds=time.perf_counter() - started), "read")
-    totals, incidents, shifts = fold_columnar(events, settings.calendar, window,
-                                              settings.sla_limits)
-    events.db.close()
+    with _collector_paused():
+        rejects = RejectsFile(args.rejects)
+        started = time.perf_counter()
+        try:
+            events = load_columnar(paths, strict=args.strict, on_rejected=rejects)
+        finally:
+            rejects.close()
+        try:
+            if events.stopped_at is not None:
+                raise UserError(f"--strict: stopped at {events.stopped_at.record.label}: "
+                                f"{events.stopped_at.reason}")
+            if events.rejected:
+                print_summary(IngestSummary(
+                    lines=events.lines, accepted=events.lines - events.rejected
+                    - events.duplicates, duplicates=events.duplicates,
+                    rejected=events.rejected, seconds=time.perf_counter() - started), "read")
+            totals, incidents, shifts = fold_columnar(events, settings.calendar, window,
+                                                      settings.sla_limits)
+        finally:
+            events.db.close()
     return Folded(settings.calendar, totals, events.counters(), incidents, shifts)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off: the rows and incidents a columnar fold builds
+    hold no cycles and live until the command ends, so they are frozen afterwards and
+    building the report does not walk them again (0.3 s at 1M events)."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+        # Handed back at exit: DuckDB's bindings report objects never collected.
+        atexit.unregister(gc.unfreeze)
+        atexit.register(gc.unfreeze)
 
 
 def say_empty(what: str) -> None:

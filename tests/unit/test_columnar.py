@@ -240,7 +240,15 @@ def test_columnar_check_accepts_exactly_what_the_contract_accepts(lines: list[st
                        for earlier in lines[:number - 1]), line
             continue
         assert number not in rejected, (line, rejected.get(number))
-        assert accepted[number] == _want(fact), line
+        if number in accepted:
+            assert accepted[number] == _want(fact), line
+            continue
+        # A later copy of an accepted event (a duplicate): only the first copy is kept,
+        # with the same values but the first copy's recorded_at.
+        first = min(n for n, values in accepted.items() if values[0] == fact.event_id)
+        assert first < number, line
+        want = _want(fact)
+        assert accepted[first][:4] + accepted[first][5:] == want[:4] + want[5:], line
 
 
 def test_the_check_knows_every_type_of_the_contract() -> None:

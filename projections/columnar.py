@@ -56,6 +56,7 @@ from projections.totals import (
     CALLS,
     DEFAULT_LIMITS,
     NO_MEMBER,
+    OPEN,
     Bucket,
     Totals,
     contributions,
@@ -514,9 +515,11 @@ _STAGE_TIMES = ("t0", "t1", "t2", "t3", "t4", "t5", "t6")
 
 
 def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window,
-                  limits: SlaLimits = DEFAULT_LIMITS
+                  limits: SlaLimits = DEFAULT_LIMITS, handover: list[Incident] | None = None
                   ) -> tuple[dict[Bucket, Totals], list[Incident], list[Fact]]:
-    """Bucket totals, incidents and shift starts of the events ``window`` keeps.
+    """Bucket totals, incidents and shift starts of the events ``window`` keeps;
+    ``handover``, if given, receives the incidents open at the end of their period
+    (``open_at_handover`` of their totals: ``projections.totals.handover_end``'s rule).
 
     The incidents are folded in SQL (``projections.incident``'s rules, aggregate by
     aggregate); their totals come from ``projections.totals.contributions``, the
@@ -561,7 +564,7 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
         GROUP BY iid""")
     with _paused_gc():
         incidents = _incidents(db)
-        totals = _contributions(incidents, calendar, limits)
+        totals = _contributions(incidents, calendar, limits, handover)
     span = db.execute("SELECT min(ts), max(ts) FROM kept WHERE typ = 'call.received'"
                       ).fetchall()[0]
     if span is not None and span[0] is not None:
@@ -577,18 +580,23 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
 
 
 def _contributions(incidents: Sequence[Incident], calendar: DutyCalendar,
-                   limits: SlaLimits) -> dict[Bucket, Totals]:
-    """The sum of every incident's contribution, per bucket. Most buckets (an agent's
-    or a crew's duty date) hold a few incidents: a vector is added to the bucket's
-    running sum column by column in C, into a new list (an incident's one vector is
-    yielded for all its buckets, so none is changed in place)."""
+                   limits: SlaLimits, handover: list[Incident] | None) -> dict[Bucket, Totals]:
+    """The sum of every incident's contribution, per bucket (and the incidents open at
+    handover into ``handover``). Most buckets (an agent's or a crew's duty date) hold
+    a few incidents: a vector is added to the bucket's running sum column by column
+    in C, into a new list (an incident's one vector is yielded for all its buckets,
+    so none is changed in place)."""
     sums: dict[Bucket, Totals] = {}
     get = sums.get
     add = operator.add
+    opened = handover.append if handover is not None else None
     for incident in incidents:
+        vector: Totals | None = None
         for bucket, vector in contributions(incident, calendar, limits):
             found = get(bucket)
             sums[bucket] = vector if found is None else list(map(add, found, vector))
+        if opened is not None and vector is not None and vector[OPEN]:
+            opened(incident)
     return {bucket: list(vector) for bucket, vector in sums.items()}  # each its own list
 
 

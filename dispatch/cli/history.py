@@ -174,11 +174,12 @@ def _fold_columnar(args: argparse.Namespace, settings: Settings, window: Window,
                     lines=events.lines, accepted=events.lines - events.rejected
                     - events.duplicates, duplicates=events.duplicates,
                     rejected=events.rejected, seconds=time.perf_counter() - started), "read")
+            handover: list[Incident] = []
             totals, incidents, shifts = fold_columnar(events, settings.calendar, window,
-                                                      settings.sla_limits)
+                                                      settings.sla_limits, handover)
         finally:
             events.db.close()
-    return Folded(settings.calendar, totals, events.counters(), incidents, shifts)
+    return Folded(settings.calendar, totals, events.counters(), incidents, shifts, handover)
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from typing import Any
 
 import orjson
@@ -49,10 +48,24 @@ def render(report: Report, fmt: str) -> str:
     return "\n".join(body) + f"\n{footer}\n"
 
 
-_MAY_DIFFER = re.compile(rb"(?<![\d.])0\.0000|\de-")
-"""Where orjson's text may differ from ``json``'s: a float below 1e-4 in magnitude
-(``json`` writes ``1e-05``, orjson ``0.00001``, ``1e-08`` / ``1e-8``). Matches in
-strings are harmless: the slow encoder is then used."""
+_DIGITS = frozenset(b"0123456789")
+_DIGITS_OR_POINT = frozenset(b"0123456789.")
+
+
+def _may_differ(text: bytes) -> bool:
+    """Whether orjson's text may differ from ``json``'s: a float below 1e-4 in
+    magnitude (``json`` writes ``1e-05``, orjson ``0.00001``, ``1e-08`` / ``1e-8``),
+    i.e. ``0.0000`` after no digit or point, or ``e-`` after a digit. Matches in
+    strings are harmless: the slow encoder is then used. (``bytes.find`` over each
+    occurrence: a look-behind regex took 0.85 s over a 16 MB report.)"""
+    for needle, before, wanted in ((b"0.0000", _DIGITS_OR_POINT, False),
+                                   (b"e-", _DIGITS, True)):
+        at = text.find(needle)
+        while at >= 0:
+            if (at > 0 and text[at - 1] in before) == wanted:
+                return True
+            at = text.find(needle, at + 1)
+    return False
 
 
 def json_text(document: Any) -> str:
@@ -63,8 +76,7 @@ def json_text(document: Any) -> str:
         fast = orjson.dumps(document, option=orjson.OPT_INDENT_2)
     except TypeError:
         fast = b"0.0000"
-    # Substring tests first: the pattern's look-behind makes the regex scan slow.
-    if (b"0.0000" in fast or b"e-" in fast) and _MAY_DIFFER.search(fast):
+    if _may_differ(fast):
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     return fast.decode() + "\n"
 

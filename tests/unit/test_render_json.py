@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatch.cli.render import json_text
+from dispatch.cli.render import _may_differ, json_text
 
 numbers = (st.integers(min_value=-(2**70), max_value=2**70)
            | st.floats(allow_nan=False, allow_infinity=False)
@@ -32,3 +33,12 @@ def test_small_floats_and_huge_integers_take_the_exact_path() -> None:
     for document in ({"mean": 1e-05}, {"share": -1e-06}, [2**64], {"a": "0.0000"},
                      [1e-300, 90.00000833333333], {"x": 0.00001}):
         assert json_text(document) == json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=20) | st.text("0.e-19x", max_size=20).map(str.encode))
+def test_the_fast_check_finds_what_the_pattern_finds(text: bytes) -> None:
+    """``_may_differ`` is ``re.search(rb"(?<![\\d.])0\\.0000|\\de-", text)``, without the
+    regex's slow scan of a large report."""
+    pattern = re.compile(rb"(?<![\d.])0\.0000|\de-")
+    assert _may_differ(text) == (pattern.search(text) is not None)

@@ -1,18 +1,21 @@
 """The columnar batch engine: JSON Lines files validated and folded in DuckDB.
 
 Same answers as the pure fold, faster on large files. Contract:
-- every line is checked against the event contract by vectorised SQL over the
-  values DuckDB's NDJSON reader parsed (kept as JSON text, so a number is never
-  taken for a string). A line the check does not accept outright (invalid JSON,
-  a missing or ill-typed field, a legacy version, an unusual timestamp, a
-  construct DuckDB's reader tolerates but JSON does not...) is decided by the
-  pydantic contract (``schemas.parse_event``), which also gives the reason and
-  the line number of every rejected line. (DuckDB reads a JSON null and an absent
-  key alike, so a line without ``schema_version`` is also left to the contract,
-  which accepts it as version 1.) So both accept the same lines, and
-  the values of an accepted line are the same (``tests`` prove it by hypothesis);
+- every line is checked against the event contract, every type of it, by
+  vectorised SQL over the values DuckDB's NDJSON reader parsed (kept as JSON
+  text, so a number is never taken for a string). A line the check does not
+  accept outright (invalid JSON, a missing or ill-typed field, a legacy version,
+  an unusual timestamp, the escape of a NUL anywhere in it, a construct DuckDB's
+  reader tolerates but JSON does not...) is decided by the contract
+  (``projections.projector.facts_of``: the lean check, then pydantic), which
+  also gives the reason and the line number of every rejected line. (DuckDB
+  reads a JSON null and an absent key alike, so a line without
+  ``schema_version`` is also left to the contract, which accepts it as version
+  1.) So both accept the same lines, and the values of an accepted line are the
+  same (``tests`` prove it by hypothesis);
 - copies of an accepted event id are duplicates or conflicts by
-  ``schemas.identity`` against the first copy, as in ``Projector``;
+  ``schemas.identity`` against the first copy, as in ``Projector``; ``facts``
+  keeps the first copy only, known at the earliest record among its copies;
 - the incident fold is ``projections.incident``'s, written in SQL: earliest
   checkpoint times, call attributes from the smallest (time, event id) call,
   first-arrived and first-dispatched crews, arrived crews, callback flags; the
@@ -48,9 +51,9 @@ from projections.incident import (
     Fact,
     Incident,
 )
+from projections.line_index import LineIndex
 from projections.ports import Record, Rejected
 from projections.projector import _conflict, facts_of
-from projections.runners.files import file_source
 from projections.sla import SlaLimits
 from projections.totals import (
     CALLS,
@@ -64,7 +67,6 @@ from projections.totals import (
 )
 from schemas.events import NO_INCIDENT_TYPES
 from schemas.identity import difference
-from schemas.parsing import NUL_ESCAPE as _NUL_ESCAPES
 
 EVENT_TYPES = ("call.received", "call.verified", "call.rejected", "call.merged",
                "crew.dispatched", "crew.departed", "crew.arrived", "fault.diagnosed",
@@ -87,7 +89,6 @@ _COLUMNS = "{" + ", ".join(f"{name}: '{'VARCHAR' if name in _AS_TEXT else 'JSON'
 _STAMP = (r"^\d{4}-\d{2}-\d{2}[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
           r"(Z|[+-]\d{2}:\d{2})$")
 SHIFT = "duty.shift_started"
-NUL_ESCAPE = _NUL_ESCAPES[bytes]
 _YEAR_1971 = 31_536_000_000_000
 _YEAR_2200 = 7_258_118_400_000_000 - 1
 _COMPACT_INT = r"^(0|[1-9]\d{0,14})$"  # below 2^53, no sign, no exponent, no fraction
@@ -202,7 +203,19 @@ def _data_checks() -> str:
     return f"(CASE type {cases} ELSE false END)"
 
 
-def _scan_sql(path: str, file_index: int, row_base: int) -> str:
+def _read_sql(path: str) -> str:
+    """The file's rows, numbered by DuckDB (``ordinality``), each field as JSON text
+    (``_COLUMNS``). Numbering makes this scan run on one thread, so it reads only:
+    the checks run afterwards, on all threads, over the table it fills."""
+    return f"""
+    SELECT * FROM read_json('{path}', format='newline_delimited', ignore_errors=true,
+                            maximum_object_size=16777216, columns={_COLUMNS})
+         WITH ORDINALITY AS r"""
+
+
+def _scan_sql(source: str, file_index: int, row_base: int) -> str:
+    """Each row of ``source`` (``_read_sql``'s table) checked (``ok``) and, if it is
+    accepted outright, its values (``FACT_COLUMNS``, ``EXTRA_COLUMNS``, ``known``)."""
     paths = ", ".join(f"'$.{name}'" for name in DATA_FIELDS)
     d = {name: f"d[{i + 1}]" for i, name in enumerate(DATA_FIELDS)}
     types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
@@ -254,9 +267,7 @@ def _scan_sql(path: str, file_index: int, row_base: int) -> str:
             SELECT *, json_extract(CASE WHEN starts_with(data, '{{') THEN data END, [{paths}]) AS d,
                    {_stamp_micros('occurred_at')} AS ts_us,
                    {_stamp_micros('recorded_at')} AS rec_us
-            FROM read_json('{path}', format='newline_delimited', ignore_errors=true,
-                           maximum_object_size=16777216, columns={_COLUMNS})
-                 WITH ORDINALITY AS r))
+            FROM {source}))
     """
 
 
@@ -281,8 +292,9 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
     Copies of an accepted event id are duplicates when they are the same event and
     conflicts (rejected, with the exact engine's reason) when their content differs
     (``schemas.identity``); ``on_rejected`` gets every rejected line in file order.
-    Each file is read once more as text (``_walk``), for the lines the check left to
-    the contract, the copies of repeated event ids and the lines that may hold a NUL.
+    Each file is also walked once as text (``LineIndex``, beside DuckDB's scan), for
+    the lines the check leaves to the contract, the copies of repeated event ids and
+    the lines that may hold a NUL.
     Raises ``NotColumnar`` when the reader's rows cannot be matched to the file's
     lines (then the exact path must be used)."""
     db = duckdb.connect()
@@ -290,37 +302,61 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
     if threads:
         db.execute(f"SET threads = {int(threads)}")
     events = ColumnarEvents(db)
-    bases: list[int] = []
+    indexes: list[LineIndex] = []
+    try:
+        return _load(events, paths, indexes, strict, on_rejected)
+    finally:
+        for index in indexes:
+            index.close()
+
+
+def _load(events: ColumnarEvents, paths: Sequence[Path], indexes: list[LineIndex],
+          strict: bool, on_rejected: Callable[[Rejected], None] | None) -> ColumnarEvents:
+    db = events.db
     row_base = 0
     for file_index, path in enumerate(paths):
         quoted = str(path).replace("'", "''")
-        scan = _scan_sql(quoted, file_index, row_base)
-        if file_index == 0:
-            db.execute(f"CREATE TEMP TABLE facts AS {scan}")
-        else:
-            db.execute(f"INSERT INTO facts {scan}")
-        bases.append(row_base)
-        row_base = db.execute("SELECT count(*) FROM facts").fetchall()[0][0]
+        index = LineIndex(path, row_base)
+        indexes.append(index)
+        index.start()  # the walk runs while DuckDB reads
+        try:
+            db.execute(f"CREATE OR REPLACE TEMP TABLE raw AS {_read_sql(quoted)}")
+        finally:
+            index.join()
+        scan = _scan_sql("raw", file_index, row_base)
+        db.execute(f"CREATE TEMP TABLE facts AS {scan}" if file_index == 0
+                   else f"INSERT INTO facts {scan}")
+        db.execute("DROP TABLE raw")
+        total = db.execute("SELECT count(*) FROM facts").fetchall()[0][0]
+        if total - row_base != index.rows:
+            raise NotColumnar(f"{path}: {total - row_base} rows read, "
+                              f"{index.rows} lines with content")
+        row_base = total
     events.lines = row_base
     flagged = [n for (n,) in db.execute("SELECT n FROM facts WHERE NOT ok").fetchall()]
     repeated = db.execute("SELECT eid, list(n) FROM facts WHERE ok GROUP BY eid "
                           "HAVING count(*) > 1").fetchall()
-    with _paused_gc():
-        records, nul_rows = _read_rows(paths, bases, row_base,
-                                       {*flagged, *(n for _, rows in repeated for n in rows)})
+    nul_rows = [n for index in indexes for n in index.nul_rows]
     contract = sorted({*flagged, *nul_rows})
     if contract:  # they leave the table; the contract's accepted ones come back
         _drop_rows(db, contract)
     rejected: list[tuple[int, Rejected]] = []
     accepted_ids: list[str] = []
-    if contract and _decide(events, [(n, records[n]) for n in contract], strict, rejected,
-                            accepted_ids):
+    if contract and _decide(events, [(n, _record(indexes, n)) for n in contract], strict,
+                            rejected, accepted_ids):
         _emit(rejected, on_rejected)
         return events
-    _copies(events, paths, bases, records, [*(e for e, _ in repeated), *accepted_ids],
-            rejected)
+    _copies(events, indexes, [*(e for e, _ in repeated), *accepted_ids], rejected)
     _emit(rejected, on_rejected)
     return events
+
+
+def _record(indexes: Sequence[LineIndex], row: int) -> Record:
+    """The record of ``row`` (rows run across the files)."""
+    for index in reversed(indexes):
+        if row > index.row_base:
+            return index.record(row)
+    raise IndexError(row)
 
 
 @contextmanager
@@ -353,15 +389,13 @@ def _emit(rejected: list[tuple[int, Rejected]],
             on_rejected(item)
 
 
-def _copies(events: ColumnarEvents, paths: Sequence[Path], bases: list[int],
-            records: dict[int, Record], candidates: list[str],
+def _copies(events: ColumnarEvents, indexes: Sequence[LineIndex], candidates: list[str],
             rejected: list[tuple[int, Rejected]]) -> None:
     """Of the copies of each event id among ``candidates`` (every id that may have
     more than one accepted copy), reject those whose content differs from the first
     copy's (conflicts, as ``Projector`` does) and count the others as duplicates;
     only the first copy stays, known at the earliest record among the copies it
-    stands for. ``records`` holds the text of the rows read already; the others are
-    read now."""
+    stands for."""
     if not candidates:
         return
     db = events.db
@@ -371,17 +405,14 @@ def _copies(events: ColumnarEvents, paths: Sequence[Path], bases: list[int],
         "WHERE eid IN (SELECT eid FROM candidate_ids) GROUP BY eid HAVING count(*) > 1"
     ).fetchall()
     db.unregister("candidate_ids")
-    missing = {n for _, ns, _ in groups for n in ns} - records.keys()
-    if missing:  # a copy the contract accepted, of an event id the check accepted once
-        records.update(_read_rows(paths, bases, None, missing)[0])
     dropped: list[int] = []
     firsts: list[int] = []
     knowns: list[int] = []
     for event_id, rows, known in groups:
-        first = records[rows[0]].raw
+        first = _record(indexes, rows[0]).raw
         earliest = known[0]
         for n, at in zip(rows[1:], known[1:], strict=True):
-            record = records[n]
+            record = _record(indexes, n)
             differs = difference(first, record.raw)
             dropped.append(n)
             if differs is not None:
@@ -400,43 +431,6 @@ def _copies(events: ColumnarEvents, paths: Sequence[Path], bases: list[int],
                                                 "known": pa.array(knowns, type=pa.int64())}))
         db.execute("UPDATE facts SET known = e.known FROM earliest_rows e WHERE facts.n = e.n")
         db.unregister("earliest_rows")
-
-
-def _read_rows(paths: Sequence[Path], bases: list[int], total: int | None,
-               wanted: set[int]) -> tuple[dict[int, Record], list[int]]:
-    """The records of the ``wanted`` rows and of every row that may hold a NUL, and
-    those rows, in one walk of each file; ``total`` (the rows the reader found)
-    is checked against the lines with content when given."""
-    records: dict[int, Record] = {}
-    nul_rows: list[int] = []
-    ends = [*bases[1:], total]
-    for path, base, end in zip(paths, bases, ends, strict=True):
-        rows = _walk(path, base, wanted, records, nul_rows)
-        if end is not None and base + rows != end:
-            raise NotColumnar(f"{path}: {end - base} rows read, {rows} lines with content")
-    return records, nul_rows
-
-
-def _walk(path: Path, row_base: int, wanted: set[int], records: dict[int, Record],
-          nul_rows: list[int]) -> int:
-    """Walk the lines of ``path`` (rows numbered from ``row_base + 1``, as the
-    columnar reader numbers the lines with content); keep the records of the wanted
-    rows and of the rows holding the escape of a NUL (which the check does not see
-    in fields it does not read). Returns the number of rows."""
-    source = file_source(path)
-    row, position = row_base, 0
-    with path.open("rb") as stream:
-        for line_no, line in enumerate(stream, start=1):
-            position += len(line)
-            text = line.strip()
-            if text:
-                row += 1
-                nul = NUL_ESCAPE in text
-                if nul or row in wanted:
-                    records[row] = Record(source, 0, position, text, line_no)
-                    if nul:
-                        nul_rows.append(row)
-    return row - row_base
 
 
 def columnar_from_facts(facts: Sequence[Fact], known: Mapping[str, int],

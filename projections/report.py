@@ -89,13 +89,20 @@ def build_report(totals: Mapping[Bucket, Totals], counters: Mapping[str, int],
     for day, vector in periods:
         duty_periods.append(period_entry(day, vector, calendar, agents.get(day, {}),
                                          teams.get(day), handed_over.get(day, [])))
-    breakdowns: dict[str, dict[str, Any]] = {}
-    for dimension in DIMENSIONS:
-        sums: dict[Bucket, Totals] = {}
-        accumulate(sums, (((dimension, member, ""), v) for (d, member, day), v in totals.items()
-                          if d == dimension and day != UNATTRIBUTED))
-        breakdowns[dimension] = {member: statistics(v) for (_, member, _), v in sorted(sums.items())
-                                 if any(v)}
+    # Each member's vectors over its duty dates, summed column by column in one go.
+    by_member: dict[tuple[str, str], list[Totals]] = {}
+    for (dimension, member, day), vector in totals.items():
+        if dimension in DIMENSIONS and day != UNATTRIBUTED:
+            listed = by_member.get((dimension, member))
+            if listed is None:
+                by_member[(dimension, member)] = [vector]
+            else:
+                listed.append(vector)
+    breakdowns: dict[str, dict[str, Any]] = {dimension: {} for dimension in DIMENSIONS}
+    for (dimension, member), vectors in sorted(by_member.items()):
+        summed = list(map(sum, zip(*vectors, strict=True)))
+        if any(summed):
+            breakdowns[dimension][member] = statistics(summed)
     unattributed = totals.get(("", "", UNATTRIBUTED))
     dates = [day for day, _ in periods]
     overall_accountability = accountability(

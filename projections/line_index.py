@@ -1,0 +1,93 @@
+"""Where each line with content of a JSON Lines file ends, from one walk of the file
+that can run on a thread beside DuckDB's scan of it (DuckDB releases the interpreter
+lock while it works, so on two cores the walk costs no extra time).
+
+Contract: rows are the lines with content (not only ASCII whitespace; lines end at
+``\\n``), numbered from ``row_base + 1`` in file order, as DuckDB's NDJSON reader
+numbers its rows; ``record(row)`` is the row's ``Record`` as the exact engine reads
+it (stripped text, 1-based line number, the offset just past its line end);
+``nul_rows`` are the rows that hold the escape ``\\u0000`` (they may hold the NUL
+character, which the contract refuses).
+"""
+
+from __future__ import annotations
+
+import mmap
+import threading
+from array import array
+from pathlib import Path
+
+from projections.ports import Record
+from projections.runners.files import file_source
+from schemas.parsing import NUL_ESCAPE
+
+_NUL = NUL_ESCAPE[bytes]
+
+
+class LineIndex:
+    """The rows of one file (module contract); ``close`` when done."""
+
+    def __init__(self, path: Path, row_base: int = 0) -> None:
+        self.path = path
+        self.row_base = row_base
+        self.source = file_source(path)
+        self.nul_rows: list[int] = []
+        self._ends = array("q")
+        """Offset just past each row's line."""
+        self._numbers = array("q")
+        """Line number of each row."""
+        self._data: mmap.mmap | None = None
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    @property
+    def rows(self) -> int:
+        return len(self._ends)
+
+    def build(self) -> None:
+        """Walk the file once (module contract)."""
+        end, number, nul = self._ends.append, self._numbers.append, self.nul_rows.append
+        row, position = self.row_base, 0
+        with self.path.open("rb") as stream:
+            for line_no, line in enumerate(stream, start=1):
+                position += len(line)
+                if not line.isspace():  # the bytes strip() removes: a blank line is no row
+                    row += 1
+                    end(position)
+                    number(line_no)
+                    if _NUL in line:
+                        nul(row)
+
+    def start(self) -> None:
+        """``build`` on a thread; ``join`` waits for it."""
+        def run() -> None:
+            try:
+                self.build()
+            except BaseException as exc:  # handed to the caller by join
+                self._failure = exc
+        self._thread = threading.Thread(target=run, name="line-index", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._failure is not None:
+            raise self._failure
+
+    def record(self, row: int) -> Record:
+        at = row - self.row_base - 1
+        if not 0 <= at < len(self._ends):
+            raise IndexError(f"{self.path} has no row {row}")
+        if self._data is None:
+            with self.path.open("rb") as stream:
+                self._data = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+        end = self._ends[at]
+        # From the previous row's end: blank lines in between are stripped away.
+        start = self._ends[at - 1] if at else 0
+        return Record(self.source, 0, end, self._data[start:end].strip(), self._numbers[at])
+
+    def close(self) -> None:
+        if self._data is not None:
+            self._data.close()
+            self._data = None

@@ -1,0 +1,70 @@
+"""The line index against a naive walk of the same bytes."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from projections.line_index import LineIndex
+
+PIECES = st.sampled_from([b"", b" ", b"\t", b"\r", b"\x0b", b"\x0c", b"{}", b'{"a":1}', b"x",
+                          b"\\u0000", b"\\\\u0000", b"\xff", b"\x00", b" {} ", b"\xc3\xa9"])
+
+
+def naive(data: bytes, row_base: int) -> tuple[list[tuple[int, int, int, bytes]], list[int]]:
+    """``(row, line number, offset past the line, stripped text)`` of each line with
+    content, and the rows holding the NUL escape, as the exact engine reads them."""
+    rows, nul, row, position = [], [], row_base, 0
+    for line_no, line in enumerate(_lines(data), start=1):
+        position += len(line)
+        text = line.strip()
+        if text:
+            row += 1
+            rows.append((row, line_no, position, text))
+            if b"\\u0000" in text:
+                nul.append(row)
+    return rows, nul
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """Lines as ``for line in open(path, "rb")`` gives them (split after each \\n)."""
+    parts = data.split(b"\n")
+    lines = [part + b"\n" for part in parts[:-1]]
+    return [*lines, parts[-1]] if parts[-1] else lines
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(PIECES, max_size=4).map(b"".join), max_size=30),
+       st.sampled_from([b"\n", b"\r\n"]), st.booleans(), st.integers(0, 5))
+def test_every_row_is_found_as_the_walk_finds_it(lines: list[bytes], end: bytes,
+                                                 last_end: bool, row_base: int) -> None:
+    data = end.join(lines) + (end if last_end and lines else b"")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "lines.jsonl"
+        path.write_bytes(data)
+        index = LineIndex(path, row_base)
+        index.start()
+        index.join()
+        want, nul = naive(data, row_base)
+        assert index.rows == len(want)
+        assert index.nul_rows == nul
+        for row, line_no, position, text in want:
+            record = index.record(row)
+            assert (record.line, record.next_position, record.raw) == (line_no, position, text)
+        with pytest.raises(IndexError):
+            index.record(row_base + len(want) + 1)
+        index.close()
+
+
+def test_a_failed_walk_is_raised_by_join(tmp_path: Path) -> None:
+    path = tmp_path / "gone.jsonl"
+    path.write_bytes(b"{}\n")
+    index = LineIndex(path)
+    path.unlink()
+    index.start()
+    with pytest.raises(FileNotFoundError):
+        index.join()

@@ -576,22 +576,36 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
 def _contributions(incidents: Sequence[Incident], calendar: DutyCalendar,
                    limits: SlaLimits, handover: list[Incident] | None) -> dict[Bucket, Totals]:
     """The sum of every incident's contribution, per bucket (and the incidents open at
-    handover into ``handover``). Most buckets (an agent's or a crew's duty date) hold
-    a few incidents: a vector is added to the bucket's running sum column by column
-    in C, into a new list (an incident's one vector is yielded for all its buckets,
-    so none is changed in place)."""
-    sums: dict[Bucket, Totals] = {}
-    get = sums.get
-    add = operator.add
+    handover into ``handover``)."""
+    vectors: dict[Bucket, list[Totals]] = {}
+    get = vectors.get
     opened = handover.append if handover is not None else None
     for incident in incidents:
         vector: Totals | None = None
         for bucket, vector in contributions(incident, calendar, limits):
             found = get(bucket)
-            sums[bucket] = vector if found is None else list(map(add, found, vector))
+            if found is None:
+                vectors[bucket] = [vector]
+            else:
+                found.append(vector)
         if opened is not None and vector is not None and vector[OPEN]:
             opened(incident)
-    return {bucket: list(vector) for bucket, vector in sums.items()}  # each its own list
+    return {bucket: _column_sums(listed) for bucket, listed in vectors.items()}
+
+
+def _column_sums(vectors: list[Totals]) -> Totals:
+    """A new list of the column sums, in C. Most buckets (an agent's or a crew's duty
+    date) hold one to three vectors: those are added pairwise, without the tuples of
+    a transposition."""
+    count = len(vectors)
+    if count == 1:
+        return list(vectors[0])  # its own list: an incident's vector serves all its buckets
+    add = operator.add
+    if count == 2:
+        return list(map(add, vectors[0], vectors[1]))
+    if count == 3:
+        return list(map(add, map(add, vectors[0], vectors[1]), vectors[2]))
+    return list(map(sum, zip(*vectors, strict=True)))
 
 
 def _periods(db: duckdb.DuckDBPyConnection, calendar: DutyCalendar, low: int,

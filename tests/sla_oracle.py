@@ -119,3 +119,17 @@ def oracle_alerts(lines: list[str], as_of: datetime, limits: Limits) -> dict[str
     rule_order = list(RULE_SPANS)
     active.sort(key=lambda a: (a["deadline"], a["incident_id"], rule_order.index(a["rule"])))
     return {"as_of": as_of, "active": active, "counts": counts}
+
+
+def raised_not_ended(alerts: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(incident, rule) -> level of the alerts a sequence of alert messages leaves
+    raised; fails if a message ends an alert that was never raised."""
+    raised: dict[tuple[str, str], str] = {}
+    for body in alerts:
+        key = (body["incident_id"], body["rule"])
+        if body["level"] in ("resolved", "cancelled"):
+            assert key in raised, f"{body['alert_id']} ends an alert never raised"
+            del raised[key]
+        else:
+            raised[key] = body["level"]
+    return raised

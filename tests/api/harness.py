@@ -16,6 +16,12 @@ from typing import Any
 
 import httpx
 
+from dispatch.api.app import ServeOptions, create_app
+from projections.duty import DutyCalendar
+from projections.ports import ProjectionStore
+from projections.stores import open_store
+from schemas.parsing import parse_event
+
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -123,3 +129,32 @@ class EventStream:
 
     def close(self) -> None:
         self._context.__exit__(None, None, None)
+
+
+async def crew_and_incidents(url: str, incidents: int) -> list[str]:
+    """Through the app in-process (no auth): register crew C1 on grid G1 in the store
+    at ``url`` and open ``incidents`` urban incidents there; their ids."""
+    calendar = DutyCalendar()
+    async with open_store(url, calendar):
+        pass
+    app = create_app(lambda: open_store(url, calendar), ServeOptions(tokens=None))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://app") as client:
+            answer = await client.post("/api/crews", json={"crew": "C1", "grid": "G1"})
+            assert answer.status_code == 201, answer.text
+            made = []
+            for _ in range(incidents):
+                answer = await client.post("/api/incidents",
+                                           json={"data": {"grid": "G1", "area": "urban"}})
+                assert answer.status_code == 201, answer.text
+                made.append(answer.json()["incident_id"])
+            return made
+    finally:
+        await app.state.pool.close()
+
+
+async def dispatched(store: ProjectionStore) -> list[str]:
+    """The incident ids of the store's ``crew.dispatched`` events, sorted."""
+    return sorted(parse_event(raw).incident_id or ""
+                  for raw in await store.events_of_types({"crew.dispatched"}))

@@ -23,28 +23,8 @@ from projections.duty import DutyCalendar
 from projections.ports import ProjectionStore
 from projections.queries import duty_report
 from projections.stores import open_store
-from schemas.parsing import parse_event
+from tests.api.harness import crew_and_incidents, dispatched
 from tests.oracle import compare_reports, oracle_report
-
-
-async def prepare(url: str, incidents: int) -> list[str]:
-    calendar = DutyCalendar()
-    async with open_store(url, calendar):
-        pass
-    app = create_app(lambda: open_store(url, calendar), ServeOptions(tokens=None))
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://app") as client:
-            assert (await client.post("/api/crews", json={"crew": "C1", "grid": "G1"})
-                    ).status_code == 201
-            made = []
-            for _ in range(incidents):
-                answer = await client.post("/api/incidents",
-                                           json={"data": {"grid": "G1", "area": "urban"}})
-                made.append(answer.json()["incident_id"])
-            return made
-    finally:
-        await app.state.pool.close()
 
 
 def dispatch_job(incident_id: str, key: str | None = None) -> Job:
@@ -55,13 +35,8 @@ def dispatch_job(incident_id: str, key: str | None = None) -> Job:
     return Job(key, False, decide, lambda a: {"event_id": a.event.event_id})
 
 
-async def dispatched(store: ProjectionStore) -> list[str]:
-    return sorted(parse_event(raw).incident_id or ""
-                  for raw in await store.events_of_types({"crew.dispatched"}))
-
-
 def test_one_block_decides_each_command_on_the_ones_before_it(store_url: str) -> None:
-    incidents = asyncio.run(prepare(store_url, 4))
+    incidents = asyncio.run(crew_and_incidents(store_url, 4))
 
     async def scenario() -> tuple[list[Job], list[str]]:
         async with open_store(store_url, DutyCalendar()) as store:
@@ -83,7 +58,7 @@ def test_one_block_decides_each_command_on_the_ones_before_it(store_url: str) ->
 
 
 def test_a_decision_that_fails_fails_alone(store_url: str) -> None:
-    incidents = asyncio.run(prepare(store_url, 1))
+    incidents = asyncio.run(crew_and_incidents(store_url, 1))
 
     async def broken(_: ProjectionStore) -> Decision:
         raise ValueError("a decision that fails")
@@ -101,7 +76,7 @@ def test_a_decision_that_fails_fails_alone(store_url: str) -> None:
 
 
 def test_concurrent_requests_share_blocks_and_send_a_crew_once(store_url: str) -> None:
-    incidents = asyncio.run(prepare(store_url, 12))
+    incidents = asyncio.run(crew_and_incidents(store_url, 12))
     calendar = DutyCalendar()
 
     async def scenario() -> tuple[list[int], CommandWriter]:
@@ -133,7 +108,7 @@ def test_concurrent_requests_share_blocks_and_send_a_crew_once(store_url: str) -
 def test_the_writer_answers_only_after_the_commit(size: int, tmp_path: Any) -> None:
     """A store whose commit fails: every job of the block gets the failure, none an answer."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    incidents = asyncio.run(prepare(url, size))
+    incidents = asyncio.run(crew_and_incidents(url, size))
 
     async def scenario() -> list[Any]:
         async with open_store(url, DutyCalendar()) as store:
@@ -152,7 +127,7 @@ def test_the_writer_answers_only_after_the_commit(size: int, tmp_path: Any) -> N
 def test_a_block_folds_each_command_once(store_url: str) -> None:
     """Calls, verifications and a dispatch staged in one transaction: the stored
     report equals the naive oracle's report of the logged events."""
-    asyncio.run(prepare(store_url, 0))
+    asyncio.run(crew_and_incidents(store_url, 0))
 
     def call(n: int) -> Job:
         async def decide(_: ProjectionStore) -> Decision:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from tests.api.harness import EventStream, Frame, dispatch, serving
 from tests.api.test_stream import read_until
-from tests.sla_oracle import Limits, oracle_alerts
+from tests.sla_oracle import Limits, oracle_alerts, raised_not_ended
 
 DEFAULT_LIMITS = Limits({"arrival": {"urban": 45, "rural": 90, "remote": 120},
                          "restoration": {"urban": 180, "rural": 240, "remote": 240}},
@@ -30,18 +29,6 @@ def ingest_event_clock(store: str, events: Path) -> None:
     done = dispatch("ingest", str(events), "--store", store, "--sla-clock", "event",
                     "--batch-size", "300", cwd=events.parent)
     assert done.returncode == 0, done.stderr
-
-
-def raised_not_ended(alerts: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
-    raised: dict[tuple[str, str], str] = {}
-    for body in alerts:
-        key = (body["incident_id"], body["rule"])
-        if body["level"] in ("resolved", "cancelled"):
-            assert key in raised, f"{body['alert_id']} ends an alert never raised"
-            del raised[key]
-        else:
-            raised[key] = body["level"]
-    return raised
 
 
 def test_alert_frames_reach_the_stream_once_and_resume(store_url: str, tmp_path: Path) -> None:

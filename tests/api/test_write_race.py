@@ -22,15 +22,13 @@ import multiprocessing
 import threading
 from typing import Any
 
-import httpx
-
-from dispatch.api.app import ServeOptions, create_app
 from dispatch.api.group_commit import Job, execute_command
 from dispatch.api.writes import decide_incident_event
 from dispatch.commands import DISPATCHER, Command, Decision
 from projections.duty import DutyCalendar
 from projections.ports import ProjectionStore
 from projections.stores import open_store
+from tests.api.harness import crew_and_incidents, dispatched
 
 CONTENDERS = 3
 WINDOW_S = 2.0
@@ -65,37 +63,13 @@ def contend(url: str, incident_id: str, ready: Any, decided: Any, results: Any) 
     asyncio.run(run())
 
 
-async def prepare(url: str) -> list[str]:
-    calendar = DutyCalendar()
-    async with open_store(url, calendar):
-        pass
-    app = create_app(lambda: open_store(url, calendar), ServeOptions(tokens=None))
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://app") as client:
-            answer = await client.post("/api/crews", json={"crew": "C1", "grid": "G1"})
-            assert answer.status_code == 201, answer.text
-            incidents = []
-            for _ in range(CONTENDERS):
-                answer = await client.post("/api/incidents",
-                                           json={"data": {"grid": "G1", "area": "urban"}})
-                assert answer.status_code == 201, answer.text
-                incidents.append(answer.json()["incident_id"])
-            return incidents
-    finally:
-        await app.state.pool.close()
-
-
 async def dispatched_to(url: str) -> list[str]:
     async with open_store(url, DutyCalendar()) as store:
-        from schemas.parsing import parse_event
-
-        return sorted(parse_event(raw).incident_id or ""
-                      for raw in await store.events_of_types({"crew.dispatched"}))
+        return await dispatched(store)
 
 
 def test_a_crew_sent_by_several_processes_at_once_is_sent_once(store_url: str) -> None:
-    incidents = asyncio.run(prepare(store_url))
+    incidents = asyncio.run(crew_and_incidents(store_url, CONTENDERS))
     context = multiprocessing.get_context("spawn")
     ready, decided = context.Barrier(CONTENDERS), context.Barrier(CONTENDERS)
     results = context.Queue()

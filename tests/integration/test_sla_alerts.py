@@ -36,6 +36,7 @@ from projections.sla import SlaLimits, utc_text
 from projections.sla_live import SlaPolicy
 from projections.stores.postgres import PostgresStore
 from tests.integration.harness import Stack
+from tests.sla_oracle import raised_not_ended
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
@@ -94,18 +95,6 @@ def wait_for(what: str, check: Any, timeout: float = 120, every: float = 0.1) ->
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def raised_not_ended(published: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
-    raised: dict[tuple[str, str], str] = {}
-    for body in published:
-        key = (body["incident_id"], body["rule"])
-        if body["level"] in ("resolved", "cancelled"):
-            assert key in raised, f"{body['alert_id']} ends an alert never raised"
-            del raised[key]
-        else:
-            raised[key] = body["level"]
-    return raised
 
 
 def test_event_clock_alerts_survive_a_kill_between_commit_and_publish(

@@ -373,11 +373,18 @@ def _paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+def _run_with(db: duckdb.DuckDBPyConnection, name: str, table: pa.Table, sql: str) -> None:
+    """Run ``sql`` with the Arrow ``table`` visible to it as ``name``."""
+    db.register(name, table)
+    try:
+        db.execute(sql)
+    finally:
+        db.unregister(name)
+
+
 def _drop_rows(db: duckdb.DuckDBPyConnection, rows: Sequence[int]) -> None:
-    listed = pa.table({"n": pa.array(rows, type=pa.int64())})
-    db.register("dropped_rows", listed)
-    db.execute("DELETE FROM facts WHERE n IN (SELECT n FROM dropped_rows)")
-    db.unregister("dropped_rows")
+    _run_with(db, "dropped_rows", pa.table({"n": pa.array(rows, type=pa.int64())}),
+              "DELETE FROM facts WHERE n IN (SELECT n FROM dropped_rows)")
 
 
 def _emit(rejected: list[tuple[int, Rejected]],
@@ -427,10 +434,9 @@ def _copies(events: ColumnarEvents, indexes: Sequence[LineIndex], candidates: li
     if dropped:
         _drop_rows(db, dropped)
     if firsts:
-        db.register("earliest_rows", pa.table({"n": pa.array(firsts, type=pa.int64()),
-                                                "known": pa.array(knowns, type=pa.int64())}))
-        db.execute("UPDATE facts SET known = e.known FROM earliest_rows e WHERE facts.n = e.n")
-        db.unregister("earliest_rows")
+        _run_with(db, "earliest_rows", pa.table({"n": pa.array(firsts, type=pa.int64()),
+                                                  "known": pa.array(knowns, type=pa.int64())}),
+                  "UPDATE facts SET known = e.known FROM earliest_rows e WHERE facts.n = e.n")
 
 
 def columnar_from_facts(facts: Sequence[Fact], known: Mapping[str, int],
@@ -468,10 +474,8 @@ def _insert(db: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> None:
                                                                          strict=True)))
     table = pa.table({name: pa.array(values, type=types.get(name, pa.string()))
                       for name, values in zip(names, columns, strict=True)})
-    db.register("accepted_rows", table)
-    db.execute(f"INSERT INTO facts ({', '.join(names)}) "
-               f"SELECT {', '.join(names)} FROM accepted_rows")
-    db.unregister("accepted_rows")
+    _run_with(db, "accepted_rows", table, f"INSERT INTO facts ({', '.join(names)}) "
+              f"SELECT {', '.join(names)} FROM accepted_rows")
 
 
 def _decide(events: ColumnarEvents, found: list[tuple[int, Record]], strict: bool,
@@ -619,9 +623,8 @@ def _periods(db: duckdb.DuckDBPyConnection, calendar: DutyCalendar, low: int,
         starts.append(calendar.period_start(day))
         day += timedelta(days=1)
     table = pa.table({"day": days[:-1], "start_us": starts[:-1], "end_us": starts[1:]})
-    db.register("period_rows", table)
-    db.execute("CREATE OR REPLACE TEMP TABLE periods AS SELECT * FROM period_rows")
-    db.unregister("period_rows")
+    _run_with(db, "period_rows", table,
+              "CREATE OR REPLACE TEMP TABLE periods AS SELECT * FROM period_rows")
 
 
 def _call_totals(db: duckdb.DuckDBPyConnection, totals: dict[Bucket, Totals]) -> None:

@@ -112,8 +112,9 @@ _SLA_LOCK = 7_343_003
 batches of another never evaluate the same rows at once (and never deadlock: it is
 taken after the totals rows and before the change-log head, by everyone)."""
 _RELAY_LOCK = 7_343_004
-_EVENT_RELAY_LOCK = 7_343_005
 """Session lock: one alert relay per database."""
+_EVENT_RELAY_LOCK = 7_343_005
+"""Session lock: one relay of the command outbox's events per database."""
 _SLA_COLUMNS = ", ".join(SlaRow._fields)
 _SLA_UPSERT = _staged(
     "sla_state", SlaRow._fields, ("incident_id", "rule"),

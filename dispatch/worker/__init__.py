@@ -8,6 +8,11 @@ once for more events; catching up 1M events, 20,000 ran at 12,410 events/s again
 10,587 for 5,000 (peak RSS 238 MB against 165 MB). Under a steady flow a batch holds
 what arrived meanwhile, so the size costs no latency."""
 
+PIPELINE_FROM = 1_000
+"""Batches of this many messages or more are read and folded while the previous batch
+commits (a backlog being caught up); smaller ones (a live flow) commit before the next
+is taken, which keeps their latency down."""
+
 COLLECTOR_THRESHOLDS = (100_000, 50, 100)
 """The cyclic garbage collector's thresholds in the worker (Python's are 700, 10, 10)."""
 

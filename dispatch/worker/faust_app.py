@@ -30,7 +30,7 @@ from dispatch import bootstrap
 from dispatch.kafka.dead_letters import KafkaDeadLetters
 from dispatch.kafka.metrics import WorkerMetrics
 from dispatch.settings import Settings
-from dispatch.worker import WORKER_BATCH
+from dispatch.worker import PIPELINE_FROM, WORKER_BATCH
 from dispatch.worker.bulk import Batches, fetch_loop, parsed_batches
 from dispatch.worker.sla_process import SlaProcess
 from projections.incident import Fact
@@ -60,7 +60,8 @@ class WorkerRuntime:
         policy = settings.sla_policy
         self.projector = PartitionProjector(self.store, settings.topic_events,
                                             settings.consumer_group, self.dead_letters,
-                                            metrics, sla=policy, pipeline=self.pipeline)
+                                            metrics, sla=policy, pipeline=self.pipeline,
+                                            pipeline_from=PIPELINE_FROM)
         self.sla: SlaProcess | None = None
         """The SLA timer and alert relay, in a process with connections of their own."""
         if policy is not None:

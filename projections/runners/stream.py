@@ -19,17 +19,19 @@ says. Contract:
   receives nothing (its client reads past the end of what was stored).
 
 Pipelined (given a ``pipeline`` session, a sibling of the store on the same
-database): ``handle`` prepares its batch (reads, fold, dead letters) in a write
-block on one session while the previous batch's commit is still running on the
-other, then waits for that commit and leaves its own running in a task; it
-returns what the previous batch's commit did (``Outcome.committed``) and its own
-admission (skips, seeks). The prepared batch reads the in-flight batch's events
-and incident states from memory, which is exact only while that batch's write
-block is still open in the database (no exclusive writer, e.g. an API command or
-an embedded ingest, can commit in between); otherwise it waits for the commit
-and reads everything from the store. A failed in-flight commit abandons the
-batch prepared on it: a refused one (stale positions) seeks every partition of
-both back to what is stored; an unreachable store raises ``StoreUnavailable``.
+database; for batches of at least ``pipeline_from`` messages): ``handle``
+prepares its batch (reads, fold, dead letters) in a write block on one session
+while the previous batch's commit is still running on the other, then waits for
+that commit and leaves its own running in a task; it returns what the previous
+batch's commit did (``Outcome.committed``) and its own admission (skips,
+seeks). The prepared batch reads the in-flight batch's events and incident
+states from memory, which is exact only while that batch's write block is still
+open in the database (no exclusive writer, e.g. an API command or an embedded
+ingest, can commit in between); otherwise it waits for the commit and reads
+everything from the store. A failed in-flight commit abandons the batch prepared
+on it: a refused one (stale positions) seeks every partition of both back to
+what is stored; an unreachable store raises ``StoreUnavailable``. A smaller
+batch first waits for the commit in flight, then commits before returning.
 ``drain()`` waits for the commit in flight; ``assign`` and ``rewind`` need none
 in flight.
 """
@@ -104,13 +106,16 @@ class PartitionProjector:
     def __init__(self, store: ProjectionStore, topic: str, consumer: str,
                  dead_letters: DeadLetters, observer: Observer | None = None,
                  sla: SlaPolicy | None = None,
-                 pipeline: ProjectionStore | None = None) -> None:
+                 pipeline: ProjectionStore | None = None, pipeline_from: int = 1) -> None:
         self.store = store
         self.sla = sla
         """With a policy, each batch's commit also keeps the SLA state of its incidents."""
         self.topic = topic
         self.sessions = [store] if pipeline is None else [store, pipeline]
         """Pipelined with two: a batch is prepared on one while the other commits."""
+        self.pipeline_from = pipeline_from
+        """Smaller batches are committed before ``handle`` returns: a flow that small
+        has no backlog to catch up, and a commit in flight would only delay the next."""
         self.projector = Projector(store, consumer)
         self._projectors = [Projector(s, consumer) for s in self.sessions]
         self.dead_letters = dead_letters
@@ -194,9 +199,14 @@ class PartitionProjector:
         records = [Record(self.topic, m.partition, m.offset + 1, m.value) for m in fresh]
         partitions = {m.partition for m in fresh}
         expected = {(self.topic, p): self._next(p) for p in partitions}
-        if len(self.sessions) > 1:
+        if len(self.sessions) > 1 and len(records) >= self.pipeline_from:
             await self._pipelined(records, facts, partitions, expected, started, outcome)
             return outcome
+        if self._flight is not None:
+            try:
+                await self._land(self._flight, partitions, outcome)
+            except _Abandoned:
+                return outcome
         try:
             # Partitioned: other workers own other incidents, so they need not wait for us;
             # an embedded ingest into the same database does.

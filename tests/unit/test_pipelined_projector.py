@@ -99,9 +99,9 @@ def log_of(seed: int) -> tuple[list[bytes], dict[int, list[bytes]]]:
 
 
 async def deliver(projector: PartitionProjector, log: dict[int, list[bytes]],
-                  rng: random.Random, fail_on: Session | None = None) -> int:
+                  rng: random.Random, fail_on: Sequence[Session] = ()) -> int:
     """Deliver ``log`` in random overlapping chunks until everything is stored;
-    returns how many batches failed (``fail_on`` makes one commit in five fail)."""
+    returns how many batches failed (a commit in five on ``fail_on`` fails)."""
     reading = dict.fromkeys(log, 0)
     failures = 0
     for _ in range(2000):
@@ -114,8 +114,8 @@ async def deliver(projector: PartitionProjector, log: dict[int, list[bytes]],
             chunk = log[p][start:start + rng.randrange(1, 6)]
             batch += messages(p, start, chunk)
             reading[p] = start + len(chunk)
-        if fail_on is not None and rng.random() < 0.2:
-            fail_on.fail = StoreUnavailable("connection lost")
+        if fail_on and rng.random() < 0.2:
+            rng.choice(fail_on).fail = StoreUnavailable("connection lost")
         try:
             outcome = await projector.handle(batch)
             if not batch or rng.random() < 0.05:
@@ -131,8 +131,11 @@ async def deliver(projector: PartitionProjector, log: dict[int, list[bytes]],
     raise AssertionError("did not converge")
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_pipelined_delivery_gives_the_oracle_report(seed: int) -> None:
+@pytest.mark.parametrize("pipeline_from", [1, 4])
+@pytest.mark.parametrize("seed", range(6))
+def test_pipelined_delivery_gives_the_oracle_report(seed: int, pipeline_from: int) -> None:
+    """``pipeline_from`` 4: batches below 4 messages commit before ``handle`` returns,
+    after the one in flight, so both kinds follow each other."""
     lines, log = log_of(seed)
     rng = random.Random(seed)
 
@@ -140,7 +143,7 @@ def test_pipelined_delivery_gives_the_oracle_report(seed: int) -> None:
         shared = MemoryStore()
         first = Session(shared)
         projector = PartitionProjector(first, TOPIC, CONSUMER, ListDeadLetters(shared),
-                                       pipeline=first.sibling())
+                                       pipeline=first.sibling(), pipeline_from=pipeline_from)
         await projector.assign(list(log))
         await deliver(projector, log, rng)
         await projector.drain()
@@ -153,8 +156,10 @@ def test_pipelined_delivery_gives_the_oracle_report(seed: int) -> None:
     assert compare_reports(engine, oracle_report([line.decode() for line in lines])) == []
 
 
+@pytest.mark.parametrize("pipeline_from", [1, 4])
 @pytest.mark.parametrize("seed", range(4))
-def test_failed_commits_in_flight_are_fetched_again_and_the_report_is_exact(seed: int) -> None:
+def test_failed_commits_in_flight_are_fetched_again_and_the_report_is_exact(
+        seed: int, pipeline_from: int) -> None:
     lines, log = log_of(100 + seed)
     rng = random.Random(seed)
 
@@ -163,9 +168,9 @@ def test_failed_commits_in_flight_are_fetched_again_and_the_report_is_exact(seed
         first = Session(shared)
         twin = first.sibling()
         projector = PartitionProjector(first, TOPIC, CONSUMER, ListDeadLetters(shared),
-                                       pipeline=twin)
+                                       pipeline=twin, pipeline_from=pipeline_from)
         await projector.assign(list(log))
-        failures = await deliver(projector, log, rng, fail_on=twin)
+        failures = await deliver(projector, log, rng, fail_on=[first, twin])
         await projector.drain()
         return await duty_report(shared), failures
 

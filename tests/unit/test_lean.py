@@ -382,25 +382,29 @@ def _escaped(text: str) -> str:
                          for i in range(0, len(units), 2)) + '"'
 
 
+GENERAL_SPELLINGS = [
+    '"\\ud800"', '"a\\udc00"', '"\\ud83d\\ude00"', '"\\u0000"', '"\\\\u0000"', '"\\u00e9"', "-0",
+    "-0.0", "0e5", "1E2", "5.0", "5e0", "05", "1.", ".5", "+1", "1" + "0" * 19, "1" + "0" * 30,
+    "9" * 400, "-" + "9" * 400, "1e-400", "2.5", "true", "null", "[]", "{}", '""']
+
+
 def _spellings(value: Any) -> list[str]:
-    """Other JSON texts for ``value``: the same value spelled otherwise, near misses,
-    and what a decoder could read otherwise (surrogates, NUL, huge or odd numbers)."""
-    texts = ['"\\ud800"', '"a\\udc00"', '"\\ud83d\\ude00"', '"\\u0000"', '"\\\\u0000"',
-             '"\\u00e9"', "-0", "-0.0", "0e5", "1E2", "5.0", "5e0", "05", "1.", ".5", "+1",
-             "1" + "0" * 19, "1" + "0" * 30, "9" * 400, "-" + "9" * 400, "1e-400",
-             "2.5", "true", "null", "[]", "{}", '""']
+    """Other JSON texts for ``value`` itself: the same value spelled otherwise (escapes,
+    exponents, fractions), near misses (a surrogate or NUL added, the number as a
+    string, beyond 64 bits), what a lax decoder would coerce."""
     if isinstance(value, str):
-        texts += [_escaped(value), json.dumps(value, ensure_ascii=True),
-                  '"' + value + '\\ud800"', '"\\udfff' + value + '"', '"' + value + '\\u0000"',
-                  '"\\\\u0000' + value + '"', json.dumps(value + "\x7f")]
-    elif isinstance(value, bool):
-        texts += ["1", "0", '"true"']
-    elif isinstance(value, int):
-        texts += [f"{value}.0", f"{value}e0", f"{value}E+00", f"{value}.000000000000000000001",
-                  f"-{value}", str(value + 2**64), f'"{value}"', f"{value}0" * 3]
-    elif isinstance(value, float):
-        texts += [repr(value), f"{value}e0", f"{value}0", str(int(value)) if value < 1e18 else "1"]
-    return texts
+        return [_escaped(value), json.dumps(value, ensure_ascii=True),
+                '"' + value + '\\ud800"', '"\\udfff' + value + '"', '"' + value + '\\u0000"',
+                '"\\\\u0000' + value + '"', json.dumps(value + "\x7f", ensure_ascii=False)]
+    if isinstance(value, bool):
+        return ["1", "0", '"true"', '"false"', str(value).lower()]
+    if isinstance(value, int):
+        return [f"{value}.0", f"{value}e0", f"{value}E+00", f"{value}.000000000000000000001",
+                f"-{value}", str(value + 2**64), f'"{value}"', f"{value}0" * 3, "true"]
+    if isinstance(value, float):
+        return [repr(value), f"{value}e0", f"{value}0", f'"{value}"',
+                str(int(value)) if value < 1e18 else "1"]
+    return []
 
 
 @SETTINGS
@@ -408,9 +412,17 @@ def _spellings(value: Any) -> list[str]:
 def test_odd_spellings_of_a_value_are_decided_as_pydantic_decides(obj: dict[str, Any],
                                                                   data: st.DataObject) -> None:
     """A value of the envelope or ``data`` written otherwise: escapes, surrogates,
-    NUL, number spellings and huge integers."""
-    container, key = data.draw(st.sampled_from(_spots(obj)))
-    literal = data.draw(st.sampled_from(_spellings(container[key])))
+    NUL, number spellings and huge integers. Half the time a number or flag of a
+    payload with all its optional fields (where coercion would show)."""
+    if isinstance(obj.get("data"), dict) and obj.get("type") in sorted(OPTIONAL_DATA):
+        obj["data"] = {**OPTIONAL_DATA[obj["type"]], **obj["data"]}
+    spots = _spots(obj)
+    typed = [(c, k) for c, k in spots if type(c[k]) in (int, float, bool)]
+    container, key = data.draw(st.sampled_from(typed if typed and data.draw(st.booleans())
+                                               else spots))
+    own = _spellings(container[key])
+    literal = data.draw(st.sampled_from(own if own and data.draw(st.booleans())
+                                        else GENERAL_SPELLINGS))
     container[key] = "@@LITERAL@@"
     raw = encode(obj, literal)
     assert_same(raw)
@@ -472,3 +484,25 @@ def test_repeated_keys_are_decided_as_pydantic_decides(obj: dict[str, Any],
 def test_whitespace_marks_and_broken_framing_are_decided_as_pydantic_decides(
         obj: dict[str, Any], change: Any) -> None:
     assert_same(change(encode(obj)))
+
+
+def test_every_character_of_a_timestamp_changed_is_decided_as_pydantic_decides() -> None:
+    """Each character of plain timestamps replaced by each of a set (digits, so hours
+    24-99, minutes and seconds 60-99, month 13, day 32; separators; non-ASCII digits),
+    dropped or doubled, in ``occurred_at`` and in ``recorded_at``."""
+    replacements = "0123456789-:Tt Zz+.x\u0663\uff10\u00a0"
+    checked = 0
+    for base in ("2026-07-01T08:30:00Z", "2199-12-31T23:59:59.999999-05:30",
+                 "1970-01-01T00:00:00.5+00:00", "2026-02-28T14:05:09.123+14:00"):
+        variants = {base[:i] + change + base[i + 1:]
+                    for i in range(len(base)) for change in replacements}
+        variants |= {base[:i] + base[i + 1:] for i in range(len(base))}
+        variants |= {base[:i] + base[i] + base[i:] for i in range(len(base))}
+        for text in sorted(variants):
+            for name in ("occurred_at", "recorded_at"):
+                obj = {"event_id": "e", "type": "crew.arrived", "incident_id": "I",
+                       "occurred_at": "2026-07-01T08:30:00Z", "data": {"crew": "C"},
+                       name: text}
+                assert_same(encode(obj))
+                checked += 1
+    assert checked > 4000

@@ -1,4 +1,8 @@
-"""A fast first check of an event's bytes, in front of the pydantic contract.
+"""A fast check of an event's bytes, in front of the pydantic contract.
+
+The hot path (``projections.projector.facts_of``) asks ``schemas.plain`` first; this
+check takes what that typed decode declines but may still be plain (unknown extra
+fields). ``dispatch produce`` uses it directly.
 
 Contract:
 - ``parse_event_lean(raw)`` returns a ``LeanEvent`` for an event the contract

@@ -15,12 +15,16 @@ Contract:
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from projections.duty import to_micros
+from schemas import plain
 from schemas.events import Envelope
 from schemas.lean import LeanEvent
+from schemas.plain import PlainEvent
 
 CHECKPOINTS: tuple[str, ...] = (
     "call", "verify", "depart", "arrive", "diagnose", "repair", "restore",
@@ -152,6 +156,80 @@ def fact_of_lean(event: LeanEvent) -> Fact:
 
 
 _new = tuple.__new__
+_intern = sys.intern
+
+
+def fact_of_plain(event: PlainEvent, at: int, recorded: int | None) -> Fact:
+    """``fact_of`` for an event the typed decode accepted (``schemas.plain.parse_plain``
+    and the instants it gives): the same fact pydantic's model would give
+    (tests/unit/test_lean.py). Incident ids are interned: an incident's events share
+    one string once folded."""
+    return _PLAIN_FACTS[type(event)](event, at, recorded)
+
+
+def _call_received(e: plain.CallReceivedPlain, at: int, recorded: int | None) -> Fact:
+    d = e.data
+    return _new(Fact, (e.event_id, "call.received", _intern(e.incident_id), at, d.grid, d.area,
+                       d.priority, d.customers_affected, None, None, d.agent or None, None,
+                       None, None, None, None, recorded))
+
+
+def _crew(kind: str) -> Callable[[Any, int, int | None], Fact]:
+    def crew_fact(e: plain.CrewArrivedPlain, at: int, recorded: int | None) -> Fact:
+        return _new(Fact, (e.event_id, kind, _intern(e.incident_id), at, None, None, None,
+                           None, e.data.crew, None, None, None, None, None, None, None,
+                           recorded))
+    return crew_fact
+
+
+def _merged(e: plain.CallMergedPlain, at: int, recorded: int | None) -> Fact:
+    return _new(Fact, (e.event_id, "call.merged", _intern(e.incident_id), at, None, None,
+                       None, None, None, e.data.into_incident_id, None, None, None, None,
+                       None, None, recorded))
+
+
+def _callback(e: plain.CustomerCallbackPlain, at: int, recorded: int | None) -> Fact:
+    d = e.data
+    return _new(Fact, (e.event_id, "customer.callback", _intern(e.incident_id), at, None,
+                       None, None, None, None, None, d.agent or None, d.reached, d.satisfied,
+                       None, None, None, recorded))
+
+
+def _shift(e: plain.ShiftStartedPlain, at: int, recorded: int | None) -> Fact:
+    d = e.data
+    return _new(Fact, (e.event_id, "duty.shift_started", "", at, None, None, None, None, None,
+                       None, None, None, None, d.team, d.leader, d.members, recorded))
+
+
+def _rostered(e: plain.CrewRosteredPlain, at: int, recorded: int | None) -> Fact:
+    return _new(Fact, (e.event_id, "crew.rostered", "", at, e.data.grid, None, None, None,
+                       e.data.crew, None, None, None, None, None, None, None, recorded))
+
+
+def _plain_fact(kind: str) -> Callable[[Any, int, int | None], Fact]:
+    def bare_fact(e: plain.RepairCompletedPlain, at: int, recorded: int | None) -> Fact:
+        return _new(Fact, (e.event_id, kind, _intern(e.incident_id), at, None, None, None,
+                           None, None, None, None, None, None, None, None, None, recorded))
+    return bare_fact
+
+
+_PLAIN_FACTS: dict[type, Callable[[Any, int, int | None], Fact]] = {
+    plain.CallReceivedPlain: _call_received,
+    plain.CallVerifiedPlain: _plain_fact("call.verified"),
+    plain.CallRejectedPlain: _plain_fact("call.rejected"),
+    plain.CallMergedPlain: _merged,
+    plain.CrewDispatchedPlain: _crew("crew.dispatched"),
+    plain.CrewDepartedPlain: _crew("crew.departed"),
+    plain.CrewArrivedPlain: _crew("crew.arrived"),
+    plain.FaultDiagnosedPlain: _plain_fact("fault.diagnosed"),
+    plain.RepairCompletedPlain: _plain_fact("repair.completed"),
+    plain.PowerRestoredPlain: _plain_fact("power.restored"),
+    plain.IncidentClosedPlain: _plain_fact("incident.closed"),
+    plain.CustomerCallbackPlain: _callback,
+    plain.ShiftStartedPlain: _shift,
+    plain.CrewRosteredPlain: _rostered,
+}
+"""One builder per event type: the tuples are built whole, in ``Fact``'s order."""
 
 
 def _earliest(current: int | None, at: int) -> int:

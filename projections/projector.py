@@ -26,7 +26,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from projections.duty import DutyCalendar
-from projections.incident import DUTY_PREFIX, Fact, Incident, apply, fact_of, fact_of_lean
+from projections.incident import (
+    DUTY_PREFIX,
+    Fact,
+    Incident,
+    apply,
+    fact_of,
+    fact_of_lean,
+    fact_of_plain,
+)
 from projections.ports import (
     Commit,
     LoggedEvent,
@@ -49,6 +57,7 @@ from schemas.events import NO_INCIDENT_TYPES
 from schemas.identity import difference
 from schemas.lean import parse_event_lean
 from schemas.parsing import InvalidEvent, parse_event
+from schemas.plain import parse_plain
 
 
 def fold_batch(
@@ -103,10 +112,15 @@ def fold_batch(
 def facts_of(raws: Sequence[bytes]) -> list[Fact | str]:
     """Each message's fact, or the one-line reason it is rejected. Pure, and its
     result pickles cheaply, so it can run in a worker process. The lean check
-    (``schemas.lean``) takes the plain events; pydantic decides the rest."""
+    (``schemas.plain``, then ``schemas.lean``) takes the plain events; pydantic decides
+    the rest."""
     out: list[Fact | str] = []
-    lean = parse_event_lean
+    typed, lean = parse_plain, parse_event_lean
     for raw in raws:
+        found = typed(raw)
+        if found is not None:
+            out.append(fact_of_plain(*found))
+            continue
         event = lean(raw)
         if event is not None:
             out.append(fact_of_lean(event))

@@ -1,4 +1,8 @@
-"""A fast first check of an event's bytes, in front of the pydantic contract.
+"""A fast check of an event's bytes, in front of the pydantic contract.
+
+The hot path (``projections.projector.facts_of``) asks ``schemas.plain`` first; this
+check takes what that typed decode declines but may still be plain (unknown extra
+fields). ``dispatch produce`` uses it directly.
 
 Contract:
 - ``parse_event_lean(raw)`` returns a ``LeanEvent`` for an event the contract
@@ -76,28 +80,29 @@ _EARLIEST_US = int(EARLIEST.timestamp()) * 1_000_000
 _END_US = int(END_OF_RANGE.timestamp()) * 1_000_000
 _MISS = object()
 
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})\Z", re.ASCII)
+_HOUR = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2})\Z", re.ASCII)
 _TAIL = re.compile(r"(?:\.(\d{1,6}))?(?:Z|([+-])(0\d|1[0-4]):(00|15|30|45))\Z", re.ASCII)
 """Offsets up to ±14:00 in quarter hours (every real zone); others go to pydantic."""
-_MINUTES: dict[str, int] = {f"{h:02d}:{m:02d}": (h * 60 + m) * 60
-                            for h in range(24) for m in range(60)}
-"""``HH:MM`` -> seconds since midnight, for every valid clock minute."""
-_SECONDS: dict[str, int] = {f"{s:02d}": s for s in range(60)}
-"""``SS`` -> seconds (no leap second: pydantic refuses 60 too)."""
-_days: dict[str, Any] = {}
+_CLOCK: dict[str, int] = {f"{m:02d}:{s:02d}": (m * 60 + s) * 1_000_000
+                          for m in range(60) for s in range(60)}
+"""``MM:SS`` -> µs into the hour, for every valid minute and second (no leap second:
+pydantic refuses 60 too)."""
+_hours: dict[str, Any] = {}
 _tails: dict[str, Any] = {}
 _CACHE_LIMIT = 200_000
 
 
-def _day(text: str) -> int | None:
-    """Days since the epoch of ``YYYY-MM-DD``, or None."""
-    match = _DATE.match(text)
+def _hour(text: str) -> int | None:
+    """µs since the epoch of ``YYYY-MM-DDTHH`` (the start of that hour, UTC), or None."""
+    match = _HOUR.match(text)
     if match is None:
         return None
+    year, month, day, hour = map(int, match.groups())
     try:
-        return date(*map(int, match.groups())).toordinal() - _EPOCH_DAY
+        days = date(year, month, day).toordinal() - _EPOCH_DAY
     except ValueError:
         return None
+    return (days * 86_400 + hour * 3600) * 1_000_000 if hour < 24 else None
 
 
 def _tail(text: str) -> int | None:
@@ -114,7 +119,7 @@ def _tail(text: str) -> int | None:
 
 
 def _cached(cache: dict[str, Any], parse: Any, text: str) -> Any:
-    """``parse(text)``, remembered (timestamps share their dates and offsets)."""
+    """``parse(text)``, remembered (timestamps share their hours and offsets)."""
     found = parse(text)
     if len(cache) < _CACHE_LIMIT:
         cache[text] = found
@@ -123,22 +128,21 @@ def _cached(cache: dict[str, Any], parse: Any, text: str) -> Any:
 
 def instant(text: Any) -> int | None:
     """µs since the epoch of an RFC 3339 timestamp in the plain shape (see the module
-    contract) inside the valid range, or None."""
-    if type(text) is not str or len(text) < 20 or text[10] != "T" or text[16] != ":":
+    contract) inside the valid range, or None. Three slices looked up: the hour
+    (``YYYY-MM-DDTHH``, cached), ``MM:SS`` (a table) and the tail (cached)."""
+    if type(text) is not str:
         return None
-    minute = _MINUTES.get(text[11:16])
-    second = _SECONDS.get(text[17:19])
-    if minute is None or second is None:
-        return None
-    day = _days.get(text[:10], _MISS)
-    if day is _MISS:
-        day = _cached(_days, _day, text[:10])
+    hour = _hours.get(text[:13], _MISS)
+    if hour is _MISS:
+        hour = _cached(_hours, _hour, text[:13])
+    clock = _CLOCK.get(text[14:19])
     tail = _tails.get(text[19:], _MISS)
     if tail is _MISS:
         tail = _cached(_tails, _tail, text[19:])
-    if day is None or tail is None:
+    # text[13] exists once the clock was found (19 characters at least)
+    if hour is None or clock is None or tail is None or text[13] != ":":
         return None
-    micros: int = (day * 86_400 + minute + second) * 1_000_000 + tail
+    micros: int = hour + clock + tail
     return micros if _EARLIEST_US <= micros < _END_US else None
 
 

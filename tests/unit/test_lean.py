@@ -1,9 +1,11 @@
-"""The lean check (``schemas.lean``) in front of pydantic decides exactly as pydantic.
+"""The fast checks in front of pydantic decide exactly as pydantic.
 
-For every input: ``parse_event_lean`` either declines (None) or accepts an event
-that ``parse_event`` accepts too, with the same fact for the fold and the same
-Kafka key. Together with the pydantic fallback, what is accepted and what is
-rejected (with which reason) is then exactly what pydantic alone decides.
+For every input: the typed decode (``schemas.plain.parse_plain``) and the lean check
+(``schemas.lean.parse_event_lean``) each either decline (None) or accept an event that
+``parse_event`` accepts too, with the same fact for the fold (and, for the lean
+check, the same Kafka key); ``facts_of``, which chains them before pydantic, gives
+pydantic's fact or pydantic's reason. What is accepted and what is rejected (with
+which reason) is then exactly what pydantic alone decides.
 """
 
 from __future__ import annotations
@@ -11,23 +13,26 @@ from __future__ import annotations
 import io
 import json
 import random
+import typing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
-from projections.incident import fact_of, fact_of_lean
+from projections.incident import fact_of, fact_of_lean, fact_of_plain
 from projections.projector import facts_of
-from schemas.events import EVENT_TYPES, MAX_COUNT, kafka_key
+from schemas.events import EVENT_MODELS, EVENT_TYPES, MAX_COUNT, kafka_key
 from schemas.lean import instant, lean_key, parse_event_lean
 from schemas.parsing import InvalidEvent, parse_event
+from schemas.plain import PLAIN_TYPES, parse_plain
 from tests.reliability.hostile import mutate, recipes
 from tests.unit.test_schemas import OPTIONAL_DATA, REQUIRED_DATA, envelopes, json_values
 
 
-def pydantic_decision(raw: bytes) -> tuple[str, str, str]:
+def pydantic_decision(raw: bytes | str) -> tuple[str, str, str]:
     """("ok", repr(fact), key) or ("bad", reason, "") by the contract alone."""
     try:
         event = parse_event(raw)
@@ -36,7 +41,7 @@ def pydantic_decision(raw: bytes) -> tuple[str, str, str]:
     return ("ok", repr(fact_of(event)), kafka_key(event))
 
 
-def lean_decision(raw: bytes) -> tuple[str, str, str]:
+def lean_decision(raw: bytes | str) -> tuple[str, str, str]:
     """The same, lean check first (what ingest, produce and the worker run)."""
     event = parse_event_lean(raw)
     if event is None:
@@ -45,10 +50,26 @@ def lean_decision(raw: bytes) -> tuple[str, str, str]:
     return ("ok", repr(fact_of_lean(event)), lean_key(event))
 
 
-def assert_same(raw: bytes) -> None:
+def typed_decision(raw: bytes | str) -> tuple[str, str]:
+    """("ok", repr(fact)) or ("bad", reason): the typed decode first."""
+    found = parse_plain(raw)
+    if found is None:
+        return pydantic_decision(raw)[:2]
+    return ("ok", repr(fact_of_plain(*found)))
+
+
+def chain_decision(raw: bytes | str) -> tuple[str, str]:
+    """What ``facts_of`` (worker, ingest, replay) decides."""
+    [fact] = facts_of([raw])  # type: ignore[list-item]
+    return ("bad", fact) if isinstance(fact, str) else ("ok", repr(fact))
+
+
+def assert_same(raw: bytes | str) -> None:
     expected = pydantic_decision(raw)
     assert lean_decision(raw) == expected, raw
-    if parse_event_lean(raw) is not None:
+    assert typed_decision(raw) == expected[:2], raw
+    assert chain_decision(raw) == expected[:2], raw
+    if parse_event_lean(raw) is not None or parse_plain(raw) is not None:
         assert expected[0] == "ok"
 
 
@@ -246,6 +267,7 @@ def test_the_simulator_output_takes_the_lean_path_and_the_same_facts() -> None:
     assert {json.loads(line)["type"] for line in lines} >= EVENT_TYPES - {"crew.rostered"}
     declined = [line for line in lines if parse_event_lean(line) is None]
     assert declined == []
+    assert [line for line in lines if parse_plain(line) is None] == []
     assert facts_of(lines) == [fact_of(parse_event(line)) for line in lines]
     for line in lines:
         assert_same(line)
@@ -313,3 +335,174 @@ def test_every_field_value_alone_is_decided_as_pydantic_decides() -> None:
                                 "incident_id": "I", "occurred_at": "2026-07-01T08:30:00Z",
                                 "data": data}))
     assert checked > 1000
+
+
+# -- the typed decode's own ways to be wrong ---------------------------------------------
+# msgspec reads the bytes itself: repeated keys, escapes, surrogates, number spellings,
+# huge integers, whitespace and byte order marks could each be read otherwise than by
+# orjson and pydantic.
+
+
+def test_the_typed_decode_declares_exactly_the_contract_fields() -> None:
+    """Each type's struct has the model's fields, required where the model requires
+    them (envelope and ``data``): a field the contract gains or makes required cannot
+    be let through unchecked."""
+    assert set(PLAIN_TYPES) == EVENT_TYPES
+    for model in EVENT_MODELS:
+        kind = model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+        struct = PLAIN_TYPES[kind]
+        data_model = model.model_fields["data"].annotation
+        data_struct = typing.get_type_hints(struct)["data"]
+        for pydantic_model, msgspec_struct in ((model, struct), (data_model, data_struct)):
+            fields = pydantic_model.model_fields  # type: ignore[union-attr]
+            expected = {name: info.is_required() for name, info in fields.items()
+                        if name != "type"}
+            declared = {field.name: field.required
+                        for field in msgspec.structs.fields(msgspec_struct)}
+            assert declared == expected, (kind, msgspec_struct)
+
+
+def _spots(obj: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """(container, key or index) of every value in the envelope, in ``data`` and in
+    lists held by ``data``."""
+    found: list[tuple[Any, Any]] = [(obj, key) for key in obj]
+    data = obj.get("data")
+    if isinstance(data, dict):
+        found += [(data, key) for key in data]
+        for value in data.values():
+            if isinstance(value, list):
+                found += [(value, index) for index in range(len(value))]
+    return found
+
+
+def _escaped(text: str) -> str:
+    """``text`` as a JSON string with every character written as a \\u escape."""
+    units = text.encode("utf-16-be", "surrogatepass")
+    return '"' + "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}"
+                         for i in range(0, len(units), 2)) + '"'
+
+
+GENERAL_SPELLINGS = [
+    '"\\ud800"', '"a\\udc00"', '"\\ud83d\\ude00"', '"\\u0000"', '"\\\\u0000"', '"\\u00e9"', "-0",
+    "-0.0", "0e5", "1E2", "5.0", "5e0", "05", "1.", ".5", "+1", "1" + "0" * 19, "1" + "0" * 30,
+    "9" * 400, "-" + "9" * 400, "1e-400", "2.5", "true", "null", "[]", "{}", '""']
+
+
+def _spellings(value: Any) -> list[str]:
+    """Other JSON texts for ``value`` itself: the same value spelled otherwise (escapes,
+    exponents, fractions), near misses (a surrogate or NUL added, the number as a
+    string, beyond 64 bits), what a lax decoder would coerce."""
+    if isinstance(value, str):
+        return [_escaped(value), json.dumps(value, ensure_ascii=True),
+                '"' + value + '\\ud800"', '"\\udfff' + value + '"', '"' + value + '\\u0000"',
+                '"\\\\u0000' + value + '"', json.dumps(value + "\x7f", ensure_ascii=False)]
+    if isinstance(value, bool):
+        return ["1", "0", '"true"', '"false"', str(value).lower()]
+    if isinstance(value, int):
+        return [f"{value}.0", f"{value}e0", f"{value}E+00", f"{value}.000000000000000000001",
+                f"-{value}", str(value + 2**64), f'"{value}"', f"{value}0" * 3, "true"]
+    if isinstance(value, float):
+        return [repr(value), f"{value}e0", f"{value}0", f'"{value}"',
+                str(int(value)) if value < 1e18 else "1"]
+    return []
+
+
+@SETTINGS
+@given(events(), st.data())
+def test_odd_spellings_of_a_value_are_decided_as_pydantic_decides(obj: dict[str, Any],
+                                                                  data: st.DataObject) -> None:
+    """A value of the envelope or ``data`` written otherwise: escapes, surrogates,
+    NUL, number spellings and huge integers. Half the time a number or flag of a
+    payload with all its optional fields (where coercion would show)."""
+    if isinstance(obj.get("data"), dict) and obj.get("type") in sorted(OPTIONAL_DATA):
+        obj["data"] = {**OPTIONAL_DATA[obj["type"]], **obj["data"]}
+    spots = _spots(obj)
+    typed = [(c, k) for c, k in spots if type(c[k]) in (int, float, bool)]
+    container, key = data.draw(st.sampled_from(typed if typed and data.draw(st.booleans())
+                                               else spots))
+    own = _spellings(container[key])
+    literal = data.draw(st.sampled_from(own if own and data.draw(st.booleans())
+                                        else GENERAL_SPELLINGS))
+    container[key] = "@@LITERAL@@"
+    raw = encode(obj, literal)
+    assert_same(raw)
+    assert_same(raw.decode("utf-8"))  # the worker gets bytes; str is accepted too
+
+
+@SETTINGS
+@given(events(), st.data())
+def test_odd_spellings_of_a_key_are_decided_as_pydantic_decides(obj: dict[str, Any],
+                                                                data: st.DataObject) -> None:
+    """A key written with escapes, with a NUL, or a near miss (another field)."""
+    container, key = data.draw(st.sampled_from(
+        [(c, k) for c, k in _spots(obj) if isinstance(c, dict)]))
+    spelled = data.draw(st.sampled_from([
+        _escaped(key), '"' + key + '\\u0000"', '"' + key.upper() + '"', '"' + key + ' "',
+        '"' + key.replace("e", "\u0435", 1) + '"', '"\\ud800' + key + '"']))
+    items = list(container.items())
+    container.clear()
+    for name, value in items:
+        container["@@KEY@@" if name == key else name] = value
+    assert_same(encode(obj).replace(b'"@@KEY@@"', spelled.encode()))
+
+
+def _object_text(pairs: list[tuple[str, str]]) -> str:
+    return "{" + ",".join(f"{json.dumps(key)}:{text}" for key, text in pairs) + "}"
+
+
+@SETTINGS
+@given(events(), st.data())
+def test_repeated_keys_are_decided_as_pydantic_decides(obj: dict[str, Any],
+                                                       data: st.DataObject) -> None:
+    """A key given twice, in the envelope or in ``data``, before or after, with the
+    same value or another (JSON readers keep the last: all three must agree)."""
+    inner = obj.get("data")
+    where = data.draw(st.sampled_from(["envelope", "data"] if isinstance(inner, dict)
+                                      else ["envelope"]))
+    target: dict[str, Any] = obj if where == "envelope" else inner  # type: ignore[assignment]
+    names = [*sorted(target), "type", "event_id", "crew", "satisfied", "customers_affected"]
+    key = data.draw(st.sampled_from(names))
+    other = data.draw(st.one_of(st.just(target.get(key)), odd_values,
+                                st.sampled_from(sorted(EVENT_TYPES)), timestamps()))
+    pairs = [(name, json.dumps(value, ensure_ascii=False)) for name, value in target.items()]
+    position = data.draw(st.integers(0, len(pairs)))
+    pairs.insert(position, (key, json.dumps(other, ensure_ascii=False)))
+    text = _object_text(pairs)
+    if where == "data":
+        envelope = [(name, text if name == "data" else json.dumps(value, ensure_ascii=False))
+                    for name, value in obj.items()]
+        text = _object_text(envelope)
+    assert_same(text.encode("utf-8"))
+
+
+@SETTINGS
+@given(events(), st.sampled_from([
+    lambda t: b"\xef\xbb\xbf" + t, lambda t: t + b"\r", lambda t: t + b"\n", lambda t: b" \t" + t,
+    lambda t: t + b" x", lambda t: t + b"}", lambda t: t.replace(b",", b" ,\n\t", 3),
+    lambda t: t.replace(b":", b" : "), lambda t: t + b"\x00", lambda t: t.replace(b'"', b"'", 2),
+    lambda t: t.replace(b"{", b"[", 1), lambda t: t[:-1] + b",}", lambda t: b"[" + t + b"]"]))
+def test_whitespace_marks_and_broken_framing_are_decided_as_pydantic_decides(
+        obj: dict[str, Any], change: Any) -> None:
+    assert_same(change(encode(obj)))
+
+
+def test_every_character_of_a_timestamp_changed_is_decided_as_pydantic_decides() -> None:
+    """Each character of plain timestamps replaced by each of a set (digits, so hours
+    24-99, minutes and seconds 60-99, month 13, day 32; separators; non-ASCII digits),
+    dropped or doubled, in ``occurred_at`` and in ``recorded_at``."""
+    replacements = "0123456789-:Tt Zz+.x\u0663\uff10\u00a0"
+    checked = 0
+    for base in ("2026-07-01T08:30:00Z", "2199-12-31T23:59:59.999999-05:30",
+                 "1970-01-01T00:00:00.5+00:00", "2026-02-28T14:05:09.123+14:00"):
+        variants = {base[:i] + change + base[i + 1:]
+                    for i in range(len(base)) for change in replacements}
+        variants |= {base[:i] + base[i + 1:] for i in range(len(base))}
+        variants |= {base[:i] + base[i] + base[i:] for i in range(len(base))}
+        for text in sorted(variants):
+            for name in ("occurred_at", "recorded_at"):
+                obj = {"event_id": "e", "type": "crew.arrived", "incident_id": "I",
+                       "occurred_at": "2026-07-01T08:30:00Z", "data": {"crew": "C"},
+                       name: text}
+                assert_same(encode(obj))
+                checked += 1
+    assert checked > 4000

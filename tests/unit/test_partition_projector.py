@@ -68,6 +68,21 @@ def messages(partition: int, first_offset: int, values: Sequence[bytes]) -> list
     return [Message(partition, first_offset + i, v) for i, v in enumerate(values)]
 
 
+def random_batch(log: dict[int, list[bytes]], reading: dict[int, int], rng: random.Random,
+                 jumps: Sequence[int], longest: int) -> list[Message]:
+    """What a careless client fetches: 1-5 chunks of up to ``longest`` messages of
+    random partitions, each starting a jump away from where it was reading (which
+    it moves on)."""
+    batch: list[Message] = []
+    for _ in range(rng.randrange(1, 6)):
+        p = rng.choice(list(log))
+        start = max(0, reading[p] + rng.choice(jumps))
+        chunk = log[p][start:start + rng.randrange(1, longest + 1)]
+        batch += messages(p, start, chunk)
+        reading[p] = start + len(chunk)
+    return batch
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
@@ -238,13 +253,7 @@ def test_any_delivery_that_obeys_the_seeks_gives_the_oracle_report(seed: int) ->
         for _ in range(500):
             if all(projector.owned[p] == len(log[p]) for p in log):
                 break
-            batch: list[Message] = []
-            for _ in range(rng.randrange(1, 6)):
-                p = rng.choice(list(log))
-                start = max(0, reading[p] + rng.choice([-2, -1, 0, 0, 0, 1, 2]))
-                chunk = log[p][start:start + rng.randrange(1, 5)]
-                batch += messages(p, start, chunk)
-                reading[p] = start + len(chunk)
+            batch = random_batch(log, reading, rng, jumps=(-2, -1, 0, 0, 0, 1, 2), longest=4)
             outcome = await projector.handle(batch)
             reading.update(outcome.seek)
             seeks += len(outcome.seek)

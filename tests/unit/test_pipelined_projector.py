@@ -21,7 +21,7 @@ import pytest
 from projections.incident import Incident
 from projections.ports import Commit, PositionKey, ProjectionStore, StoreUnavailable
 from projections.queries import duty_report
-from projections.runners.stream import Message, PartitionProjector
+from projections.runners.stream import PartitionProjector
 from projections.stores.memory import MemoryStore
 from tests.oracle import compare_reports, oracle_report
 from tests.unit.test_partition_projector import (
@@ -30,6 +30,7 @@ from tests.unit.test_partition_projector import (
     ListDeadLetters,
     event,
     messages,
+    random_batch,
     run,
 )
 
@@ -107,13 +108,7 @@ async def deliver(projector: PartitionProjector, log: dict[int, list[bytes]],
     for _ in range(2000):
         if all(projector.owned[p] == len(log[p]) for p in log):
             return failures
-        batch: list[Message] = []
-        for _ in range(rng.randrange(1, 6)):
-            p = rng.choice(list(log))
-            start = max(0, reading[p] + rng.choice([-2, -1, 0, 0, 0, 0, 1]))
-            chunk = log[p][start:start + rng.randrange(1, 6)]
-            batch += messages(p, start, chunk)
-            reading[p] = start + len(chunk)
+        batch = random_batch(log, reading, rng, jumps=(-2, -1, 0, 0, 0, 0, 1), longest=5)
         if fail_on and rng.random() < 0.2:
             rng.choice(fail_on).fail = StoreUnavailable("connection lost")
         try:

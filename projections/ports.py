@@ -289,6 +289,19 @@ class ProjectionStore(ABC):
         writes (the in-memory store)."""
         return _no_lock()
 
+    def sibling(self) -> ProjectionStore | None:
+        """A second, unopened session on the same database, with the same settings,
+        for a runner that prepares one batch while the previous one commits; None
+        (the default) when the backend has no such session."""
+        return None
+
+    async def still_writing(self, other: ProjectionStore) -> bool:
+        """Inside a ``writing()`` block of this session: whether ``other``, a
+        ``sibling`` of this store, still holds its own ``writing()`` block in the
+        database, so that no exclusive writer can have committed since that block
+        began. Stores without siblings say False."""
+        return False
+
     @abstractmethod
     async def totals(self) -> dict[Bucket, Totals]: ...
 

@@ -143,6 +143,10 @@ class PreparedBatch:
     """Invalid messages and conflicting copies (``commit.conflicts`` of them)."""
     previous: dict[str, Incident] = field(default_factory=dict)
     """Stored state of the touched incidents before this batch."""
+    known: dict[str, bytes] = field(default_factory=dict)
+    """event id -> accepted copy, for every valid event of the batch once committed."""
+    states: dict[str, Incident] = field(default_factory=dict)
+    """incident id -> its state once the batch is committed (``commit.incidents``)."""
 
 
 def _now_micros() -> int:
@@ -162,11 +166,18 @@ class Projector:
 
     async def prepare(self, records: Sequence[Record],
                       expected: Mapping[PositionKey, int] | None = None,
-                      parsed: Sequence[Fact | str] | None = None) -> PreparedBatch:
+                      parsed: Sequence[Fact | str] | None = None,
+                      ahead: PreparedBatch | None = None) -> PreparedBatch:
         """Fold ``records``. ``expected`` are the positions this consumer believes
         are stored; the commit fails if another consumer moved them meanwhile.
         ``parsed`` is ``facts_of`` of the records' bytes, if already computed
-        (e.g. in a worker process)."""
+        (e.g. in a worker process).
+
+        ``ahead``: a batch whose commit is still in flight, which the store's reads
+        do not show yet; its events and incident states are taken as committed. Only
+        valid if nothing else can commit those incidents before this batch does
+        (``PartitionProjector`` checks that the database still holds the
+        in-flight batch's write block)."""
         if parsed is None:
             parsed = facts_of([record.raw for record in records])
         calendar = self.store.calendar
@@ -183,8 +194,7 @@ class Projector:
                 valid.append((record, fact))
         # Every copy is measured against the accepted one: stored, or else the first
         # copy in this batch.
-        accepted = await self.store.known_events(
-            list(dict.fromkeys(f.event_id for _, f in valid))) if valid else {}
+        accepted = await self._known([f.event_id for _, f in valid], ahead) if valid else {}
         duplicates = conflicts = 0
         ingested = self.clock() if self.clock is not None else None
         first: dict[str, int] = {}
@@ -219,7 +229,7 @@ class Projector:
         shifts = [f for f in facts if f.type.startswith(DUTY_PREFIX)]
         wanted = {f.incident_id for f in facts}
         wanted.discard("")  # duty facts: no incident
-        stored = await self.store.load_incidents(wanted)
+        stored = await self._incidents(wanted, ahead)
         incidents, deltas = fold_batch(stored, facts, calendar, self.store.sla_limits)
         commit = Commit(
             consumer=self.consumer,
@@ -235,7 +245,32 @@ class Projector:
             conflicts=conflicts,
             recorded_updates=updates,
         )
-        return PreparedBatch(commit, accepted=len(facts), rejected=rejected, previous=stored)
+        return PreparedBatch(commit, accepted=len(facts), rejected=rejected, previous=stored,
+                             known=accepted, states=incidents)
+
+    async def _known(self, event_ids: list[str],
+                     ahead: PreparedBatch | None) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(event_ids))
+        if ahead is None:
+            return await self.store.known_events(wanted)
+        pending = ahead.known
+        known = {i: pending[i] for i in wanted if i in pending}
+        rest = [i for i in wanted if i not in pending]
+        if rest:
+            known.update(await self.store.known_events(rest))
+        return known
+
+    async def _incidents(self, wanted: set[str],
+                         ahead: PreparedBatch | None) -> dict[str, Incident]:
+        if ahead is None:
+            return await self.store.load_incidents(wanted)
+        pending = ahead.states
+        # fold_batch copies what it changes, so the in-flight states can be shared.
+        found = {i: pending[i] for i in wanted if i in pending}
+        rest = wanted - found.keys()
+        if rest:
+            found.update(await self.store.load_incidents(rest))
+        return found
 
 
 def _conflict(event_id: str, differs: str) -> str:

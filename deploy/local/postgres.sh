@@ -119,7 +119,14 @@ fsync = on
 synchronous_commit = on
 full_page_writes = on
 max_connections = 100
-shared_buffers = 128MB
+# Memory and WAL for a read-model database written in large batches: the event
+# log's unique index and the incident rows stay in memory, and checkpoints (each
+# followed by full-page images of every page touched) come every 4 GB of WAL
+# rather than every 1 GB. Catching up 300,000 events went from 13,899-15,814 to
+# 17,337-20,136 events/s (PostgreSQL's defaults: 128MB, 1GB). Compressing the
+# page images (wal_compression) changed nothing measurable.
+shared_buffers = ${DISPATCH_PG_SHARED_BUFFERS:-1GB}
+max_wal_size = 4GB
 logging_collector = off
 log_min_messages = warning
 EOF

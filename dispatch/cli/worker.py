@@ -7,7 +7,7 @@ import logging
 import sys
 
 from dispatch.cli.common import add_sla_clock_option, settings_from
-from dispatch.worker import WORKER_BATCH
+from dispatch.worker import WORKER_BATCH, tune_collector
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -73,5 +73,6 @@ def run(args: argparse.Namespace) -> int:
     import faust
 
     worker = faust.Worker(app, loglevel=args.log_level.upper(), quiet=True)
+    tune_collector()
     worker.execute_from_commandline()
     return 0

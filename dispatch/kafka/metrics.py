@@ -42,6 +42,8 @@ class WorkerMetrics:
         self.stage_minutes = Histogram("dispatch_stage_duration_minutes",
                                        "Six-fast stage durations as they become known",
                                        ["stage"], buckets=MINUTE_BUCKETS, registry=r)
+        self._stage_series: dict[str, Histogram] = {}
+        """stage -> its labelled series (a label look-up costs more than the observation)."""
 
         self.sla_active = Gauge(
             "dispatch_sla_active_alerts", "SLA rules in warning or breach now (last evaluation)",
@@ -78,8 +80,12 @@ class WorkerMetrics:
         self.duplicates.inc(duplicates)
         self.batch_size.observe(size)
         self.commit_seconds.observe(seconds)
+        series = self._stage_series
         for stage, minutes in new_stages:
-            self.stage_minutes.labels(stage).observe(minutes)
+            found = series.get(stage)
+            if found is None:
+                found = series[stage] = self.stage_minutes.labels(stage)
+            found.observe(minutes)
 
     def set_lag(self, partition: int, lag: int) -> None:
         self.lag.labels(str(partition)).set(lag)

@@ -9,6 +9,8 @@ whole fetch to a ``Batches`` buffer and the projection task takes up to
 Exactness comes from ``PartitionProjector``: each batch is committed to
 PostgreSQL together with the next offset of every partition it covers, and
 partitions are (re)positioned from those stored offsets, never from Kafka's.
+It is pipelined on two sessions of the store: the next batch is read and folded
+while the previous one commits.
 Kafka's committed offsets are only kept up with the stored ones (a timer commits
 them every ``broker_commit_interval``), so after a rebalance the client starts
 near the stored position; re-deliveries below it are skipped.
@@ -28,7 +30,7 @@ from dispatch import bootstrap
 from dispatch.kafka.dead_letters import KafkaDeadLetters
 from dispatch.kafka.metrics import WorkerMetrics
 from dispatch.settings import Settings
-from dispatch.worker import WORKER_BATCH
+from dispatch.worker import PIPELINE_FROM, WORKER_BATCH
 from dispatch.worker.bulk import Batches, fetch_loop, parsed_batches
 from dispatch.worker.sla_process import SlaProcess
 from projections.incident import Fact
@@ -52,11 +54,14 @@ class WorkerRuntime:
         self.settings = settings
         self.metrics = metrics
         self.store = store
+        self.pipeline = store.sibling()
+        """A second session: the next batch is prepared on it while one commits."""
         self.dead_letters = dead_letters
         policy = settings.sla_policy
         self.projector = PartitionProjector(self.store, settings.topic_events,
                                             settings.consumer_group, self.dead_letters,
-                                            metrics, sla=policy)
+                                            metrics, sla=policy, pipeline=self.pipeline,
+                                            pipeline_from=PIPELINE_FROM)
         self.sla: SlaProcess | None = None
         """The SLA timer and alert relay, in a process with connections of their own."""
         if policy is not None:
@@ -76,8 +81,13 @@ class WorkerRuntime:
             self._opened = asyncio.ensure_future(self._open())
         await self._opened
 
+    @property
+    def _stores(self) -> list[ProjectionStore]:
+        return [self.store] if self.pipeline is None else [self.store, self.pipeline]
+
     async def _open(self) -> None:
-        await self.store.open()
+        for store in self._stores:
+            await store.open()
         await self.dead_letters.start()
         if self.sla is not None:
             self.sla.start()
@@ -91,8 +101,11 @@ class WorkerRuntime:
             # closed under it.
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._store_lock.acquire(), SHUTDOWN_GRACE_SECONDS)
+                with suppress(StoreUnavailable):
+                    await asyncio.wait_for(self.projector.drain(), SHUTDOWN_GRACE_SECONDS)
             await self.dead_letters.stop()
-            await self.store.close()
+            for store in self._stores:
+                await store.close()
             if self.sla is not None:
                 await asyncio.to_thread(self.sla.stop)
 
@@ -103,15 +116,34 @@ class WorkerRuntime:
         # one operation at a time. Seeks happen outside the lock (they wait for the
         # consumer thread, which may be waiting for this very callback).
         async with self._store_lock:
+            settled = await self._settle()
             try:
                 seeks = await self.projector.assign(partitions)
             except StoreUnavailable as exc:
                 log.warning("stored positions not readable (%s); reconnecting", exc)
                 await self._reconnect()
                 seeks = await self.projector.assign(partitions)
-        for partition, offset in seeks.items():
+        for partition, offset in {**settled, **seeks}.items():
             await self.seek(partition, offset)
         log.info("assigned partitions %s, resuming at %s", sorted(seeks), seeks)
+
+    async def _settle(self) -> dict[int, int]:
+        """Under the store lock: wait for the commit in flight. Returns the seeks its
+        outcome asks for (to do outside the lock): none when it landed, its partitions
+        back to what is stored when refused, every owned partition back to what is
+        stored after a failure (once PostgreSQL answers again)."""
+        try:
+            outcome = await self.projector.drain()
+        except StoreUnavailable as exc:
+            if self.closing:
+                return {}
+            log.warning("batch not committed (%s); reconnecting and rewinding", exc)
+            await self._reconnect()
+            return await self.projector.rewind()
+        if outcome.stale is not None:
+            log.warning("batch refused: %s (another worker owns the partition now)",
+                        outcome.stale)
+        return outcome.seek
 
     def revoked(self, partitions: Iterable[int]) -> None:
         partitions = list(partitions)
@@ -171,6 +203,13 @@ class WorkerRuntime:
             raise RuntimeError("the SLA timer stopped") from self.sla.failure
         if self._busy or self._opened is None or not self._opened.done():
             return
+        # A commit that failed while no batch followed is only seen here.
+        async with self._store_lock:
+            settled = await self._settle()
+        for partition, stored in settled.items():
+            await self.seek(partition, stored)
+        if settled:
+            return
         lagging: dict[int, int] = {}
         for partition, position in list(self.projector.owned.items()):
             try:
@@ -215,6 +254,8 @@ class WorkerRuntime:
 
     async def _recover(self) -> None:
         async with self._store_lock:
+            with suppress(StoreUnavailable):
+                await self.projector.drain()
             await self._reconnect()
             seeks = await self.projector.rewind()
         for partition, offset in seeks.items():
@@ -224,8 +265,9 @@ class WorkerRuntime:
         delay = 0.5
         while True:
             try:
-                await self.store.close()
-                await self.store.open()
+                for store in self._stores:
+                    await store.close()
+                    await store.open()
                 break
             except StoreUnavailable as exc:
                 log.warning("PostgreSQL not answering (%s); retrying in %.1fs", exc, delay)

@@ -20,15 +20,21 @@ log, validated ahead in worker processes. Contract:
   time of the replay;
 - rejected messages (invalid, or conflicting copies) reach ``on_rejected`` and,
   when given, the dead-letter port, before the commit that skips them.
+
+Into a fresh store the replay reads nothing back (what earlier chunks committed
+is remembered), so the next chunk is folded while the previous one commits;
+only an event id seen before waits for that commit (its bytes are read back).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, cast
 
@@ -135,6 +141,7 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
     # rebuilt, and writing a change per incident per chunk would slow the replay down.
     keep_changes, store.change_log = store.change_log, False
     pool = _start_pool(parse_workers) if parse_workers else None
+    committing: asyncio.Future[None] | None = None
     try:
         chunks = _parsed(log.read(summary.start, summary.stop, chunk), pool,
                          ahead=max(parse_workers, 1))
@@ -149,19 +156,27 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
             now = time.perf_counter()
             phases["read and validate"] += now - clock
             clock = now
-            async with store.writing():
+            if remembered.complete:
+                # Folded while the previous chunk commits (it reads only memory, or
+                # waits for that commit first: ``_Remembered.known_events``).
                 prepared = await projector.prepare(records, expected, parsed=parsed)
-                now = time.perf_counter()
-                phases["fold"] += now - clock
-                clock = now
-                if prepared.rejected:
-                    if on_rejected is not None:
-                        for rejected in prepared.rejected:
-                            on_rejected(rejected)
-                    if dead_letters is not None:
-                        await dead_letters.send(prepared.rejected)
-                await store.commit(prepared.commit)
-            phases["commit"] += time.perf_counter() - clock
+                phases["fold"] += time.perf_counter() - clock
+                await _reject(prepared.rejected, on_rejected, dead_letters)
+                clock = time.perf_counter()
+                if committing is not None:
+                    await committing
+                committing = remembered.inflight = asyncio.ensure_future(
+                    _commit(store, prepared.commit))
+                phases["commit"] += time.perf_counter() - clock
+            else:
+                async with store.writing():
+                    prepared = await projector.prepare(records, expected, parsed=parsed)
+                    now = time.perf_counter()
+                    phases["fold"] += now - clock
+                    clock = now
+                    await _reject(prepared.rejected, on_rejected, dead_letters)
+                    await store.commit(prepared.commit)
+                phases["commit"] += time.perf_counter() - clock
             remembered.keep(prepared.commit)
             # What was committed stays (remembered) to the end: keep the cyclic collector
             # from walking that ever larger heap again and again.
@@ -174,7 +189,16 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
             summary.conflicts += prepared.commit.conflicts
             if progress is not None:
                 progress(summary)
+        if committing is not None:
+            clock = time.perf_counter()
+            await committing
+            phases["commit"] += time.perf_counter() - clock
     except BaseException:
+        if committing is not None and not committing.done():
+            # Not left running on a connection the caller is about to close.
+            committing.cancel()
+            with suppress(BaseException):
+                await committing
         if pool is not None:  # interrupted or failed: stop the parse workers at once
             _abandon(pool)
             pool = None
@@ -193,6 +217,21 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
     return summary
 
 
+async def _commit(store: ProjectionStore, commit: Commit) -> None:
+    async with store.writing():
+        await store.commit(commit)
+
+
+async def _reject(rejected: list[Rejected], on_rejected: Callable[[Rejected], None] | None,
+                  dead_letters: DeadLetters | None) -> None:
+    if rejected:
+        if on_rejected is not None:
+            for one in rejected:
+                on_rejected(one)
+        if dead_letters is not None:
+            await dead_letters.send(rejected)
+
+
 class _Remembered:
     """The projector's view of the store being rebuilt: what earlier chunks committed,
     kept in memory, so a chunk needs no read from the store. Valid because nobody
@@ -207,12 +246,16 @@ class _Remembered:
         self.sla_limits: SlaLimits = store.sla_limits
         self.event_ids: set[str] = set()
         self.incidents: dict[str, Incident] = {}
+        self.inflight: asyncio.Future[None] | None = None
+        """The commit still running, if any: a read from the store waits for it."""
 
     async def known_events(self, event_ids: Sequence[str]) -> dict[str, bytes]:
         if self.complete:
             event_ids = [e for e in event_ids if e in self.event_ids]
             if not event_ids:
                 return {}
+        if self.inflight is not None:
+            await asyncio.shield(self.inflight)  # one connection; and its rows are wanted
         return await self.store.known_events(event_ids)
 
     async def load_incidents(self, incident_ids: Collection[str]) -> dict[str, Incident]:

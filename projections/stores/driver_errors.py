@@ -45,7 +45,7 @@ def translate_errors(errors: tuple[type[BaseException], ...],
             elif inspect.iscoroutinefunction(member):
                 setattr(cls, name, _coroutine(member, errors, describe))
             else:
-                setattr(cls, name, _context_factory(member, errors, describe))
+                setattr(cls, name, _context_factory(member, errors, describe, cls))
         return cls
     return decorate
 
@@ -74,13 +74,14 @@ def _async_generator(method: Any, errors: tuple[type[BaseException], ...],
 
 
 def _context_factory(method: Any, errors: tuple[type[BaseException], ...],
-                     describe: Describe) -> Any:
+                     describe: Describe, cls: type) -> Any:
     """A plain method: if it returns an async context manager, entering and leaving
-    that are translated too; any other result is returned as it is."""
+    that are translated too; any other result (also another instance of the class,
+    which translates its own errors) is returned as it is."""
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         result = method(self, *args, **kwargs)
-        if isinstance(result, AbstractAsyncContextManager):
+        if isinstance(result, AbstractAsyncContextManager) and not isinstance(result, cls):
             return _Translating(result, errors, lambda exc: describe(self, exc))
         return result
     return call

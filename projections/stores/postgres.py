@@ -222,6 +222,22 @@ class PostgresStore(ProjectionStore):
             await self._conn.close()
             self._conn = None
 
+    def sibling(self) -> PostgresStore:
+        return PostgresStore(self.dsn, self.calendar, sla_limits=self.sla_limits,
+                             change_log=self.change_log,
+                             change_retention_days=self.change_retention_days,
+                             idle_transaction_timeout=self.idle_transaction_timeout,
+                             session_name=self.session_name)
+
+    async def still_writing(self, other: ProjectionStore) -> bool:
+        if not isinstance(other, PostgresStore) or other._conn is None or not other._in_block:
+            return False
+        # The lock is the block's: held from its start to its transaction's end.
+        return bool(await self.conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+            "AND pid = $1 AND classid = $2 AND objid = $3 AND objsubid = 1 AND granted)",
+            other._conn.get_server_pid(), _WRITE_LOCK >> 32, _WRITE_LOCK & 0xFFFFFFFF))
+
     async def positions(self, consumer: str) -> dict[PositionKey, int]:
         rows = await self.conn.fetch(
             "SELECT source, partition, next_position FROM positions WHERE consumer = $1",

@@ -58,14 +58,27 @@ def fresh_incident(path: Path, incident_id: str, minutes_ago: float, **more: str
     return path
 
 
+def half_a_day_ago() -> DutyCalendar:
+    """The default duty zone with periods starting 12 hours before now (to the minute):
+    the incidents of the last hour fall in the period running now at any time of day
+    (with the default 08:30 start, a call 50 minutes old belongs to the period before
+    from 08:30 to 09:20 local time)."""
+    zone = DutyCalendar().zone
+    return DutyCalendar(start=(datetime.now(zone) - timedelta(hours=12)).time().replace(
+        second=0, microsecond=0))
+
+
 def test_board_follows_the_stream_live_and_across_a_restart(browser: object,
                                                             tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'store.db'}"
-    # The two duty periods before the one running now, so the board looks like a real day.
-    today = DutyCalendar().duty_date(time.time_ns() // 1000)
+    calendar = half_a_day_ago()
+    env = {"DISPATCH_DUTY_START": calendar.start_text}
+    # Two simulated days that end before the period running now begins (the simulator
+    # cuts its days at 08:30 local time), so the board looks like a real day.
+    today = calendar.duty_date(time.time_ns() // 1000)
     loaded = dispatch("ingest", str(history(tmp_path / "history.jsonl",
-                                            start=today - timedelta(days=2))),
-                      "--store", store, cwd=tmp_path)
+                                            start=today - timedelta(days=3))),
+                      "--store", store, cwd=tmp_path, env=env)
     assert loaded.returncode == 0, loaded.stderr
     page = browser.new_page(viewport={"width": 1500, "height": 950})  # type: ignore[attr-defined]
     with serving(store, tmp_path) as server:
@@ -80,7 +93,7 @@ def test_board_follows_the_stream_live_and_across_a_restart(browser: object,
         page.evaluate("window.__sameDocument = true")
 
         new = fresh_incident(tmp_path / "new.jsonl", "INC-LIVE-1", minutes_ago=25)
-        ingested = dispatch("ingest", str(new), "--store", store, cwd=tmp_path)
+        ingested = dispatch("ingest", str(new), "--store", store, cwd=tmp_path, env=env)
         assert ingested.returncode == 0, ingested.stderr
         committed = time.monotonic()
         row = page.locator('#open tr[data-incident="INC-LIVE-1"]')
@@ -100,7 +113,7 @@ def test_board_follows_the_stream_live_and_across_a_restart(browser: object,
                               crew_arrived="10", power_restored="1")
     second = fresh_incident(tmp_path / "second.jsonl", "INC-LIVE-2", minutes_ago=50)
     for path in (restored, second):  # written while no server runs
-        done = dispatch("ingest", str(path), "--store", store, cwd=tmp_path)
+        done = dispatch("ingest", str(path), "--store", store, cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr
     with serving(store, tmp_path, port=int(port)):
         page.locator('#open tr[data-incident="INC-LIVE-2"]').wait_for(timeout=15_000)

@@ -141,7 +141,6 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
     # rebuilt, and writing a change per incident per chunk would slow the replay down.
     keep_changes, store.change_log = store.change_log, False
     pool = _start_pool(parse_workers) if parse_workers else None
-    committing: asyncio.Future[None] | None = None
     try:
         chunks = _parsed(log.read(summary.start, summary.stop, chunk), pool,
                          ahead=max(parse_workers, 1))
@@ -163,10 +162,9 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
                 phases["fold"] += time.perf_counter() - clock
                 await _reject(prepared.rejected, on_rejected, dead_letters)
                 clock = time.perf_counter()
-                if committing is not None:
-                    await committing
-                committing = remembered.inflight = asyncio.ensure_future(
-                    _commit(store, prepared.commit))
+                if remembered.inflight is not None:
+                    await remembered.inflight
+                remembered.inflight = asyncio.ensure_future(_commit(store, prepared.commit))
                 phases["commit"] += time.perf_counter() - clock
             else:
                 async with store.writing():
@@ -189,11 +187,12 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
             summary.conflicts += prepared.commit.conflicts
             if progress is not None:
                 progress(summary)
-        if committing is not None:
+        if remembered.inflight is not None:
             clock = time.perf_counter()
-            await committing
+            await remembered.inflight
             phases["commit"] += time.perf_counter() - clock
     except BaseException:
+        committing = remembered.inflight
         if committing is not None and not committing.done():
             # Not left running on a connection the caller is about to close.
             committing.cancel()

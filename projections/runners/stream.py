@@ -116,8 +116,8 @@ class PartitionProjector:
         self.pipeline_from = pipeline_from
         """Smaller batches are committed before ``handle`` returns: a flow that small
         has no backlog to catch up, and a commit in flight would only delay the next."""
-        self.projector = Projector(store, consumer)
         self._projectors = [Projector(s, consumer) for s in self.sessions]
+        self.projector = self._projectors[0]
         self.dead_letters = dead_letters
         self.observer = observer
         self.owned: dict[int, int] = {}
@@ -214,28 +214,14 @@ class PartitionProjector:
                 prepared = await self.projector.prepare(records, expected, facts)
                 if prepared.rejected:
                     await self.dead_letters.send(prepared.rejected)
-                if self.sla is not None:
-                    prepared.commit.sla = self.sla.for_batch(
-                        prepared.commit.incidents,
-                        max((e.at for e in prepared.commit.events), default=None),
-                        time.time_ns() // 1000)
+                self._plan_sla(prepared)
                 await self.store.commit(prepared.commit)
         except StalePosition as refused:
             outcome.stale = str(refused)
-            stored = await self.store.positions(self.projector.consumer)
-            for partition in partitions & self.owned.keys():  # not those revoked meanwhile
-                self.owned[partition] = stored.get((self.topic, partition), 0)
-                self._seeking[partition] = outcome.seek[partition] = self.owned[partition]
+            await self._back_to_stored(self.store, partitions, outcome)
             return outcome
-        for (_, partition), position in prepared.commit.positions.items():
-            if partition in self.owned:  # revoked while the batch was in flight: not ours
-                self.owned[partition] = position
+        self._committed(prepared, len(fresh), started)
         outcome.committed = len(fresh)
-        if self.observer is not None:
-            self.observer.batch_committed(
-                len(fresh), prepared.accepted, len(prepared.rejected),
-                prepared.commit.duplicates, time.perf_counter() - started,
-                new_stage_durations(prepared.previous, prepared.commit.incidents))
         return outcome
 
     async def _pipelined(self, records: list[Record], facts: Sequence[Fact | str] | None,
@@ -270,8 +256,8 @@ class PartitionProjector:
             raise
         for (_, partition), position in prepared.commit.positions.items():
             self._ahead[partition] = position
-        task = asyncio.ensure_future(self._commit(session, block, prepared, partitions,
-                                                 len(records), started))
+        task = asyncio.ensure_future(self._commit(session, block, prepared, len(records),
+                                                 started))
         self._flight = _InFlight(turn, prepared, partitions, len(records), task)
 
     def _plan_sla(self, prepared: PreparedBatch) -> None:
@@ -282,14 +268,17 @@ class PartitionProjector:
                 time.time_ns() // 1000)
 
     async def _commit(self, session: ProjectionStore, block: AsyncExitStack,
-                      prepared: PreparedBatch, partitions: set[int], size: int,
-                      started: float) -> None:
+                      prepared: PreparedBatch, size: int, started: float) -> None:
         """The in-flight task: commit, then record the new positions at once (so lag
         and Kafka's committed offsets follow without waiting for the next batch)."""
         try:
             await session.commit(prepared.commit)
         finally:
             await block.aclose()
+        self._committed(prepared, size, started)
+
+    def _committed(self, prepared: PreparedBatch, size: int, started: float) -> None:
+        """The batch's commit returned: its positions are stored, the observer hears."""
         for (_, partition), position in prepared.commit.positions.items():
             if partition in self.owned:  # revoked while the batch was in flight: not ours
                 self.owned[partition] = position
@@ -311,11 +300,8 @@ class PartitionProjector:
         except StalePosition as refused:
             self._flight = None
             outcome.stale = str(refused)
-            stored = await self.sessions[flight.session].positions(self.projector.consumer)
-            for partition in (flight.partitions | also) & self.owned.keys():
-                self.owned[partition] = stored.get((self.topic, partition), 0)
-                self._ahead.pop(partition, None)
-                self._seeking[partition] = outcome.seek[partition] = self.owned[partition]
+            await self._back_to_stored(self.sessions[flight.session],
+                                       flight.partitions | also, outcome)
             raise _Abandoned from refused
         except BaseException:
             if flight.task.done():
@@ -325,6 +311,16 @@ class PartitionProjector:
             raise
         self._flight = None
         outcome.committed += flight.size
+
+    async def _back_to_stored(self, session: ProjectionStore, partitions: set[int],
+                              outcome: Outcome) -> None:
+        """After a refused commit: ``partitions`` (those still owned) seek back to what
+        the store holds now."""
+        stored = await session.positions(self.projector.consumer)
+        for partition in partitions & self.owned.keys():  # not those revoked meanwhile
+            self.owned[partition] = stored.get((self.topic, partition), 0)
+            self._ahead.pop(partition, None)
+            self._seeking[partition] = outcome.seek[partition] = self.owned[partition]
 
     async def drain(self) -> Outcome:
         """Wait for the commit in flight, if any (see module contract)."""

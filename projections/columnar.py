@@ -204,13 +204,13 @@ def _data_checks() -> str:
 
 
 def _read_sql(path: str) -> str:
-    """The file's rows, numbered by DuckDB (``ordinality``), each field as JSON text
-    (``_COLUMNS``). Numbering makes this scan run on one thread, so it reads only:
-    the checks run afterwards, on all threads, over the table it fills."""
+    """The file's rows, each field as JSON text (``_COLUMNS``), read on all threads.
+    The table it fills keeps the file's order (``preserve_insertion_order``, set by
+    ``load_columnar``), so its ``rowid`` numbers the rows: numbering them in the
+    scan (``WITH ORDINALITY``) would run it on one thread."""
     return f"""
     SELECT * FROM read_json('{path}', format='newline_delimited', ignore_errors=true,
-                            maximum_object_size=16777216, columns={_COLUMNS})
-         WITH ORDINALITY AS r"""
+                            maximum_object_size=16777216, columns={_COLUMNS})"""
 
 
 def _scan_sql(source: str, file_index: int, row_base: int) -> str:
@@ -267,7 +267,7 @@ def _scan_sql(source: str, file_index: int, row_base: int) -> str:
             SELECT *, json_extract(CASE WHEN starts_with(data, '{{') THEN data END, [{paths}]) AS d,
                    {_stamp_micros('occurred_at')} AS ts_us,
                    {_stamp_micros('recorded_at')} AS rec_us
-            FROM {source}))
+            FROM (SELECT *, rowid + 1 AS ordinality FROM {source})))
     """
 
 
@@ -299,6 +299,7 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
     lines (then the exact path must be used)."""
     db = duckdb.connect()
     db.execute("SET enable_progress_bar = false")  # it would print into our stdout
+    db.execute("SET preserve_insertion_order = true")  # row numbers are rowids (_read_sql)
     if threads:
         db.execute(f"SET threads = {int(threads)}")
     events = ColumnarEvents(db)

@@ -444,3 +444,41 @@ def test_report_columnar_counts_conflicts_callbacks_and_shifts(tmp_path: Path) -
     assert report["conflicting_events"] == 1 and report["duplicate_events"] == 1
     assert "conflict" in (tmp_path / "columnar.jsonl").read_text()
     assert (tmp_path / "columnar.jsonl").read_text() == (tmp_path / "exact.jsonl").read_text()
+
+
+def test_rows_read_on_several_threads_keep_their_line_numbers(tmp_path: Path) -> None:
+    """A file large enough for DuckDB to read in parallel: every accepted event is the
+    row of its own line, every rejected line keeps its number. The file is proven to be
+    read out of order when insertion order is not preserved (so the numbering really
+    rests on ``preserve_insertion_order``, not on a one-thread scan)."""
+    template = json.loads(json.dumps({"schema_version": 1, **VALID[0]}))
+    lines, bad = [], set()
+    for k in range(1, 140_001):
+        if k % 9_973 == 0:
+            lines.append('{"event_id": "broken", "type": ')  # invalid JSON, line k
+            bad.add(k)
+            continue
+        event = {**template, "event_id": f"e-{k:07d}", "incident_id": f"i-{k % 5_000}"}
+        lines.append(json.dumps(event))
+    path = tmp_path / "large.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert path.stat().st_size > 32_000_000  # beyond one buffer of DuckDB's reader
+
+    import duckdb
+    with duckdb.connect() as db:
+        db.execute("SET preserve_insertion_order = false")
+        db.execute(f"CREATE TABLE raw AS {projections.columnar._read_sql(str(path))}")
+        shuffled = db.execute("SELECT count(*) FROM raw WHERE event_id IS NOT NULL AND "
+                              "event_id <> format('\"e-{:07d}\"', rowid + 1)").fetchall()[0][0]
+    assert shuffled > 0, "the file was read in order even without preserving it"
+
+    rejected: list[int] = []
+    events = load_columnar([path], on_rejected=lambda r: rejected.append(r.record.line))
+    try:
+        assert set(rejected) == bad and len(rejected) == len(bad)
+        misplaced = events.db.execute(
+            "SELECT count(*) FROM facts WHERE eid <> format('e-{:07d}', n)").fetchall()[0][0]
+        count = events.db.execute("SELECT count(*) FROM facts").fetchall()[0][0]
+    finally:
+        events.db.close()
+    assert misplaced == 0 and count == 140_000 - len(bad)

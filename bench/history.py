@@ -9,6 +9,8 @@ Measures, in one run on one machine, each as a real subprocess (wall time, peak 
   rejected/merged incidents, overall stage means and the average restoration time.
   No line numbers, no reasons, no duty periods;
 - the same query written for Polars (lazy NDJSON scan), to compare the engines;
+- the floor: DuckDB's reader alone filling a table with every field our check reads
+  (our engine's first step, nothing after it): no complete validation can take less;
 - ours: ``dispatch report --input FILE --engine columnar`` and, unless
   ``--skip-exact``, ``dispatch report --input FILE`` (the exact engine);
 and checks that the peer's overall means and incident count agree with ours, and
@@ -70,6 +72,17 @@ db.execute("SET enable_progress_bar = false")
 row = db.execute(query, [path]).fetchone()
 print(json.dumps(dict(zip(names, row))))
 """
+
+FLOOR_READ = r"""
+import duckdb, sys
+db = duckdb.connect()
+db.execute("SET enable_progress_bar = false")
+db.execute("CREATE TABLE raw AS " + sys.argv[1])
+print(db.execute("SELECT count(*) FROM raw").fetchone()[0])
+"""
+"""DuckDB's reader alone, filling a table with every field the contract checks, as our
+engine's first step does (its own SQL, ``projections.columnar._read_sql``): no check,
+no fold, no report. Complete validation needs at least this much of the file."""
 
 PEER_POLARS = r"""
 import json, sys
@@ -143,9 +156,13 @@ def main() -> int:
     print(f"  {lines:,} lines, {events.stat().st_size / 1e6:.0f} MB", file=sys.stderr)
     python = sys.executable
 
+    from projections.columnar import _read_sql
     results = {
         "peer_duckdb": measure("peer: DuckDB query", [python, "-c", PEER_DUCKDB, str(events)],
                                folder),
+        "floor_read": measure("floor: DuckDB reading every field our check needs, nothing else",
+                              [python, "-c", FLOOR_READ,
+                               _read_sql(str(events).replace("'", "''"))], folder),
         "peer_polars": measure("peer: the same query in Polars",
                                [python, "-c", PEER_POLARS, str(events)], folder),
         "ours_columnar": measure("ours: dispatch report --input --engine columnar", [
@@ -183,7 +200,7 @@ def main() -> int:
         figures[f"{name}_peak_rss_mb"] = round(float(result["rss_mb"]))  # type: ignore[arg-type]
         figures[f"{name}_exit"] = result["exit"]
     peer_seconds = float(results["peer_duckdb"]["seconds"])  # type: ignore[arg-type]
-    for name in ("ours_columnar", "ours_exact", "peer_polars"):
+    for name in ("ours_columnar", "ours_exact", "peer_polars", "floor_read"):
         if name in results and results[name]["exit"] == 0:
             figures[f"{name}_speed_vs_duckdb_peer"] = round(
                 peer_seconds / float(results[name]["seconds"]), 3)  # type: ignore[arg-type]

@@ -31,6 +31,7 @@ import asyncio
 import json
 import math
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -47,6 +48,8 @@ from dispatch.settings import Settings  # noqa: E402
 
 Tables = dict[str, tuple[list[str], list[tuple[Any, ...]]]]
 """Table name -> its column names and every row."""
+
+PG_DATABASES = ("dispatch_floor_source", "dispatch_floor_target")
 
 SKIPPED = {"schema_migrations"}
 """Bookkeeping of the migrations: written when the new store is created."""
@@ -207,6 +210,16 @@ async def pg_floor(dsn: str, tables: Tables,
         await conn.close()
 
 
+async def pg_drop(root: str, *databases: str) -> None:
+    import asyncpg
+    conn = await asyncpg.connect(f"{root}/postgres")
+    try:
+        for database in databases:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
+    finally:
+        await conn.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -222,9 +235,24 @@ def main() -> int:
     parser.add_argument("--page-size", type=int,
                         help="SQLite page size of the floor's store (default: the store's, "
                              "4096); to see what a larger page would give")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the stores (by default they are removed at the end)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures here")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="dispatch-floor-"))
+    try:
+        return measure(args, folder)
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+            if args.backend == "postgres":
+                asyncio.run(pg_drop(args.pg_root, *PG_DATABASES))
+        else:
+            print(f"kept: {folder}" + (f" and databases {', '.join(PG_DATABASES)}"
+                                       if args.backend == "postgres" else ""), file=sys.stderr)
+
+
+def measure(args: argparse.Namespace, folder: Path) -> int:
     lines = sum(1 for _ in args.events_file.open("rb"))
     print(f"{args.events_file}: {lines:,} lines; ingest into a fresh {args.backend} store ...",
           file=sys.stderr)
@@ -239,7 +267,7 @@ def main() -> int:
             fresh.close()
         asyncio.run(create(f"sqlite:///{target}"))
     else:
-        source_db, target_db = "dispatch_floor_source", "dispatch_floor_target"
+        source_db, target_db = PG_DATABASES
         asyncio.run(pg_reset(args.pg_root, source_db))
         ingest_seconds = ingest(args.events_file, f"{args.pg_root}/{source_db}", args.batch)
         tables = asyncio.run(pg_rows(f"{args.pg_root}/{source_db}"))

@@ -18,9 +18,10 @@ Same answers as the pure fold, faster on large files. Contract:
   keeps the first copy only, known at the earliest record among its copies;
 - the incident fold is ``projections.incident``'s, written in SQL: earliest
   checkpoint times, call attributes from the smallest (time, event id) call,
-  first-arrived and first-dispatched crews, arrived crews, callback flags; the
-  totals are ``projections.totals.contributions`` of those incidents (calls by
-  SQL), so ``build_report`` prints the same bytes;
+  first-arrived and first-dispatched crews, arrived crews, callback flags; so
+  are the totals (``projections.columnar_totals``: ``projections.totals``'
+  definitions written again, held to ``contributions`` by tests), and the calls,
+  so ``build_report`` prints the same bytes;
 - windows are applied as in ``projections.history``: ``as_of``/``known_at`` on the
   events before the fold, duty dates on the result.
 """
@@ -28,7 +29,6 @@ Same answers as the pure fold, faster on large files. Contract:
 from __future__ import annotations
 
 import gc
-import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +39,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from projections.columnar_totals import sql_totals
 from projections.duty import DutyCalendar, from_micros
 from projections.history import Window
 from projections.incident import (
@@ -59,10 +60,8 @@ from projections.totals import (
     CALLS,
     DEFAULT_LIMITS,
     NO_MEMBER,
-    OPEN,
     Bucket,
     Totals,
-    contributions,
     zeros,
 )
 from schemas.events import NO_INCIDENT_TYPES
@@ -514,15 +513,16 @@ _STAGE_TIMES = ("t0", "t1", "t2", "t3", "t4", "t5", "t6")
 
 
 def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window,
-                  limits: SlaLimits = DEFAULT_LIMITS, handover: list[Incident] | None = None
+                  limits: SlaLimits = DEFAULT_LIMITS, handover: list[Incident] | None = None,
+                  all_incidents: bool = True
                   ) -> tuple[dict[Bucket, Totals], list[Incident], list[Fact]]:
-    """Bucket totals, incidents and shift starts of the events ``window`` keeps;
-    ``handover``, if given, receives the incidents open at the end of their period
-    (``open_at_handover`` of their totals: ``projections.totals.handover_end``'s rule).
+    """Bucket totals, incidents (none unless ``all_incidents``) and shift starts of the
+    events ``window`` keeps; ``handover``, if given, receives the incidents open at the
+    end of their period (``projections.totals.handover_end``'s rule).
 
     The incidents are folded in SQL (``projections.incident``'s rules, aggregate by
-    aggregate); their totals come from ``projections.totals.contributions``, the
-    code every other engine uses, so each KPI keeps one definition."""
+    aggregate), and so are their totals (``projections.columnar_totals``: the
+    definitions of ``projections.totals`` written again, held to them by tests)."""
     db = events.db
     conditions = ["true"]
     if window.as_of is not None:
@@ -561,14 +561,21 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
                    FILTER (WHERE typ = 'customer.callback'), 0) AS callbacks
         FROM kept WHERE typ NOT IN ({skipped}) AND NOT (typ LIKE '{DUTY_PREFIX}%')
         GROUP BY iid""")
-    with _paused_gc():
-        incidents = _incidents(db)
-        totals = _contributions(incidents, calendar, limits, handover)
     span = db.execute("SELECT min(ts), max(ts) FROM kept WHERE typ = 'call.received'"
                       ).fetchall()[0]
-    if span is not None and span[0] is not None:
+    called = span is not None and span[0] is not None
+    if called:
         _periods(db, calendar, span[0], span[1])
+    else:  # no first call to place: every incident is unattributed
+        db.execute("CREATE OR REPLACE TEMP TABLE periods "
+                   "(day VARCHAR, start_us BIGINT, end_us BIGINT)")
+    totals = sql_totals(db, limits)
+    if called:
         _call_totals(db, totals)
+    with _paused_gc():
+        incidents = _incidents(db) if all_incidents else []
+        if handover is not None:
+            handover.extend(_incidents(db, open_at_handover=True))
     shifts = [events.shifts.get(eid) or Fact(
         eid, SHIFT, "", at, team=team, leader=leader,
         members=None if members is None else tuple(members), recorded=recorded)
@@ -576,41 +583,6 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
             f"SELECT eid, ts, rec, team, leader, members FROM kept WHERE typ = '{SHIFT}' "
             "ORDER BY n").fetchall()]
     return totals, incidents, shifts
-
-
-def _contributions(incidents: Sequence[Incident], calendar: DutyCalendar,
-                   limits: SlaLimits, handover: list[Incident] | None) -> dict[Bucket, Totals]:
-    """The sum of every incident's contribution, per bucket (and the incidents open at
-    handover into ``handover``)."""
-    vectors: dict[Bucket, list[Totals]] = {}
-    get = vectors.get
-    opened = handover.append if handover is not None else None
-    for incident in incidents:
-        vector: Totals | None = None
-        for bucket, vector in contributions(incident, calendar, limits):
-            found = get(bucket)
-            if found is None:
-                vectors[bucket] = [vector]
-            else:
-                found.append(vector)
-        if opened is not None and vector is not None and vector[OPEN]:
-            opened(incident)
-    return {bucket: _column_sums(listed) for bucket, listed in vectors.items()}
-
-
-def _column_sums(vectors: list[Totals]) -> Totals:
-    """A new list of the column sums, in C. Most buckets (an agent's or a crew's duty
-    date) hold one to three vectors: those are added pairwise, without the tuples of
-    a transposition."""
-    count = len(vectors)
-    if count == 1:
-        return list(vectors[0])  # its own list: an incident's vector serves all its buckets
-    add = operator.add
-    if count == 2:
-        return list(map(add, vectors[0], vectors[1]))
-    if count == 3:
-        return list(map(add, map(add, vectors[0], vectors[1]), vectors[2]))
-    return list(map(sum, zip(*vectors, strict=True)))
 
 
 def _periods(db: duckdb.DuckDBPyConnection, calendar: DutyCalendar, low: int,
@@ -647,12 +619,18 @@ def _call_totals(db: duckdb.DuckDBPyConnection, totals: dict[Bucket, Totals]) ->
         vector[CALLS] += int(count)
 
 
-def _incidents(db: duckdb.DuckDBPyConnection) -> list[Incident]:
-    rows = db.execute("""
+def _incidents(db: duckdb.DuckDBPyConnection, open_at_handover: bool = False
+               ) -> list[Incident]:
+    """The incidents of ``inc``; or only the outage incidents still open at the end
+    of the duty period of their first call (``projections.totals.handover_end``)."""
+    placed = ("i ASOF JOIN periods p ON i.t0 >= p.start_us WHERE i.rejected_at IS NULL "
+              "AND i.merged_at IS NULL AND (i.t6 IS NULL OR i.t6 >= p.end_us)"
+              if open_at_handover else "i")
+    rows = db.execute(f"""
         SELECT iid, t0, t1, t2, t3, t4, t5, t6, call.grid, call.area, call.priority,
                call.customers, dispatched_at, dispatched_crew, arrived_crew, rejected_at,
                merged_at, merged_into, closed_at, call.owner, call.eid, callbacks,
-               coalesce(arrived_crews, []) FROM inc""").fetchall()
+               coalesce(arrived_crews, []) FROM inc {placed}""").fetchall()
     # Positional, in ``Incident``'s field order (keywords cost a dict per call).
     return [Incident(r[0], list(r[1:8]), r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15],
                      r[16], r[17], r[18], r[19], r[20], r[21], tuple(r[22])) for r in rows]

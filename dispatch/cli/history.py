@@ -176,7 +176,8 @@ def _fold_columnar(args: argparse.Namespace, settings: Settings, window: Window,
                     rejected=events.rejected, seconds=time.perf_counter() - started), "read")
             handover: list[Incident] = []
             totals, incidents, shifts = fold_columnar(events, settings.calendar, window,
-                                                      settings.sla_limits, handover)
+                                                      settings.sla_limits, handover,
+                                                      all_incidents=need_incidents)
         finally:
             events.db.close()
     return Folded(settings.calendar, totals, events.counters(), incidents, shifts, handover)

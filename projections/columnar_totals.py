@@ -159,4 +159,4 @@ def sql_totals(db: duckdb.DuckDBPyConnection, limits: SlaLimits) -> dict[Bucket,
                           f"AS t(dimension, member, day, {sums_as})").fetchall()
     except duckdb.ConversionException:
         rows = db.execute(query).fetchall()
-    return {(r[0], r[1], r[2]): [0, *map(int, r[3:])] for r in rows}
+    return {(r[0], r[1], r[2]): [0, *r[3:]] for r in rows}

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import orjson
+from figures import print_figures  # bench/figures.py
 
 from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
 
@@ -201,11 +202,7 @@ def main() -> int:
                 base["report_input" + CPU] / ours_times["report_input" + CPU], 3),
             "load_average_end": os.getloadavg()[0],
         })
-    width = max(map(len, figures))
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {value}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    print_figures(figures, args.json)
     return 0
 
 

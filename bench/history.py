@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import print_figures  # bench/figures.py
+
 from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,13 +208,9 @@ def main() -> int:
                 peer_seconds / float(results[name]["seconds"]), 3)  # type: ignore[arg-type]
     figures["load_average_after"] = round(os.getloadavg()[0], 2)
     figures.update(checks)
-    width = max(map(len, figures))
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {value}")
+    print_figures(figures, args.json)
     if results["peer_polars"]["exit"] != 0:
         print(f"polars: {str(results['peer_polars']['stderr']).strip().splitlines()[-1]}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 

@@ -35,8 +35,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from figures import fresh_database as scratch  # bench/figures.py
+
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
+
 ROOT = "postgresql://dispatch:dispatch@127.0.0.1:5432"
 
 
@@ -91,17 +94,7 @@ async def _sql(dsn: str, query: str) -> Any:
 
 
 def fresh_database(name: str) -> str:
-    async def make() -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(f"{ROOT}/postgres")
-        try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {name}")
-            await conn.execute(f"CREATE DATABASE {name}")
-        finally:
-            await conn.close()
-    asyncio.run(make())
-    return f"{ROOT}/{name}"
+    return scratch(ROOT, name)
 
 
 def stored(dsn: str, topic: str) -> int:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import shutil
@@ -42,6 +41,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from figures import fresh_database, print_figures  # noqa: E402  (bench/figures.py)
 
 from dispatch.bootstrap import read_model_store  # noqa: E402
 from dispatch.settings import Settings  # noqa: E402
@@ -161,16 +162,6 @@ def sqlite_own_floor(path: Path, source: Path, tables: Tables,
 
 # -- PostgreSQL ---------------------------------------------------------------------------
 
-async def pg_reset(root: str, database: str) -> None:
-    import asyncpg
-    conn = await asyncpg.connect(f"{root}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
-        await conn.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await conn.close()
-
-
 async def pg_rows(dsn: str) -> Tables:
     import asyncpg
     conn = await asyncpg.connect(dsn)
@@ -268,10 +259,10 @@ def measure(args: argparse.Namespace, folder: Path) -> int:
         asyncio.run(create(f"sqlite:///{target}"))
     else:
         source_db, target_db = PG_DATABASES
-        asyncio.run(pg_reset(args.pg_root, source_db))
+        fresh_database(args.pg_root, source_db)
         ingest_seconds = ingest(args.events_file, f"{args.pg_root}/{source_db}", args.batch)
         tables = asyncio.run(pg_rows(f"{args.pg_root}/{source_db}"))
-        asyncio.run(pg_reset(args.pg_root, target_db))
+        fresh_database(args.pg_root, target_db)
         asyncio.run(create(f"{args.pg_root}/{target_db}"))
     events = len(tables["event_log"][1])
     parts = max(1, math.ceil(lines / args.batch))
@@ -308,11 +299,7 @@ def measure(args: argparse.Namespace, folder: Path) -> int:
         "target_lines_per_s": round(args.target),
         "floor_over_target": round(lines / floor_seconds / args.target, 3),
     }
-    width = max(map(len, figures))
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {value}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    print_figures(figures, args.json)
     return 0
 
 

@@ -133,12 +133,17 @@ def sql_totals(db: duckdb.DuckDBPyConnection, limits: SlaLimits) -> dict[Bucket,
         AGENT: f"coalesce(nullif(call.owner, ''), '{NO_AGENT}')",
     }
     member_columns = ", ".join(f"{sql} AS m_{k}" for k, sql in enumerate(members.values()))
-    unions = " UNION ALL ".join(
-        [f"SELECT '' AS dimension, '' AS member, day, {', '.join(names)} FROM v",
-         *(f"SELECT '{dimension}', m_{k}, day, {', '.join(names)} FROM v WHERE dated"
-           for k, dimension in enumerate(members))])
-    sums = ", ".join(f"sum({name})" for name in names)
-    query = f"""
+    grouped = ", ".join(f"m_{k}" for k in range(len(members)))
+    # grouping(m_0, ...) has a bit set for each member column a set leaves out: the
+    # whole service leaves out all of them; dimension k's set, all but m_k.
+    whole = (1 << len(members)) - 1
+    dimension = " ".join(f"WHEN {whole ^ (1 << (len(members) - 1 - k))} THEN '{name}'"
+                         for k, name in enumerate(members))
+    sets = ", ".join(["(day)", *(f"(day, m_{k})" for k in range(len(members)))])
+
+    def query(sum_type: str) -> str:
+        sums = ", ".join(f"sum({name}){sum_type}" for name in names)
+        return f"""
         WITH placed AS (
             SELECT i.*, p.day AS duty_day, p.end_us, s.* EXCLUDE (area, priority)
             FROM inc i ASOF LEFT JOIN periods p ON i.t0 >= p.start_us
@@ -146,17 +151,16 @@ def sql_totals(db: duckdb.DuckDBPyConnection, limits: SlaLimits) -> dict[Bucket,
                                   AND s.priority IS NOT DISTINCT FROM i.call.priority
             WHERE i.rejected_at IS NULL AND i.merged_at IS NULL),
         ruled AS (SELECT *, {rules} FROM placed),
-        v AS (SELECT coalesce(duty_day, '{UNATTRIBUTED}') AS day, duty_day IS NOT NULL AS dated,
-                     {member_columns}, {vector} FROM ruled)
-        SELECT dimension, member, day, {sums} FROM ({unions})
-        GROUP BY dimension, member, day"""
-    narrow = ", ".join(f"s{k}::BIGINT" for k in range(len(names)))
-    sums_as = ", ".join(f"s{k}" for k in range(len(names)))
+        v AS (SELECT coalesce(duty_day, '{UNATTRIBUTED}') AS day, {member_columns}, {vector}
+              FROM ruled)
+        SELECT CASE grouping({grouped}) {dimension} ELSE '' END,
+               coalesce({grouped}, ''), day, {sums}
+        FROM v GROUP BY GROUPING SETS ({sets})
+        HAVING day <> '{UNATTRIBUTED}' OR grouping({grouped}) = {whole}"""
     try:
         # Sums come as 128-bit integers, which cost ten times more to hand to Python:
         # as 64-bit ones unless one does not fit (then DuckDB refuses the cast).
-        rows = db.execute(f"SELECT dimension, member, day, {narrow} FROM ({query}) "
-                          f"AS t(dimension, member, day, {sums_as})").fetchall()
+        rows = db.execute(query("::BIGINT")).fetchall()
     except duckdb.ConversionException:
-        rows = db.execute(query).fetchall()
+        rows = db.execute(query("")).fetchall()
     return {(r[0], r[1], r[2]): [0, *r[3:]] for r in rows}

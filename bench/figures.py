@@ -21,14 +21,22 @@ def print_figures(figures: Mapping[str, object], json_path: str | None = None) -
 def fresh_database(root: str, name: str) -> str:
     """Drop and create database ``name`` at ``root`` (a URL without database);
     returns its URL."""
-    async def make() -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(f"{root}/postgres")
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-    asyncio.run(make())
+    asyncio.run(_administer(root, f'DROP DATABASE IF EXISTS "{name}"',
+                            f'CREATE DATABASE "{name}"'))
     return f"{root}/{name}"
+
+
+def drop_databases(root: str, *names: str) -> None:
+    """Drop databases ``names`` at ``root`` if they exist."""
+    asyncio.run(_administer(root, *(f'DROP DATABASE IF EXISTS "{name}"' for name in names)))
+
+
+async def _administer(root: str, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(f"{root}/postgres")
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()

@@ -42,7 +42,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from figures import fresh_database, print_figures  # noqa: E402  (bench/figures.py)
+from figures import drop_databases, fresh_database, print_figures  # noqa: E402  (bench/figures.py)
 
 from dispatch.bootstrap import read_model_store  # noqa: E402
 from dispatch.settings import Settings  # noqa: E402
@@ -99,15 +99,32 @@ def sqlite_rows(path: Path) -> Tables:
         db.close()
 
 
-def sqlite_floor(path: Path, tables: Tables,
-                 parts: int) -> float:
+def new_sqlite_store(path: Path, page_size: int | None) -> None:
+    """A new store at ``path`` (our migrations), with ``page_size`` if given."""
+    if page_size:  # fixed when the file is first written, before our migrations
+        fresh = sqlite3.connect(path)
+        fresh.execute(f"PRAGMA page_size={int(page_size)}")
+        fresh.execute("PRAGMA journal_mode=WAL")
+        fresh.close()
+    asyncio.run(create(f"sqlite:///{path}"))
+
+
+def _emptied(path: Path, tables: Tables) -> sqlite3.Connection:
+    """A session on the new store at ``path`` with the store's own settings
+    (``projections/stores/sqlite.py``), the tables of ``tables`` emptied (the new
+    store's own rows, meta and counters, make way for the source's)."""
     db = sqlite3.connect(path, isolation_level=None)
-    # The store's own settings (projections/stores/sqlite.py).
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA cache_size=-262144")
-    for name in tables:  # the new store's own rows (meta, counters) make way for the source's
-        db.execute(f'DELETE FROM "{name}"')
+    for name in tables:
+        db.execute(f'DELETE FROM main."{name}"')
+    return db
+
+
+def sqlite_floor(path: Path, tables: Tables,
+                 parts: int) -> float:
+    db = _emptied(path, tables)
     split = {name: chunks(rows, parts) for name, (_, rows) in tables.items()}
     statements = {name: f'INSERT INTO "{name}" ({", ".join(columns)}) VALUES '
                         f'({", ".join("?" * len(columns))})'
@@ -128,14 +145,10 @@ def sqlite_own_floor(path: Path, source: Path, tables: Tables,
                      parts: int) -> float:
     """The same rows copied by SQLite itself (``INSERT ... SELECT`` from the attached
     source, by rowid ranges), in as many transactions: no Python per row at all."""
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA cache_size=-262144")
+    db = _emptied(path, tables)
     db.execute("ATTACH ? AS source", (str(source),))
     ranges: dict[str, list[tuple[int, int] | None]] = {}
     for name in tables:
-        db.execute(f'DELETE FROM main."{name}"')
         try:
             ids = [r for (r,) in db.execute(f'SELECT rowid FROM source."{name}" ORDER BY rowid')]
         except sqlite3.OperationalError:  # a WITHOUT ROWID table: whole, in the first one
@@ -201,16 +214,6 @@ async def pg_floor(dsn: str, tables: Tables,
         await conn.close()
 
 
-async def pg_drop(root: str, *databases: str) -> None:
-    import asyncpg
-    conn = await asyncpg.connect(f"{root}/postgres")
-    try:
-        for database in databases:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
-    finally:
-        await conn.close()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -237,7 +240,7 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
             if args.backend == "postgres":
-                asyncio.run(pg_drop(args.pg_root, *PG_DATABASES))
+                drop_databases(args.pg_root, *PG_DATABASES)
         else:
             print(f"kept: {folder}" + (f" and databases {', '.join(PG_DATABASES)}"
                                        if args.backend == "postgres" else ""), file=sys.stderr)
@@ -251,12 +254,7 @@ def measure(args: argparse.Namespace, folder: Path) -> int:
         source, target = folder / "source.db", folder / "floor.db"
         ingest_seconds = ingest(args.events_file, f"sqlite:///{source}", args.batch)
         tables = sqlite_rows(source)
-        if args.page_size:  # fixed when the file is first written, before our migrations
-            fresh = sqlite3.connect(target)
-            fresh.execute(f"PRAGMA page_size={int(args.page_size)}")
-            fresh.execute("PRAGMA journal_mode=WAL")
-            fresh.close()
-        asyncio.run(create(f"sqlite:///{target}"))
+        new_sqlite_store(target, args.page_size)
     else:
         source_db, target_db = PG_DATABASES
         fresh_database(args.pg_root, source_db)
@@ -273,12 +271,7 @@ def measure(args: argparse.Namespace, folder: Path) -> int:
     if args.backend == "sqlite":
         floor_seconds = sqlite_floor(target, tables, parts)
         own = folder / "own.db"
-        if args.page_size:
-            fresh = sqlite3.connect(own)
-            fresh.execute(f"PRAGMA page_size={int(args.page_size)}")
-            fresh.execute("PRAGMA journal_mode=WAL")
-            fresh.close()
-        asyncio.run(create(f"sqlite:///{own}"))
+        new_sqlite_store(own, args.page_size)
         print("  and again, copied by SQLite itself ...", file=sys.stderr)
         own_seconds = sqlite_own_floor(own, source, tables, parts)
     else:

@@ -39,7 +39,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from projections.columnar_totals import sql_totals
+from projections.columnar_totals import OUTAGE, STILL_OPEN, TIMES, sql_totals
 from projections.duty import DutyCalendar, from_micros
 from projections.history import Window
 from projections.incident import (
@@ -509,9 +509,6 @@ def _fact(fact: Fact) -> tuple[Any, ...]:
 
 # -- the fold ---------------------------------------------------------------------------
 
-_STAGE_TIMES = ("t0", "t1", "t2", "t3", "t4", "t5", "t6")
-
-
 def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window,
                   limits: SlaLimits = DEFAULT_LIMITS, handover: list[Incident] | None = None,
                   all_incidents: bool = True
@@ -524,6 +521,33 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
     aggregate), and so are their totals (``projections.columnar_totals``: the
     definitions of ``projections.totals`` written again, held to them by tests)."""
     db = events.db
+    _fold_tables(db, window)
+    span = db.execute("SELECT min(ts), max(ts) FROM kept WHERE typ = 'call.received'"
+                      ).fetchall()[0]
+    called = span is not None and span[0] is not None
+    if called:
+        _periods(db, calendar, span[0], span[1])
+    else:  # no first call to place: every incident is unattributed
+        db.execute("CREATE OR REPLACE TEMP TABLE periods "
+                   "(day VARCHAR, start_us BIGINT, end_us BIGINT)")
+    totals = sql_totals(db, limits)
+    if called:
+        _call_totals(db, totals)
+    with _paused_gc():
+        incidents = _incidents(db) if all_incidents else []
+        if handover is not None:
+            handover.extend(_incidents(db, open_at_handover=True))
+    shifts = [events.shifts.get(eid) or Fact(
+        eid, SHIFT, "", at, team=team, leader=leader,
+        members=None if members is None else tuple(members), recorded=recorded)
+        for eid, at, recorded, team, leader, members in db.execute(
+            f"SELECT eid, ts, rec, team, leader, members FROM kept WHERE typ = '{SHIFT}' "
+            "ORDER BY n").fetchall()]
+    return totals, incidents, shifts
+
+
+def _fold_tables(db: duckdb.DuckDBPyConnection, window: Window) -> None:
+    """``kept``: the events ``window`` keeps; ``inc``: their incidents, folded."""
     conditions = ["true"]
     if window.as_of is not None:
         conditions.append(f"ts <= {int(window.as_of)}")
@@ -561,28 +585,6 @@ def fold_columnar(events: ColumnarEvents, calendar: DutyCalendar, window: Window
                    FILTER (WHERE typ = 'customer.callback'), 0) AS callbacks
         FROM kept WHERE typ NOT IN ({skipped}) AND NOT (typ LIKE '{DUTY_PREFIX}%')
         GROUP BY iid""")
-    span = db.execute("SELECT min(ts), max(ts) FROM kept WHERE typ = 'call.received'"
-                      ).fetchall()[0]
-    called = span is not None and span[0] is not None
-    if called:
-        _periods(db, calendar, span[0], span[1])
-    else:  # no first call to place: every incident is unattributed
-        db.execute("CREATE OR REPLACE TEMP TABLE periods "
-                   "(day VARCHAR, start_us BIGINT, end_us BIGINT)")
-    totals = sql_totals(db, limits)
-    if called:
-        _call_totals(db, totals)
-    with _paused_gc():
-        incidents = _incidents(db) if all_incidents else []
-        if handover is not None:
-            handover.extend(_incidents(db, open_at_handover=True))
-    shifts = [events.shifts.get(eid) or Fact(
-        eid, SHIFT, "", at, team=team, leader=leader,
-        members=None if members is None else tuple(members), recorded=recorded)
-        for eid, at, recorded, team, leader, members in db.execute(
-            f"SELECT eid, ts, rec, team, leader, members FROM kept WHERE typ = '{SHIFT}' "
-            "ORDER BY n").fetchall()]
-    return totals, incidents, shifts
 
 
 def _periods(db: duckdb.DuckDBPyConnection, calendar: DutyCalendar, low: int,
@@ -623,9 +625,8 @@ def _incidents(db: duckdb.DuckDBPyConnection, open_at_handover: bool = False
                ) -> list[Incident]:
     """The incidents of ``inc``; or only the outage incidents still open at the end
     of the duty period of their first call (``projections.totals.handover_end``)."""
-    placed = ("i ASOF JOIN periods p ON i.t0 >= p.start_us WHERE i.rejected_at IS NULL "
-              "AND i.merged_at IS NULL AND (i.t6 IS NULL OR i.t6 >= p.end_us)"
-              if open_at_handover else "i")
+    placed = (f"ASOF JOIN periods ON t0 >= start_us WHERE {OUTAGE} AND {STILL_OPEN}"
+              if open_at_handover else "")
     rows = db.execute(f"""
         SELECT iid, t0, t1, t2, t3, t4, t5, t6, call.grid, call.area, call.priority,
                call.customers, dispatched_at, dispatched_crew, arrived_crew, rejected_at,
@@ -646,7 +647,7 @@ def export_parquet(events: ColumnarEvents, calendar: DutyCalendar, folder: Path)
     durations are minutes as floats (negative when the clocks disagree). Returns the
     row counts."""
     db = events.db
-    fold_columnar(events, calendar, Window())  # the kept and inc tables
+    _fold_tables(db, Window())
     low, high = db.execute("SELECT min(ts), max(ts) FROM kept").fetchall()[0]
     if low is None:
         return {"events": 0, "incidents": 0}
@@ -660,16 +661,16 @@ def export_parquet(events: ColumnarEvents, calendar: DutyCalendar, folder: Path)
               FROM kept k ASOF JOIN periods p ON k.ts >= p.start_us ORDER BY k.ts, k.eid)
         TO '{target}/events' (FORMAT PARQUET, PARTITION_BY (duty_date), OVERWRITE_OR_IGNORE)""")
     stages = ", ".join(
-        f"({_STAGE_TIMES[k + 1]} - {_STAGE_TIMES[k]}) / 60e6 AS {stage}_minutes"
+        f"({TIMES[k + 1]} - {TIMES[k]}) / 60e6 AS {stage}_minutes"
         for k, stage in enumerate(STAGES))
     db.execute(f"""
         COPY (SELECT i.iid AS incident_id, coalesce(p.day, 'none') AS duty_date,
-                     i.rejected_at IS NULL AND i.merged_at IS NULL AS is_outage,
+                     {OUTAGE} AS is_outage,
                      i.call.grid AS grid, i.call.area AS area, i.call.priority AS priority,
                      i.call.customers AS customers_affected, i.call.owner AS owner,
                      coalesce(i.arrived_crew, i.dispatched_crew) AS crew,
                      {', '.join(f"make_timestamp({t}) AS {name}_at" for t, name in
-                                zip(_STAGE_TIMES, ("call", "verify", "depart", "arrive",
+                                zip(TIMES, ("call", "verify", "depart", "arrive",
                                                    "diagnose", "repair", "restore"),
                                     strict=True))},
                      {stages}, (t6 - t0) / 60e6 AS restoration_minutes,

@@ -37,7 +37,12 @@ from projections.totals import (
     Totals,
 )
 
-_T = ("t0", "t1", "t2", "t3", "t4", "t5", "t6")
+TIMES = ("t0", "t1", "t2", "t3", "t4", "t5", "t6")
+"""The checkpoint columns of ``inc``, in ``projections.incident.CHECKPOINTS`` order."""
+OUTAGE = "rejected_at IS NULL AND merged_at IS NULL"
+"""An ``inc`` row that is an outage incident (``Incident.is_outage``)."""
+STILL_OPEN = "(t6 IS NULL OR t6 >= end_us)"
+"""Not restored before ``end_us``, the end of its duty period (``handover_end``)."""
 
 
 def _duration(start: str, end: str) -> tuple[str, str]:
@@ -52,7 +57,7 @@ def _negative(start: str, end: str) -> str:
 
 def _state(rule: str) -> str:
     """The state of ``rule`` as of ``end_us`` (``projections.sla.rule_state``)."""
-    start, stop = (_T[k] for k in RULE_CHECKPOINTS[rule])
+    start, stop = (TIMES[k] for k in RULE_CHECKPOINTS[rule])
     span, warning = f"{rule}_span", f"{rule}_warning"
     return f"""CASE WHEN end_us IS NULL OR {start} IS NULL OR {start} > end_us THEN NULL
         WHEN {stop} IS NOT NULL AND {stop} <= end_us THEN
@@ -70,9 +75,9 @@ def _vector() -> list[str]:
     columns: dict[str, str] = {
         "incidents": "1",
         "restored": f"({restored})::BIGINT",
-        "open_at_handover": "(end_us IS NOT NULL AND (t6 IS NULL OR t6 >= end_us))::BIGINT",
+        "open_at_handover": f"(end_us IS NOT NULL AND {STILL_OPEN})::BIGINT",
         "closed": "(closed_at IS NOT NULL)::BIGINT",
-        "anomalies": " + ".join(_negative(_T[k - 1], _T[k]) for k in range(1, len(_T))),
+        "anomalies": " + ".join(_negative(TIMES[k - 1], TIMES[k]) for k in range(1, len(TIMES))),
         "restoration_anomalies": _negative("t0", "t6"),
         "callback_called": f"({called})::BIGINT",
         "callback_reached": f"({called} AND callbacks & {REACHED} <> 0)::BIGINT",
@@ -84,7 +89,7 @@ def _vector() -> list[str]:
                              "AND coalesce(len(arrived_crews), 0) = 1)::BIGINT",
     }
     spans = {"restoration": ("t0", "t6"), "arrival": ("t0", "t3"), "after_arrival": ("t3", "t6"),
-             **{stage: (_T[k], _T[k + 1]) for k, stage in enumerate(STAGES)}}
+             **{stage: (TIMES[k], TIMES[k + 1]) for k, stage in enumerate(STAGES)}}
     for name, (start, end) in spans.items():
         columns[f"{name}_count"], columns[f"{name}_sum_us"] = _duration(start, end)
     for rule in RULES:
@@ -104,7 +109,7 @@ def _limits(db: duckdb.DuckDBPyConnection, limits: SlaLimits) -> None:
     for area, priority in pairs:
         table["area"].append(area)
         table["priority"].append(priority)
-        probe = Incident("", [0] * len(_T), area=area, priority=priority)
+        probe = Incident("", [0] * len(TIMES), area=area, priority=priority)
         for rule in RULES:
             clock = rule_clock(probe, rule, limits)
             assert clock is not None  # every start checkpoint of the probe is set
@@ -149,7 +154,7 @@ def sql_totals(db: duckdb.DuckDBPyConnection, limits: SlaLimits) -> dict[Bucket,
             FROM inc i ASOF LEFT JOIN periods p ON i.t0 >= p.start_us
                  LEFT JOIN spans s ON s.area IS NOT DISTINCT FROM i.call.area
                                   AND s.priority IS NOT DISTINCT FROM i.call.priority
-            WHERE i.rejected_at IS NULL AND i.merged_at IS NULL),
+            WHERE {OUTAGE}),
         ruled AS (SELECT *, {rules} FROM placed),
         v AS (SELECT coalesce(duty_day, '{UNATTRIBUTED}') AS day, {member_columns}, {vector}
               FROM ruled)

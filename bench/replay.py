@@ -3,14 +3,16 @@
 Steps (local Kafka and PostgreSQL of ``deploy/local/up.sh``):
 0. simulate N events (``SimulationPlan(target_events=N)``, 2 % duplicates, shuffled)
    and publish them with ``dispatch produce`` to a fresh 6-partition topic;
-1. ``dispatch replay --from-topic --store postgresql://.../dispatch_bench_replay``
-   into an empty database, as a subprocess: wall time, rate, peak RSS (VmHWM of the
-   replay process; the parse workers are reported separately);
+1. ``dispatch replay --from-topic --engine E --store postgresql://.../dispatch_bench_replay_E``
+   into an empty database for each engine E (``--engines``, default columnar then
+   exact: the exact engine is the baseline of the columnar one), as a subprocess:
+   wall time, rate, peak RSS (VmHWM of the replay process; the parse workers are
+   reported separately);
 2. ``dispatch worker`` (Faust, the production path) into another empty database,
    as a subprocess: time from the first stored position to the end offsets (the
    worker's steady rate) and from spawn (with start-up); peak RSS;
-3. the ratio replay rate / worker rate, the load average before and after;
-4. correctness: ``dispatch report --store`` of both databases must equal
+3. the ratio replay rate / worker rate for each engine, the load average before and after;
+4. correctness: ``dispatch report --store`` of every database must equal
    ``dispatch report --input FILE`` byte for byte;
 5. the run's topics and databases are deleted.
 
@@ -41,6 +43,9 @@ REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 ROOT = "postgresql://dispatch:dispatch@127.0.0.1:5432"
+DATABASE = "dispatch_bench_replay"
+"""One database per engine: ``dispatch_bench_replay_columnar`` and ``..._exact``."""
+ENGINES = ("columnar", "exact")
 
 
 def load() -> str:
@@ -132,11 +137,37 @@ def cleanup(bootstrap: str, topics: list[str]) -> None:
 
         conn = await asyncpg.connect(f"{ROOT}/postgres")
         try:
-            for name in ("dispatch_bench_replay", "dispatch_bench_worker"):
+            for name in (*(f"{DATABASE}_{e}" for e in ENGINES), "dispatch_bench_worker"):
                 await conn.execute(f"DROP DATABASE IF EXISTS {name}")
         finally:
             await conn.close()
     asyncio.run(drop())
+
+
+def replay(engine: str, args: argparse.Namespace, env: dict[str, str],
+           lines: int) -> dict[str, Any]:
+    """``dispatch replay --engine ENGINE`` into a fresh database, as a subprocess."""
+    dsn = fresh_database(f"{DATABASE}_{engine}")
+    say(f"replay, {engine} engine (load {load()})")
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [PY, "-m", "dispatch.cli", "replay", "--from-topic", "--store", dsn, "--engine", engine,
+         "--parse-workers", str(args.parse_workers), "--batch-size", str(args.batch_size)],
+        env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    rss = helpers = 0.0
+    while proc.poll() is None:
+        rss = max(rss, peak_rss_mb(proc.pid) or 0.0)
+        helpers = max(helpers, descendants_rss_mb(proc.pid))
+        time.sleep(0.5)
+    assert proc.stderr is not None
+    tail = proc.stderr.read().strip().splitlines()[-1:]
+    if proc.returncode != 0:
+        raise SystemExit(f"replay ({engine}) failed: {tail}")
+    seconds = time.perf_counter() - started
+    say(f"replay ({engine}): {lines / seconds:,.0f} events/s in {seconds:.1f}s, RSS {rss:.0f} MB "
+        f"(+ workers {helpers:.0f} MB); {tail}")
+    return {"seconds": seconds, "rate": lines / seconds, "peak_rss_mb": rss,
+            "parse_workers_peak_rss_mb": helpers, "summary": tail, "load_after": load()}
 
 
 def main() -> int:
@@ -147,6 +178,8 @@ def main() -> int:
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--parse-workers", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=50_000)
+    parser.add_argument("--engines", type=lambda v: v.split(","), default=list(ENGINES),
+                        help="replay engines to run, in this order (default columnar,exact)")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
 
@@ -169,30 +202,10 @@ def main() -> int:
         dispatch("produce", str(path), env=env)
         results["produce_seconds"] = time.perf_counter() - started
 
-        # 1. replay
-        replay_dsn = fresh_database("dispatch_bench_replay")
-        say(f"replay (load {load()})")
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            [PY, "-m", "dispatch.cli", "replay", "--from-topic", "--store", replay_dsn,
-             "--parse-workers", str(args.parse_workers), "--batch-size", str(args.batch_size)],
-            env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
-        rss = 0.0
-        helpers = 0.0
-        while proc.poll() is None:
-            rss = max(rss, peak_rss_mb(proc.pid) or 0.0)
-            helpers = max(helpers, descendants_rss_mb(proc.pid))
-            time.sleep(0.5)
-        assert proc.stderr is not None
-        tail = proc.stderr.read().strip().splitlines()[-1:]
-        if proc.returncode != 0:
-            raise SystemExit(f"replay failed: {tail}")
-        seconds = time.perf_counter() - started
-        results["replay"] = {"seconds": seconds, "rate": lines / seconds, "peak_rss_mb": rss,
-                             "parse_workers_peak_rss_mb": helpers, "summary": tail,
-                             "load_after": load()}
-        say(f"replay: {lines / seconds:,.0f} events/s in {seconds:.1f}s, RSS {rss:.0f} MB "
-            f"(+ workers {helpers:.0f} MB); {tail}")
+        # 1. replay, by each engine
+        for engine in args.engines:
+            results[f"replay_{engine}"] = replay(engine, args, env, lines)
+        fastest = max(args.engines, key=lambda e: results[f"replay_{e}"]["rate"])
 
         # 2. worker
         worker_dsn = fresh_database("dispatch_bench_worker")
@@ -228,23 +241,28 @@ def main() -> int:
                              "peak_rss_mb": rss2, "load_after": load()}
         say(f"worker: {worker_rate:,.0f} events/s after its first commit "
             f"({count / (done - spawned):,.0f}/s with start-up), RSS {rss2:.0f} MB")
-        results["ratio"] = results["replay"]["rate"] / worker_rate
-        say(f"ratio replay/worker: {results['ratio']:.1f}x (load {load()})")
+        for engine in args.engines:
+            ratio = results[f"replay_{engine}"]["rate"] / worker_rate
+            results[f"ratio_{engine}"] = ratio
+            say(f"ratio replay ({engine}) / worker: {ratio:.2f}x (load {load()})")
 
         # 4. correctness
         want = dispatch("report", "--input", str(path), env=env).stdout
-        got = dispatch("report", "--store", replay_dsn, env=env).stdout
-        results["replay_report_equal"] = got == want
+        equal = {}
+        for engine in args.engines:
+            got = dispatch("report", "--store", f"{ROOT}/{DATABASE}_{engine}", env=env).stdout
+            equal[engine] = results[f"replay_{engine}"]["report_equal"] = got == want
         if not args.worker_events:
             results["worker_report_equal"] = dispatch(
                 "report", "--store", worker_dsn, env=env).stdout == want
-        say(f"reports equal to report --input: replay {results['replay_report_equal']}, "
-            f"worker {results.get('worker_report_equal', 'not checked')}")
+        say(f"reports equal to report --input: replay {equal}, "
+            f"worker {results.get('worker_report_equal', 'not checked')} (fastest replay: "
+            f"{fastest})")
         cleanup(args.bootstrap, [topic, f"{topic}.dlq", f"{topic}.alerts"])
     print(json.dumps(results, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
-    return 0 if results["replay_report_equal"] else 1
+    return 0 if all(results[f"replay_{e}"]["report_equal"] for e in args.engines) else 1
 
 
 if __name__ == "__main__":

@@ -29,10 +29,12 @@ Same answers as the pure fold, faster on large files. Contract:
 from __future__ import annotations
 
 import gc
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,7 @@ from projections.incident import (
     Fact,
     Incident,
 )
-from projections.line_index import LineIndex
+from projections.line_index import LineIndex, RecordRows, RowIndex
 from projections.ports import Record, Rejected
 from projections.projector import _conflict, facts_of
 from projections.sla import SlaLimits
@@ -296,27 +298,54 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
     the lines that may hold a NUL.
     Raises ``NotColumnar`` when the reader's rows cannot be matched to the file's
     lines (then the exact path must be used)."""
+    return _columnar([(path, partial(LineIndex, path)) for path in paths],
+                     strict=strict, on_rejected=on_rejected, threads=threads)
+
+
+def load_columnar_records(rows: RecordRows, recorded: Sequence[int], *,
+                          on_rejected: Callable[[Rejected], None] | None = None,
+                          threads: int | None = None) -> ColumnarEvents:
+    """``load_columnar`` of records that are not lines of a file (the messages of a
+    log, in the order they were read; row ``n`` is ``rows.record(n)``); an event
+    without ``recorded_at`` is known at ``recorded[n - 1]`` (e.g. its message's log
+    timestamp) instead of when it occurred. The records are written to a temporary
+    JSON Lines file for DuckDB (``RecordRows.write``), removed before this returns."""
+    if len(recorded) != rows.rows:
+        raise ValueError(f"{rows.rows} records but {len(recorded)} recorded times")
+    with tempfile.TemporaryDirectory(prefix="dispatch-columnar-") as folder:
+        path = Path(folder) / "records.jsonl"
+        rows.write(path)
+        return _columnar([(path, lambda base: rows)], on_rejected=on_rejected,
+                         threads=threads, recorded=recorded)
+
+
+def _columnar(sources: Sequence[tuple[Path, Callable[[int], RowIndex]]], *,
+              strict: bool = False, on_rejected: Callable[[Rejected], None] | None = None,
+              threads: int | None = None,
+              recorded: Sequence[int] | None = None) -> ColumnarEvents:
     db = duckdb.connect()
     db.execute("SET enable_progress_bar = false")  # it would print into our stdout
     db.execute("SET preserve_insertion_order = true")  # row numbers are rowids (_read_sql)
     if threads:
         db.execute(f"SET threads = {int(threads)}")
     events = ColumnarEvents(db)
-    indexes: list[LineIndex] = []
+    indexes: list[RowIndex] = []
     try:
-        return _load(events, paths, indexes, strict, on_rejected)
+        return _load(events, sources, indexes, strict, on_rejected, recorded)
     finally:
         for index in indexes:
             index.close()
 
 
-def _load(events: ColumnarEvents, paths: Sequence[Path], indexes: list[LineIndex],
-          strict: bool, on_rejected: Callable[[Rejected], None] | None) -> ColumnarEvents:
+def _load(events: ColumnarEvents, sources: Sequence[tuple[Path, Callable[[int], RowIndex]]],
+          indexes: list[RowIndex], strict: bool,
+          on_rejected: Callable[[Rejected], None] | None,
+          recorded: Sequence[int] | None) -> ColumnarEvents:
     db = events.db
     row_base = 0
-    for file_index, path in enumerate(paths):
+    for file_index, (path, index_of) in enumerate(sources):
         quoted = str(path).replace("'", "''")
-        index = LineIndex(path, row_base)
+        index = index_of(row_base)
         indexes.append(index)
         index.start()  # the walk runs while DuckDB reads
         try:
@@ -346,12 +375,24 @@ def _load(events: ColumnarEvents, paths: Sequence[Path], indexes: list[LineIndex
                             rejected, accepted_ids):
         _emit(rejected, on_rejected)
         return events
+    if recorded is not None:
+        _known_by_default(db, recorded)
     _copies(events, indexes, [*(e for e, _ in repeated), *accepted_ids], rejected)
     _emit(rejected, on_rejected)
     return events
 
 
-def _record(indexes: Sequence[LineIndex], row: int) -> Record:
+def _known_by_default(db: duckdb.DuckDBPyConnection, recorded: Sequence[int]) -> None:
+    """Rows whose event has no ``recorded_at`` are known at their ``recorded`` time."""
+    rows = [n for (n,) in db.execute("SELECT n FROM facts WHERE rec IS NULL").fetchall()]
+    if rows:
+        _run_with(db, "recorded_rows",
+                  pa.table({"n": pa.array(rows, type=pa.int64()),
+                            "at": pa.array([recorded[n - 1] for n in rows], type=pa.int64())}),
+                  "UPDATE facts SET known = r.at FROM recorded_rows r WHERE facts.n = r.n")
+
+
+def _record(indexes: Sequence[RowIndex], row: int) -> Record:
     """The record of ``row`` (rows run across the files)."""
     for index in reversed(indexes):
         if row > index.row_base:
@@ -396,7 +437,7 @@ def _emit(rejected: list[tuple[int, Rejected]],
             on_rejected(item)
 
 
-def _copies(events: ColumnarEvents, indexes: Sequence[LineIndex], candidates: list[str],
+def _copies(events: ColumnarEvents, indexes: Sequence[RowIndex], candidates: list[str],
             rejected: list[tuple[int, Rejected]]) -> None:
     """Of the copies of each event id among ``candidates`` (every id that may have
     more than one accepted copy), reject those whose content differs from the first

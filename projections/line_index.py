@@ -8,6 +8,9 @@ numbers its rows; ``record(row)`` is the row's ``Record`` as the exact engine re
 it (stripped text, 1-based line number, the offset just past its line end);
 ``nul_rows`` are the rows that hold the escape ``\\u0000`` (they may hold the NUL
 character, which the contract refuses).
+
+``RecordRows`` keeps the same contract for records that are not lines of a file
+(the messages of a log), written out as one.
 """
 
 from __future__ import annotations
@@ -15,13 +18,33 @@ from __future__ import annotations
 import mmap
 import threading
 from array import array
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from projections.ports import Record
 from projections.runners.files import file_source
 from schemas.parsing import NUL_ESCAPE
 
 _NUL = NUL_ESCAPE[bytes]
+
+
+class RowIndex(Protocol):
+    """The rows of one input, as the module contract numbers them."""
+
+    row_base: int
+    nul_rows: list[int]
+
+    @property
+    def rows(self) -> int: ...
+
+    def start(self) -> None: ...
+
+    def join(self) -> None: ...
+
+    def record(self, row: int) -> Record: ...
+
+    def close(self) -> None: ...
 
 
 class LineIndex:
@@ -91,3 +114,72 @@ class LineIndex:
         if self._data is not None:
             self._data.close()
             self._data = None
+
+
+class RecordRows:
+    """The rows of records that are not lines of a file (messages of a log), written
+    one per line to a JSON Lines file for DuckDB: ``LineIndex``'s contract, row ``n``
+    being the ``n``-th message (``row_base`` 0), whose ``record`` is
+    ``Record(source, partitions[n - 1], next_positions[n - 1], values[n - 1])``.
+    Kept as columns: a million ``Record`` tuples cost hundreds of MB.
+
+    A value that cannot stand as one line of its own (empty, only whitespace, or
+    holding a line break, a carriage return or a NUL byte, which DuckDB could split
+    or cut) is written as ``{}``, a line that no check accepts, so the contract
+    decides it from the message's own bytes."""
+
+    row_base = 0
+
+    def __init__(self, source: str, values: Sequence[bytes], partitions: Sequence[int],
+                 next_positions: Sequence[int]) -> None:
+        if not len(values) == len(partitions) == len(next_positions):
+            raise ValueError("values, partitions and positions differ in length")
+        self.source = source
+        self.values = values
+        self.partitions = partitions
+        self.next_positions = next_positions
+        self.nul_rows = [n for n, raw in enumerate(values, start=1) if _NUL in raw]
+
+    @property
+    def rows(self) -> int:
+        return len(self.values)
+
+    def write(self, path: Path) -> None:
+        with path.open("wb") as out:
+            for start in range(0, len(self.values), _WRITE_CHUNK):
+                chunk = self.values[start:start + _WRITE_CHUNK]
+                lines = b"\n".join(chunk)
+                # Scans in C; a chunk with a value that cannot be a line is written value
+                # by value (placeholders).
+                if (lines.count(b"\n") == len(chunk) - 1 and b"\r" not in lines
+                        and b"\0" not in lines and all(chunk)
+                        and not any(map(bytes.isspace, chunk))):
+                    out.write(lines + b"\n")
+                else:
+                    out.write(b"".join(map(_line, chunk)))
+
+    def start(self) -> None:
+        """Nothing to walk: the rows are known."""
+
+    def join(self) -> None:
+        """Nothing to wait for."""
+
+    def record(self, row: int) -> Record:
+        if not 0 < row <= len(self.values):
+            raise IndexError(f"no row {row} among {len(self.values)} records")
+        at = row - 1
+        return Record(self.source, self.partitions[at], self.next_positions[at],
+                      self.values[at])
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+_WRITE_CHUNK = 50_000
+_PLACEHOLDER = b"{}\n"
+
+
+def _line(raw: bytes) -> bytes:
+    if b"\n" in raw or b"\r" in raw or b"\0" in raw or raw.isspace() or not raw:
+        return _PLACEHOLDER
+    return raw + b"\n"

@@ -22,6 +22,7 @@ from projections.columnar import (
     columnar_from_facts,
     export_parquet,
     load_columnar,
+    load_columnar_records,
 )
 from projections.duty import DutyCalendar
 from projections.runners.batch import load_store
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             if args.duty_timezone is None and args.duty_start is None:
                 calendar = stored_calendar  # the store's own duty periods
         else:
-            events = asyncio.run(_from_topic(args, settings, rejects))
+            events = _from_topic(args, settings, rejects)
     finally:
         rejects.close()
     folder.mkdir(parents=True, exist_ok=True)
@@ -88,17 +89,26 @@ async def _from_store(settings: Settings) -> tuple[ColumnarEvents, DutyCalendar]
     return columnar_from_facts(found.facts, found.known, found.counters()), store.calendar
 
 
-async def _from_topic(args: argparse.Namespace, settings: Settings,
-                      rejects: RejectsFile) -> ColumnarEvents:
+def _from_topic(args: argparse.Namespace, settings: Settings,
+                rejects: RejectsFile) -> ColumnarEvents:
+    """The whole topic read in bulk and validated by the columnar engine (as ``dispatch
+    replay`` does): no store in between."""
     from dispatch.cli.replay import ReplayProgress
     from dispatch.kafka.log_reader import KafkaLog
-    from projections.runners.replay import replay
+    from projections.runners.replay import ReplaySummary
+    from projections.runners.replay_columnar import read_log
 
-    store = bootstrap.scratch_store(settings)
     progress = ReplayProgress()
-    with KafkaLog(args.bootstrap or settings.kafka_bootstrap,
-                  args.from_topic or settings.topic_events) as log:
-        await replay(store, log, "export", on_rejected=rejects, progress=progress)
-    progress.finish()
-    found = await load_store(store)
-    return columnar_from_facts(found.facts, found.known, found.counters())
+    summary = ReplaySummary()
+    try:
+        with KafkaLog(args.bootstrap or settings.kafka_bootstrap,
+                      args.from_topic or settings.topic_events) as log:
+            for partition, (start, stop) in log.bounds(None, None).items():
+                summary.start[partition], summary.stop[partition] = start, stop
+            summary.total = sum(summary.stop[p] - summary.start[p] for p in summary.start)
+            rows, recorded = read_log(log, summary, progress)
+        summary.step = "validating"
+        progress(summary)
+        return load_columnar_records(rows, recorded, on_rejected=rejects)
+    finally:
+        progress.finish()

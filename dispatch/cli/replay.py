@@ -23,12 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser(
         "replay", help="rebuild read models from the Kafka topic into a fresh store",
         description="Read the events topic from the start (or from --from-time) in bulk and "
-                    "fold it into an empty store with the worker's projection: same "
-                    "validation, duplicates and conflicts. Each chunk is one transaction "
-                    "holding the partition offsets it reached, stored as `dispatch worker` "
-                    "stores them, so a worker started on the new store continues exactly "
-                    "there. Build the new store beside the live one, then point the worker "
-                    "and `serve` at it (docs/history.md).")
+                    "fold it into an empty store: the same validation, duplicates, conflicts "
+                    "and read-model rows as the worker's projection. The offsets reached are "
+                    "stored as `dispatch worker` stores them, in the same transaction, so a "
+                    "worker started on the new store continues exactly there. Build the new "
+                    "store beside the live one, then point the worker and `serve` at it "
+                    "(docs/history.md).")
     parser.add_argument("--from-topic", nargs="?", const="", default=None, metavar="TOPIC",
                         required=True,
                         help="replay this topic (default: the events topic, "
@@ -55,11 +55,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--dead-letters", action="store_true",
                         help="also publish rejected messages to the dead-letter topic, as the "
                              "worker does (off by default: the live worker has sent them)")
+    parser.add_argument("--engine", choices=("columnar", "exact"), default="columnar",
+                        help="columnar (default): the whole topic validated and folded at "
+                             "once in DuckDB and written in one transaction (an interrupted "
+                             "replay leaves the store empty); exact: the worker's projection, "
+                             "one transaction per --batch-size messages (what --resume "
+                             "continues, and what runs when the store is resumed)")
     parser.add_argument("--batch-size", type=int, default=50_000, metavar="N",
-                        help="messages per transaction (default 50000)")
+                        help="exact engine: messages per transaction (default 50000)")
     parser.add_argument("--parse-workers", type=int, default=0, metavar="N",
-                        help="processes validating ahead (default 0: in this process, which "
-                             "measured faster on a busy 2-core machine)")
+                        help="exact engine: processes validating ahead (default 0: in this "
+                             "process, which measured faster on a busy 2-core machine)")
     add_calendar_options(parser)
     parser.set_defaults(run=run)
 
@@ -101,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
                 with KafkaLog(bootstrap_servers, topic) as log:
                     return await replay(store, log, group, from_us=from_us, to_us=to_us,
                                         resume=args.resume, chunk=args.batch_size,
+                                        columnar=args.engine == "columnar",
                                         parse_workers=workers, on_rejected=rejects,
                                         dead_letters=dead_letters, progress=bar)
         finally:
@@ -136,23 +143,28 @@ class ReplayProgress:
         self.started = time.perf_counter()
         self.last = 0.0
         self.step = -1
+        self.doing = ""
         self.drawn = False
 
     def __call__(self, summary: ReplaySummary) -> None:
         now = time.perf_counter()
         share = summary.messages / summary.total if summary.total else 1.0
+        moved = summary.step != self.doing
         if self.terminal:
-            if now - self.last < 0.2 and share < 1.0:
+            if now - self.last < 0.2 and share < 1.0 and not moved:
                 return
-        elif int(share * 10) == self.step:
+        elif int(share * 10) == self.step and not moved:
             return
-        self.last, self.step = now, int(share * 10)
+        self.last, self.step, self.doing = now, int(share * 10), summary.step
         elapsed = max(now - self.started, 1e-9)
         rate = summary.messages / elapsed
         left = (summary.total - summary.messages) / rate if rate else 0.0
         bar = "#" * int(share * 30)
         line = (f"replay [{bar:<30}] {share:4.0%} {summary.messages:,}/{summary.total:,} "
                 f"{rate:,.0f} msg/s ETA {_clock(left)}")
+        if summary.step not in ("", "reading"):  # the columnar engine, after its read
+            line = (f"replay: {summary.messages:,} messages read; {summary.step} "
+                    f"({_clock(elapsed)} since the start)")
         if self.terminal:
             print(f"\r{line}", end="", file=sys.stderr, flush=True)
             self.drawn = True

@@ -41,7 +41,7 @@ from typing import NamedTuple, Protocol, cast
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
 from projections.ports import Commit, ProjectionStore, Record, Rejected
-from projections.projector import Projector, facts_of
+from projections.projector import Projector, _now_micros, facts_of
 from projections.runners.embedded import _abandon, _start_pool
 from projections.runners.stream import DeadLetters
 from projections.sla import SlaLimits
@@ -92,6 +92,9 @@ class ReplaySummary:
     phases: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("read and validate", "fold", "commit"), 0.0))
     """Seconds spent waiting for each step in this process (validation runs ahead)."""
+    step: str = ""
+    """What the replay is doing, for progress output (the columnar engine's steps:
+    reading, validating, committing, done); "" while chunks are replayed."""
 
 
 Progress = Callable[[ReplaySummary], None]
@@ -112,10 +115,16 @@ def stamped(parsed: Parsed, messages: Sequence[LogMessage]) -> Parsed:
 async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
                  from_us: int | None = None, to_us: int | None = None,
                  resume: bool = False, chunk: int = 50_000, parse_workers: int = 0,
+                 columnar: bool = True, ingestion_clock: Callable[[], int] = _now_micros,
                  on_rejected: Callable[[Rejected], None] | None = None,
                  dead_letters: DeadLetters | None = None,
                  progress: Progress | None = None) -> ReplaySummary:
-    """Replay ``log`` into ``store`` (see module contract)."""
+    """Replay ``log`` into ``store`` (see module contract). With ``columnar``, a replay
+    into a fresh store runs on the columnar engine instead
+    (``projections.runners.replay_columnar``: one transaction; the exact path when the
+    engine cannot map the messages); ``chunk`` and ``parse_workers`` then do not apply.
+    ``ingestion_clock`` (µs) stamps the events that carry no ``recorded_at`` and whose message has
+    no log timestamp."""
     started = time.perf_counter()
     summary = ReplaySummary()
     stored = await store.positions(consumer)
@@ -133,10 +142,22 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
         summary.start[partition] = start
         summary.stop[partition] = max(start, stop)
     summary.total = sum(summary.stop[p] - summary.start[p] for p in bounds)
+    if columnar and not ours:
+        from projections.columnar import NotColumnar
+        from projections.runners.replay_columnar import replay_columnar
+        try:
+            await replay_columnar(store, log, consumer, summary, on_rejected=on_rejected,
+                                  dead_letters=dead_letters, progress=progress,
+                                  clock=ingestion_clock)
+            summary.seconds = time.perf_counter() - started
+            return summary
+        except NotColumnar:  # nothing written yet: read the log again, message by message
+            summary.messages = 0
+            summary.phases = ReplaySummary().phases
     expected = {(log.topic, p): ours.get(p, 0) for p in bounds}
     """What the store holds for each partition (what the next commit must find)."""
     remembered = _Remembered(store, complete=not ours)
-    projector = Projector(cast(ProjectionStore, remembered), consumer)
+    projector = Projector(cast(ProjectionStore, remembered), consumer, clock=ingestion_clock)
     # The change log feeds live clients of a running store; nobody follows one being
     # rebuilt, and writing a change per incident per chunk would slow the replay down.
     keep_changes, store.change_log = store.change_log, False

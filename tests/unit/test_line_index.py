@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.line_index import LineIndex
+from projections.line_index import LineIndex, RecordRows
+from projections.ports import Record
 
 PIECES = st.sampled_from([b"", b" ", b"\t", b"\r", b"\x0b", b"\x0c", b"{}", b'{"a":1}', b"x",
                           b"\\u0000", b"\\\\u0000", b"\xff", b"\x00", b" {} ", b"\xc3\xa9"])
@@ -68,3 +69,34 @@ def test_a_failed_walk_is_raised_by_join(tmp_path: Path) -> None:
     index.start()
     with pytest.raises(FileNotFoundError):
         index.join()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(PIECES | st.just(b"\n"), max_size=5).map(b"".join), max_size=12),
+       st.integers(1, 3))
+def test_record_rows_write_one_line_per_message_and_give_it_back(
+        values: list[bytes], chunk: int) -> None:
+    """Each message is one line: itself when it can be one, else ``{}``; the fast
+    path (whole chunks joined) and the slow path (value by value) write the same bytes."""
+    import projections.line_index as line_index
+
+    partitions = [n % 3 for n in range(len(values))]
+    positions = [10 + n for n in range(len(values))]
+    rows = RecordRows("topic", values, partitions, positions)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "rows.jsonl"
+        original, line_index._WRITE_CHUNK = line_index._WRITE_CHUNK, chunk
+        try:
+            rows.write(path)
+        finally:
+            line_index._WRITE_CHUNK = original
+        written = path.read_bytes().split(b"\n")
+    assert written[-1] == b"" and len(written) - 1 == len(values) == rows.rows
+    for n, (line, value) in enumerate(zip(written, values, strict=False), start=1):
+        whole = (value.strip() != b"" and not any(c in value for c in (b"\n", b"\r", b"\x00"))
+                 and not value.isspace())
+        assert line == (value if whole else b"{}")
+        assert rows.record(n) == Record("topic", partitions[n - 1], positions[n - 1], value)
+    assert rows.nul_rows == [n for n, v in enumerate(values, start=1) if b"\\u0000" in v]
+    with pytest.raises(IndexError):
+        rows.record(len(values) + 1)

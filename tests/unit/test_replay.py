@@ -3,7 +3,9 @@
 A replay must leave the store as the worker would (same report as the naive
 oracle over every message), store the offsets so that ``PartitionProjector``
 resumes exactly there, refuse a store that holds events, cut by log timestamp,
-and take an event's log timestamp as its recorded time when it has none.
+and take an event's log timestamp as its recorded time when it has none; by
+either engine (the columnar one falls back to the exact one when it cannot map
+the messages).
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from typing import Any, TypeVar
 
 import pytest
 
+import projections.runners.replay_columnar
 from dispatch.simulation import SimulationPlan, simulate_lines
 from dispatch.simulation.output import dumps
 from dispatch.simulation.plan import MalformedLine
+from projections.columnar import NotColumnar
+from projections.line_index import RecordRows
 from projections.ports import Rejected
 from projections.queries import duty_report
 from projections.runners.batch import load_store
@@ -99,8 +104,12 @@ def conflicting_copy(raw: bytes) -> bytes:
     return json.dumps(obj).encode()
 
 
+ENGINES = pytest.mark.parametrize("columnar", [True, False], ids=["columnar", "exact"])
+
+
+@ENGINES
 @pytest.mark.parametrize("chunk", [1, 37, 100_000])
-def test_replay_then_worker_gives_the_oracle_report(chunk: int) -> None:
+def test_replay_then_worker_gives_the_oracle_report(chunk: int, columnar: bool) -> None:
     lines = history_lines()
     valid = [raw for raw in lines if raw.startswith(b"{\"event_id\"")]
     lines.append(conflicting_copy(valid[10]))
@@ -112,7 +121,7 @@ def test_replay_then_worker_gives_the_oracle_report(chunk: int) -> None:
     dead = ListDeadLetters()
     rejected: list[Rejected] = []
     summary = run(replay(store, log, GROUP, chunk=chunk, on_rejected=rejected.append,
-                         dead_letters=dead))
+                         dead_letters=dead, columnar=columnar))
     assert summary.messages == half
     assert run(store.positions(GROUP)) == {(TOPIC, p): e for p, e in log.ends().items()}
     assert summary.rejected > 0 and [r.reason for r in dead.sent] == [r.reason for r in rejected]
@@ -133,13 +142,14 @@ def test_replay_then_worker_gives_the_oracle_report(chunk: int) -> None:
     assert engine["conflicting_events"] == 1
 
 
-def test_a_store_with_events_is_refused_and_resume_continues() -> None:
+@ENGINES
+def test_a_store_with_events_is_refused_and_resume_continues(columnar: bool) -> None:
     lines = history_lines(days=1)
     log = ListLog()
     for raw in lines:
         log.publish(raw)
     store = MemoryStore()
-    run(replay(store, log, GROUP, to_us=log.clock - 500_000))
+    run(replay(store, log, GROUP, to_us=log.clock - 500_000, columnar=columnar))
     with pytest.raises(StoreNotEmpty, match="already holds events"):
         run(replay(store, log, GROUP))
     with pytest.raises(StoreNotEmpty, match="no positions of 'other'"):
@@ -151,7 +161,8 @@ def test_a_store_with_events_is_refused_and_resume_continues() -> None:
                            oracle_report([raw.decode() for raw in lines])) == []
 
 
-def test_time_window_keeps_the_messages_logged_in_it() -> None:
+@ENGINES
+def test_time_window_keeps_the_messages_logged_in_it(columnar: bool) -> None:
     lines = history_lines(days=1)
     log = ListLog()
     for raw in lines:
@@ -161,7 +172,7 @@ def test_time_window_keeps_the_messages_logged_in_it() -> None:
     times = sorted(ts for _, _, ts in everything)
     low, high = times[len(times) // 4], times[3 * len(times) // 4]
     store = MemoryStore()
-    summary = run(replay(store, log, GROUP, from_us=low, to_us=high))
+    summary = run(replay(store, log, GROUP, from_us=low, to_us=high, columnar=columnar))
     kept = [(p, o) for p, o, ts in everything if low <= ts <= high]
     assert summary.messages == len(kept)
     wanted = [log.messages[p][o][0].decode() for p, o in kept]
@@ -171,7 +182,8 @@ def test_time_window_keeps_the_messages_logged_in_it() -> None:
                                            in log.bounds(low, high).items()}
 
 
-def test_an_event_without_recorded_at_is_known_from_its_log_timestamp() -> None:
+@ENGINES
+def test_an_event_without_recorded_at_is_known_from_its_log_timestamp(columnar: bool) -> None:
     with_time = {"event_id": "e1", "type": "call.received", "incident_id": "I1",
                  "occurred_at": "2026-07-01T10:00:00+08:00",
                  "recorded_at": "2026-07-01T10:00:05+08:00", "schema_version": 1,
@@ -182,7 +194,29 @@ def test_an_event_without_recorded_at_is_known_from_its_log_timestamp() -> None:
     for obj in (with_time, without):
         log.publish(json.dumps(obj).encode())
     store = MemoryStore()
-    run(replay(store, log, GROUP))
+    run(replay(store, log, GROUP, columnar=columnar))
     known = run(load_store(store)).known
     assert known["e1"] == 1_782_871_205_000_000  # its own recorded_at
     assert known["e2"] == log.messages[0][1][1]   # the log timestamp
+
+
+def test_messages_the_columnar_engine_cannot_map_are_replayed_by_the_exact_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = history_lines(days=1)
+    log = ListLog()
+    for raw in lines:
+        log.publish(raw)
+    refused: list[int] = []
+
+    def cannot_map(rows: RecordRows, *args: Any, **kwargs: Any) -> None:
+        refused.append(rows.rows)
+        raise NotColumnar("rows do not match")
+
+    monkeypatch.setattr(projections.runners.replay_columnar, "load_columnar_records", cannot_map)
+    store = MemoryStore()
+    summary = run(replay(store, log, GROUP))
+    assert refused == [len(lines)]  # the columnar engine read every message first
+    assert summary.messages == len(lines) and "read and validate" in summary.phases
+    assert run(store.positions(GROUP)) == {(TOPIC, p): e for p, e in log.ends().items()}
+    assert compare_reports(run(duty_report(store)),
+                           oracle_report([raw.decode() for raw in lines])) == []

@@ -11,7 +11,10 @@ Steps, each on a fresh store of the chosen backend (SQLite file or PostgreSQL da
    binary ``COPY`` (the fastest way Python hands either database rows). Timed: the floor;
 4. SQLite only: the same rows copied once more by SQLite itself (``INSERT ... SELECT``
    from the attached first store, same transactions): the database's own floor, with
-   no Python per row.
+   no Python per row;
+5. SQLite only: the same rows once more, handed over as one JSON text per table and
+   transaction (orjson) and taken apart by SQLite's ``json_each``: binding in C
+   from Python, without a call per row.
 
 The floor is a lower bound on the database's part of any ingest that keeps this store:
 each row is written once (the ingest updates incident rows batch after batch and
@@ -38,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -173,6 +178,37 @@ def sqlite_own_floor(path: Path, source: Path, tables: Tables,
     return seconds
 
 
+def sqlite_json_floor(path: Path, tables: Tables, parts: int) -> float:
+    """The same rows handed to SQLite as one JSON text per table and transaction (orjson
+    in C), which SQLite's ``json_each`` takes apart in C: the other way to bind rows
+    without a Python call per row. Encoding is timed (an ingest would have to do it)."""
+    db = _emptied(path, tables)
+    split = {name: chunks(rows, parts) for name, (_, rows) in tables.items()}
+    statements = {}
+    for name, (columns, rows) in tables.items():
+        blobs = {k for k in range(len(columns))
+                 if any(isinstance(row[k], bytes) for row in rows[:1000])}
+        values = ", ".join(f"CAST(value ->> {k} AS BLOB)" if k in blobs else f"value ->> {k}"
+                           for k in range(len(columns)))
+        statements[name] = (f'INSERT INTO "{name}" ({", ".join(columns)}) '
+                            f"SELECT {values} FROM json_each(?)", blobs)
+    started = time.perf_counter()
+    for k in range(parts):
+        db.execute("BEGIN")
+        for name, pieces in split.items():
+            if pieces[k]:
+                statement, blobs = statements[name]
+                rows = pieces[k]
+                if blobs:  # JSON has no bytes: the BLOB columns (JSON text) go as strings
+                    rows = [tuple(v.decode() if isinstance(v, bytes) else v for v in row)
+                            for row in rows]
+                db.execute(statement, (orjson.dumps(rows),))
+        db.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    db.close()
+    return seconds
+
+
 # -- PostgreSQL ---------------------------------------------------------------------------
 
 async def pg_rows(dsn: str) -> Tables:
@@ -267,13 +303,17 @@ def measure(args: argparse.Namespace, folder: Path) -> int:
     print(f"  {events:,} events in the log, "
           f"{sum(len(rows) for _, rows in tables.values()):,} rows in "
           f"{len(tables)} tables; writing them in {parts} transactions ...", file=sys.stderr)
-    own_seconds = None
+    own_seconds = json_seconds = None
     if args.backend == "sqlite":
         floor_seconds = sqlite_floor(target, tables, parts)
         own = folder / "own.db"
         new_sqlite_store(own, args.page_size)
         print("  and again, copied by SQLite itself ...", file=sys.stderr)
         own_seconds = sqlite_own_floor(own, source, tables, parts)
+        as_json = folder / "json.db"
+        new_sqlite_store(as_json, args.page_size)
+        print("  and again, handed over as JSON text (json_each) ...", file=sys.stderr)
+        json_seconds = sqlite_json_floor(as_json, tables, parts)
     else:
         floor_seconds = asyncio.run(pg_floor(f"{args.pg_root}/{target_db}", tables, parts))
     figures: dict[str, object] = {
@@ -289,6 +329,9 @@ def measure(args: argparse.Namespace, folder: Path) -> int:
         **({} if own_seconds is None else {
             "sqlite_own_floor_seconds": round(own_seconds, 2),
             "sqlite_own_floor_lines_per_s": round(lines / own_seconds)}),
+        **({} if json_seconds is None else {
+            "sqlite_json_each_floor_seconds": round(json_seconds, 2),
+            "sqlite_json_each_floor_lines_per_s": round(lines / json_seconds)}),
         "target_lines_per_s": round(args.target),
         "floor_over_target": round(lines / floor_seconds / args.target, 3),
     }

@@ -24,6 +24,10 @@ log, validated ahead in worker processes. Contract:
 Into a fresh store the replay reads nothing back (what earlier chunks committed
 is remembered), so the next chunk is folded while the previous one commits;
 only an event id seen before waits for that commit (its bytes are read back).
+
+This is the exact engine. A replay into a fresh store runs on the columnar engine
+by default (``projections.runners.replay_columnar``: the same rows, one
+transaction), and falls back to this one when that engine cannot map the messages.
 """
 
 from __future__ import annotations

@@ -152,7 +152,8 @@ def replay(engine: str, args: argparse.Namespace, env: dict[str, str],
     started = time.perf_counter()
     proc = subprocess.Popen(
         [PY, "-m", "dispatch.cli", "replay", "--from-topic", "--store", dsn, "--engine", engine,
-         "--parse-workers", str(args.parse_workers), "--batch-size", str(args.batch_size)],
+         "--parse-workers", str(args.parse_workers),
+         *(["--batch-size", str(args.batch_size)] if args.batch_size else [])],
         env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
     rss = helpers = 0.0
     while proc.poll() is None:
@@ -177,7 +178,8 @@ def main() -> int:
                         help="stop the worker after this many stored events")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--parse-workers", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=50_000)
+    parser.add_argument("--batch-size", type=int,
+                        help="replay chunk size (default: each engine's own)")
     parser.add_argument("--engines", type=lambda v: v.split(","), default=list(ENGINES),
                         help="replay engines to run, in this order (default columnar,exact)")
     parser.add_argument("--json", metavar="PATH")

@@ -319,16 +319,77 @@ def load_columnar_records(rows: RecordRows, recorded: Sequence[int], *,
                          threads=threads, recorded=recorded)
 
 
-def _columnar(sources: Sequence[tuple[Path, Callable[[int], RowIndex]]], *,
-              strict: bool = False, on_rejected: Callable[[Rejected], None] | None = None,
-              threads: int | None = None,
-              recorded: Sequence[int] | None = None) -> ColumnarEvents:
+def columnar_records() -> ColumnarEvents:
+    """An empty ``ColumnarEvents`` for ``add_records``."""
+    db = _connect(None)
+    db.execute(_FACTS_TABLE.replace("known BIGINT", "known BIGINT, ok BOOLEAN, file INTEGER"))
+    return ColumnarEvents(db)
+
+
+def add_records(events: ColumnarEvents, rows: RecordRows, recorded: Sequence[int],
+                earlier: Sequence[RecordRows]) -> tuple[list[Rejected], dict[str, int]]:
+    """Validate the records of ``rows`` (rows ``rows.row_base + 1`` on, following
+    ``earlier``, whose rows are in ``events`` already) into ``facts``, as
+    ``load_columnar_records`` would if given them all at once: the copies of an event
+    id are measured against its first copy, also one of an earlier call.
+
+    Returns the rejected records in row order, and the event ids whose first copy is
+    among the earlier rows and is now known earlier (a copy recorded earlier came),
+    with that time. Raises ``NotColumnar`` as ``load_columnar`` does."""
+    if len(recorded) != rows.rows or rows.row_base != events.lines:
+        raise ValueError("recorded times or row numbers do not follow the rows loaded")
+    db, base = events.db, rows.row_base
+    with tempfile.TemporaryDirectory(prefix="dispatch-columnar-") as folder:
+        path = Path(folder) / "records.jsonl"
+        rows.write(path)
+        db.execute(f"CREATE OR REPLACE TEMP TABLE raw AS {_read_sql(str(path))}")
+    db.execute(f"INSERT INTO facts BY NAME {_scan_sql('raw', 0, base)}")
+    db.execute("DROP TABLE raw")
+    total = db.execute("SELECT max(n) FROM facts").fetchall()[0][0] or base
+    read = db.execute(f"SELECT count(*) FROM facts WHERE n > {base}").fetchall()[0][0]
+    if read != rows.rows or total != base + rows.rows:
+        raise NotColumnar(f"{read} rows read, {rows.rows} records")
+    events.lines = base + rows.rows
+    indexes: list[RowIndex] = [*earlier, rows]
+    flagged = [n for (n,) in db.execute(
+        f"SELECT n FROM facts WHERE NOT ok AND n > {base}").fetchall()]
+    contract = sorted({*flagged, *rows.nul_rows})
+    if contract:
+        _drop_rows(db, contract)
+    rejected: list[tuple[int, Rejected]] = []
+    accepted_ids: list[str] = []
+    if contract:
+        _decide(events, [(n, _record(indexes, n)) for n in contract], False, rejected,
+                accepted_ids)
+    _known_by_default(db, recorded, base)
+    repeated = [e for (e,) in db.execute(
+        f"SELECT eid FROM facts WHERE eid IN (SELECT eid FROM facts WHERE n > {base}) "
+        "GROUP BY eid HAVING count(*) > 1").fetchall()]
+    moved = _copies(events, indexes, repeated, rejected)
+    rejected.sort(key=lambda item: item[0])
+    earlier_first = [n for n in moved if n <= base]
+    updates: dict[str, int] = {}
+    if earlier_first:
+        ids = dict(db.execute(f"SELECT n, eid FROM facts WHERE n IN "
+                              f"({', '.join(map(str, earlier_first))})").fetchall())
+        updates = {ids[n]: moved[n] for n in earlier_first}
+    return [item for _, item in rejected], updates
+
+
+def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
     db = duckdb.connect()
     db.execute("SET enable_progress_bar = false")  # it would print into our stdout
     db.execute("SET preserve_insertion_order = true")  # row numbers are rowids (_read_sql)
     if threads:
         db.execute(f"SET threads = {int(threads)}")
-    events = ColumnarEvents(db)
+    return db
+
+
+def _columnar(sources: Sequence[tuple[Path, Callable[[int], RowIndex]]], *,
+              strict: bool = False, on_rejected: Callable[[Rejected], None] | None = None,
+              threads: int | None = None,
+              recorded: Sequence[int] | None = None) -> ColumnarEvents:
+    events = ColumnarEvents(_connect(threads))
     indexes: list[RowIndex] = []
     try:
         return _load(events, sources, indexes, strict, on_rejected, recorded)
@@ -382,13 +443,17 @@ def _load(events: ColumnarEvents, sources: Sequence[tuple[Path, Callable[[int], 
     return events
 
 
-def _known_by_default(db: duckdb.DuckDBPyConnection, recorded: Sequence[int]) -> None:
-    """Rows whose event has no ``recorded_at`` are known at their ``recorded`` time."""
-    rows = [n for (n,) in db.execute("SELECT n FROM facts WHERE rec IS NULL").fetchall()]
+def _known_by_default(db: duckdb.DuckDBPyConnection, recorded: Sequence[int],
+                      row_base: int = 0) -> None:
+    """Rows after ``row_base`` whose event has no ``recorded_at`` are known at their
+    ``recorded`` time (``recorded[0]`` is row ``row_base + 1``'s)."""
+    rows = [n for (n,) in db.execute(
+        f"SELECT n FROM facts WHERE rec IS NULL AND n > {int(row_base)}").fetchall()]
     if rows:
         _run_with(db, "recorded_rows",
                   pa.table({"n": pa.array(rows, type=pa.int64()),
-                            "at": pa.array([recorded[n - 1] for n in rows], type=pa.int64())}),
+                            "at": pa.array([recorded[n - row_base - 1] for n in rows],
+                                           type=pa.int64())}),
                   "UPDATE facts SET known = r.at FROM recorded_rows r WHERE facts.n = r.n")
 
 
@@ -438,14 +503,15 @@ def _emit(rejected: list[tuple[int, Rejected]],
 
 
 def _copies(events: ColumnarEvents, indexes: Sequence[RowIndex], candidates: list[str],
-            rejected: list[tuple[int, Rejected]]) -> None:
+            rejected: list[tuple[int, Rejected]]) -> dict[int, int]:
     """Of the copies of each event id among ``candidates`` (every id that may have
     more than one accepted copy), reject those whose content differs from the first
     copy's (conflicts, as ``Projector`` does) and count the others as duplicates;
     only the first copy stays, known at the earliest record among the copies it
-    stands for."""
+    stands for. Returns the rows of the first copies whose known time this moved
+    earlier, with that time."""
     if not candidates:
-        return
+        return {}
     db = events.db
     db.register("candidate_ids", pa.table({"eid": pa.array(candidates, type=pa.string())}))
     groups = db.execute(
@@ -478,6 +544,7 @@ def _copies(events: ColumnarEvents, indexes: Sequence[RowIndex], candidates: lis
         _run_with(db, "earliest_rows", pa.table({"n": pa.array(firsts, type=pa.int64()),
                                                   "known": pa.array(knowns, type=pa.int64())}),
                   "UPDATE facts SET known = e.known FROM earliest_rows e WHERE facts.n = e.n")
+    return dict(zip(firsts, knowns, strict=True))
 
 
 def columnar_from_facts(facts: Sequence[Fact], known: Mapping[str, int],

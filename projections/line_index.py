@@ -118,8 +118,8 @@ class LineIndex:
 
 class RecordRows:
     """The rows of records that are not lines of a file (messages of a log), written
-    one per line to a JSON Lines file for DuckDB: ``LineIndex``'s contract, row ``n``
-    being the ``n``-th message (``row_base`` 0), whose ``record`` is
+    one per line to a JSON Lines file for DuckDB: ``LineIndex``'s contract, row
+    ``row_base + n`` being the ``n``-th message, whose ``record`` is
     ``Record(source, partitions[n - 1], next_positions[n - 1], values[n - 1])``.
     Kept as columns: a million ``Record`` tuples cost hundreds of MB.
 
@@ -128,17 +128,16 @@ class RecordRows:
     or cut) is written as ``{}``, a line that no check accepts, so the contract
     decides it from the message's own bytes."""
 
-    row_base = 0
-
     def __init__(self, source: str, values: Sequence[bytes], partitions: Sequence[int],
-                 next_positions: Sequence[int]) -> None:
+                 next_positions: Sequence[int], row_base: int = 0) -> None:
         if not len(values) == len(partitions) == len(next_positions):
             raise ValueError("values, partitions and positions differ in length")
+        self.row_base = row_base
         self.source = source
         self.values = values
         self.partitions = partitions
         self.next_positions = next_positions
-        self.nul_rows = [n for n, raw in enumerate(values, start=1) if _NUL in raw]
+        self.nul_rows = [n for n, raw in enumerate(values, start=row_base + 1) if _NUL in raw]
 
     @property
     def rows(self) -> int:
@@ -165,9 +164,10 @@ class RecordRows:
         """Nothing to wait for."""
 
     def record(self, row: int) -> Record:
-        if not 0 < row <= len(self.values):
-            raise IndexError(f"no row {row} among {len(self.values)} records")
-        at = row - 1
+        at = row - self.row_base - 1
+        if not 0 <= at < len(self.values):
+            raise IndexError(f"no row {row} among rows {self.row_base + 1}.."
+                             f"{self.row_base + len(self.values)}")
         return Record(self.source, self.partitions[at], self.next_positions[at],
                       self.values[at])
 

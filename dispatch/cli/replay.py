@@ -18,6 +18,11 @@ from dispatch.cli.common import (
 from projections.history import parse_instant
 from projections.runners.replay import ReplaySummary, StoreNotEmpty, replay
 
+COLUMNAR_CHUNK = 200_000
+"""Messages validated at a time by the columnar engine: larger chunks cost DuckDB less
+(about 0.1 s a chunk), smaller ones start the store's copy sooner."""
+EXACT_CHUNK = 50_000
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
@@ -56,13 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="also publish rejected messages to the dead-letter topic, as the "
                              "worker does (off by default: the live worker has sent them)")
     parser.add_argument("--engine", choices=("columnar", "exact"), default="columnar",
-                        help="columnar (default): the whole topic validated and folded at "
-                             "once in DuckDB and written in one transaction (an interrupted "
-                             "replay leaves the store empty); exact: the worker's projection, "
-                             "one transaction per --batch-size messages (what --resume "
-                             "continues, and what runs when the store is resumed)")
-    parser.add_argument("--batch-size", type=int, default=50_000, metavar="N",
-                        help="exact engine: messages per transaction (default 50000)")
+                        help="columnar (default): validated in DuckDB chunk after chunk while "
+                             "the store copies the events, folded at the end, all in one "
+                             "transaction (an interrupted replay leaves the store empty); "
+                             "exact: the worker's projection, one transaction per chunk "
+                             "(what --resume continues)")
+    parser.add_argument("--batch-size", type=int, metavar="N",
+                        help="messages per chunk (default 200000 for the columnar engine, "
+                             "50000 for the exact one, where each chunk is one transaction)")
     parser.add_argument("--parse-workers", type=int, default=0, metavar="N",
                         help="exact engine: processes validating ahead (default 0: in this "
                              "process, which measured faster on a busy 2-core machine)")
@@ -72,6 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    if args.batch_size is None:
+        args.batch_size = COLUMNAR_CHUNK if args.engine == "columnar" else EXACT_CHUNK
     if args.batch_size < 1:
         raise BadUsage("--batch-size must be at least 1")
     if args.parse_workers < 0:
@@ -125,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"replayed {summary.messages:,} messages of {topic} in {summary.seconds:.1f}s "
           f"({rate:,.0f}/s): {summary.accepted:,} accepted, {summary.duplicates:,} duplicate, "
           f"{summary.rejected:,} rejected, {summary.conflicts:,} conflicting; offsets stored "
-          f"for group {group}: {_offsets(summary.stop)}; seconds waiting on "
+          f"for group {group}: {_offsets(summary.stop)}; seconds in each step "
+          f"({'they overlap' if 'store' in summary.phases else 'waited for'}): "
           + ", ".join(f"{k} {v:.1f}" for k, v in summary.phases.items()), file=sys.stderr)
     return 0
 

@@ -126,7 +126,8 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
     """Replay ``log`` into ``store`` (see module contract). With ``columnar``, a replay
     into a fresh store runs on the columnar engine instead
     (``projections.runners.replay_columnar``: one transaction; the exact path when the
-    engine cannot map the messages); ``chunk`` and ``parse_workers`` then do not apply.
+    engine cannot map the messages), ``chunk`` messages validated at a time, and
+    ``parse_workers`` does not apply.
     ``ingestion_clock`` (µs) stamps the events that carry no ``recorded_at`` and whose message has
     no log timestamp."""
     started = time.perf_counter()
@@ -152,12 +153,16 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
         try:
             await replay_columnar(store, log, consumer, summary, on_rejected=on_rejected,
                                   dead_letters=dead_letters, progress=progress,
-                                  clock=ingestion_clock)
+                                  clock=ingestion_clock, chunk=chunk)
             summary.seconds = time.perf_counter() - started
             return summary
-        except NotColumnar:  # nothing written yet: read the log again, message by message
-            summary.messages = 0
-            summary.phases = ReplaySummary().phases
+        except NotColumnar as exc:  # rolled back: read the log again, message by message
+            if await store.event_count():  # a store without transactions kept a part
+                raise StoreNotEmpty(f"the columnar replay stopped ({exc}) and the store "
+                                    "kept part of it: replay into an empty store again "
+                                    "with the exact engine") from exc
+            summary.messages = summary.accepted = 0
+            summary.phases, summary.step = ReplaySummary().phases, ""
     expected = {(log.topic, p): ours.get(p, 0) for p in bounds}
     """What the store holds for each partition (what the next commit must find)."""
     remembered = _Remembered(store, complete=not ours)

@@ -1,6 +1,8 @@
-"""Replay into a fresh store through the columnar engine: the whole log read in bulk,
-validated, deduplicated and folded at once in DuckDB (``projections.columnar``),
-then written in one transaction.
+"""Replay into a fresh store through the columnar engine (``projections.columnar``):
+the log read and validated in DuckDB chunk after chunk, on a thread, while the
+store copies the event-log rows of the chunk before; the incidents and totals
+folded at the end (while the store copies the last chunk); everything in one
+transaction of the store.
 
 Contract (``projections.runners.replay``'s, for a fresh store, with these differences):
 - one transaction for everything, holding the stop offset of every partition: a
@@ -10,9 +12,15 @@ Contract (``projections.runners.replay``'s, for a fresh store, with these differ
   table), except that a totals bucket whose sum is zero in every column is not
   written (the exact path keeps such a row when a later event moves an incident out
   of a bucket; no reader tells the two apart);
-- ``NotColumnar`` (the reader's rows could not be matched to the messages) is raised
-  before anything is written, so the caller can replay by the exact path instead;
-- the messages are held in memory (and written once to a temporary file for DuckDB).
+- the copies of an event id are measured against its first copy in any earlier
+  chunk, as the exact replay does; a later copy recorded earlier moves the stored
+  row's recorded time (``Commit.recorded_updates``);
+- ``NotColumnar`` (the reader's rows could not be matched to the messages) is
+  raised out of the store's write block, so a store with transactions is left
+  empty and the caller can replay by the exact path instead (the rejected
+  messages of the chunks before were already reported, and are reported again);
+- the messages are held in memory (and written to a temporary file per chunk for
+  DuckDB).
 """
 
 from __future__ import annotations
@@ -21,15 +29,22 @@ import asyncio
 import gc
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import suppress
 
-from projections.columnar import ColumnarEvents, fold_columnar, load_columnar_records
+from projections.columnar import ColumnarEvents, add_records, columnar_records, fold_columnar
 from projections.history import Window
 from projections.incident import Fact
 from projections.line_index import RecordRows
 from projections.ports import Commit, LoggedEvent, ProjectionStore, Rejected
 from projections.projector import _now_micros
-from projections.runners.replay import PartitionedLog, Progress, ReplaySummary, _reject
+from projections.runners.replay import (
+    LogMessage,
+    PartitionedLog,
+    Progress,
+    ReplaySummary,
+    _reject,
+)
 from projections.runners.stream import DeadLetters
 
 READ_CHUNK = 100_000
@@ -41,16 +56,18 @@ async def replay_columnar(store: ProjectionStore, log: PartitionedLog, consumer:
                           on_rejected: Callable[[Rejected], None] | None = None,
                           dead_letters: DeadLetters | None = None,
                           progress: Progress | None = None,
-                          clock: Callable[[], int] = _now_micros) -> ReplaySummary:
+                          clock: Callable[[], int] = _now_micros,
+                          chunk: int = READ_CHUNK) -> ReplaySummary:
     """Replay ``summary.start`` up to ``summary.stop`` of ``log`` into the fresh ``store``
-    (module contract); ``summary`` comes with its offsets and total set."""
+    (module contract), reading ``chunk`` messages at a time; ``summary`` comes with its
+    offsets and total set."""
     # Nothing built here holds a cycle, and a million messages held at once made the
     # cyclic collector walk them again and again (the read took 13 s instead of 3).
     collecting = gc.isenabled()
     gc.disable()
     try:
         return await _replay(store, log, consumer, summary, on_rejected, dead_letters,
-                             progress, clock)
+                             progress, clock, chunk)
     finally:
         if collecting:
             gc.enable()
@@ -79,56 +96,97 @@ def read_log(log: PartitionedLog, summary: ReplaySummary, progress: Progress | N
 async def _replay(store: ProjectionStore, log: PartitionedLog, consumer: str,
                   summary: ReplaySummary, on_rejected: Callable[[Rejected], None] | None,
                   dead_letters: DeadLetters | None, progress: Progress | None,
-                  clock: Callable[[], int]) -> ReplaySummary:
-    started = time.perf_counter()
-    phases = summary.phases = {"read": 0.0, "validate": 0.0, "fold (beside the commit)": 0.0,
-                               "commit": 0.0}
-    rows, recorded = read_log(log, summary, progress, clock)
-    values = rows.values
-    clock_at = time.perf_counter()
-    phases["read"] = clock_at - started
-    _step(summary, "validating", progress)
-    rejected: list[Rejected] = []
-    events = load_columnar_records(rows, recorded, on_rejected=rejected.append)
+                  clock: Callable[[], int], chunk: int) -> ReplaySummary:
+    phases = summary.phases = dict.fromkeys(("read", "validate", "fold", "store"), 0.0)
+    loop = asyncio.get_running_loop()
+    events = columnar_records()
+    chunks = iter(log.read(summary.start, summary.stop, chunk))
+    loaded: list[RecordRows] = []
+    now = clock()  # for messages whose log keeps no timestamp: when they were read
+    # Nobody follows a store being rebuilt: no change log (as the exact replay).
+    keep_changes, store.change_log = store.change_log, False
+    staging: asyncio.Future[None] | None = None
     try:
-        logged = [LoggedEvent(eid, iid, typ, ts, values[n - 1], known)
-                  for n, eid, iid, typ, ts, known in events.db.execute(
-                      "SELECT n, eid, iid, typ, ts, known FROM facts ORDER BY n").fetchall()]
-        summary.accepted = len(logged)
-        summary.duplicates, summary.conflicts = events.duplicates, events.conflicts
-        summary.rejected = events.rejected
-        now_at = time.perf_counter()
-        phases["validate"] = now_at - clock_at
-        clock_at = now_at
-        await _reject(rejected, on_rejected, dead_letters)  # before anything is committed
-        _step(summary, "committing", progress)
-        # Nobody follows a store being rebuilt: no change log (as the exact replay).
-        keep_changes, store.change_log = store.change_log, False
-        try:
-            async with store.writing():
-                # The fold runs in DuckDB on a thread (it releases the interpreter lock)
-                # while the event log, most of the rows, is copied into the store.
-                folding = asyncio.get_running_loop().run_in_executor(
-                    None, _folded, events, store, consumer, log.topic, summary, phases)
+        async with store.writing():
+            try:
+                while True:
+                    # The next chunk is read and validated on a thread (DuckDB releases
+                    # the interpreter lock) while the store copies the previous one.
+                    item = await loop.run_in_executor(None, _next_chunk, chunks, events,
+                                                      loaded, log.topic, now, phases)
+                    if item is None:
+                        break
+                    logged, updates, rejected, read = item
+                    summary.messages += read
+                    summary.accepted += len(logged)
+                    await _reject(rejected, on_rejected, dead_letters)  # before the commit
+                    if staging is not None:
+                        await staging
+                    staging = asyncio.ensure_future(_timed(store.stage(Commit(
+                        consumer, positions={}, events=logged, recorded_updates=updates)),
+                        phases))
+                    if progress is not None:
+                        progress(summary)
+                _step(summary, "folding", progress)
+                # The fold (DuckDB) runs while the store copies the last chunk.
+                folding = loop.run_in_executor(None, _folded, events, store, consumer,
+                                               log.topic, summary, phases)
                 try:
-                    await store.stage(Commit(consumer, positions={}, events=logged))
+                    if staging is not None:
+                        await staging
+                        staging = None
                 finally:
                     read_model = await folding  # the thread is done before the db closes
-                await store.stage(read_model)
-                await store.finish()
-        finally:
-            store.change_log = keep_changes
+                _step(summary, "committing", progress)
+                await _timed(store.stage(read_model), phases)
+                await _timed(store.finish(), phases)
+            except BaseException:
+                if staging is not None and not staging.done():
+                    staging.cancel()  # not left running on a block about to roll back
+                    with suppress(BaseException):
+                        await staging
+                raise
     finally:
+        store.change_log = keep_changes
         events.db.close()
-    phases["commit"] = time.perf_counter() - clock_at
+    summary.duplicates, summary.conflicts = events.duplicates, events.conflicts
+    summary.rejected = events.rejected
     _step(summary, "done", progress)
     return summary
 
 
-def _step(summary: ReplaySummary, step: str, progress: Progress | None) -> None:
-    summary.step = step
-    if progress is not None:
-        progress(summary)
+def _next_chunk(chunks: Iterator[list[LogMessage]], events: ColumnarEvents,
+                loaded: list[RecordRows], topic: str, now: int, phases: dict[str, float]
+                ) -> tuple[list[LoggedEvent], dict[str, int], list[Rejected], int] | None:
+    """The next chunk of the log read and validated into ``events``: its new event-log
+    rows, the known times of earlier rows it moved, its rejected messages, its size."""
+    started = time.perf_counter()
+    messages = next(chunks, None)
+    read_at = time.perf_counter()
+    phases["read"] += read_at - started
+    if messages is None:
+        return None
+    base = events.lines
+    rows = RecordRows(topic, [m.value for m in messages],
+                      array("q", [m.partition for m in messages]),
+                      array("q", [m.offset + 1 for m in messages]), row_base=base)
+    recorded = array("q", [now if m.timestamp_us is None else m.timestamp_us
+                           for m in messages])
+    rejected, updates = add_records(events, rows, recorded, loaded)
+    loaded.append(rows)
+    values = rows.values
+    logged = [LoggedEvent(eid, iid, typ, ts, values[n - base - 1], known)
+              for n, eid, iid, typ, ts, known in events.db.execute(
+                  f"SELECT n, eid, iid, typ, ts, known FROM facts WHERE n > {base} "
+                  "ORDER BY n").fetchall()]
+    phases["validate"] += time.perf_counter() - read_at
+    return logged, updates, rejected, len(messages)
+
+
+async def _timed(work: Awaitable[None], phases: dict[str, float]) -> None:
+    started = time.perf_counter()
+    await work
+    phases["store"] += time.perf_counter() - started
 
 
 def _folded(events: ColumnarEvents, store: ProjectionStore, consumer: str, topic: str,
@@ -143,9 +201,15 @@ def _folded(events: ColumnarEvents, store: ProjectionStore, consumer: str, topic
                  "SELECT eid, iid, ts, known, grid, area, priority, customers, agent "
                  "FROM facts WHERE typ = 'call.received' ORDER BY n").fetchall()]
     keys = {(topic, p): stop for p, stop in summary.stop.items()}
-    phases["fold (beside the commit)"] = time.perf_counter() - started
+    phases["fold"] = time.perf_counter() - started
     return Commit(consumer, positions=keys, expected=dict.fromkeys(keys, 0),
                   incidents=incidents, calls=calls,
                   deltas={b: v for b, v in totals.items() if any(v)}, shifts=shifts,
                   rejected=events.rejected, duplicates=events.duplicates,
                   conflicts=events.conflicts)
+
+
+def _step(summary: ReplaySummary, step: str, progress: Progress | None) -> None:
+    summary.step = step
+    if progress is not None:
+        progress(summary)

@@ -208,15 +208,35 @@ def test_messages_the_columnar_engine_cannot_map_are_replayed_by_the_exact_one(
         log.publish(raw)
     refused: list[int] = []
 
-    def cannot_map(rows: RecordRows, *args: Any, **kwargs: Any) -> None:
-        refused.append(rows.rows)
+    def cannot_map(events: Any, rows: RecordRows, *args: Any) -> None:
+        refused.append(rows.row_base)
         raise NotColumnar("rows do not match")
 
-    monkeypatch.setattr(projections.runners.replay_columnar, "load_columnar_records", cannot_map)
+    monkeypatch.setattr(projections.runners.replay_columnar, "add_records", cannot_map)
     store = MemoryStore()
-    summary = run(replay(store, log, GROUP))
-    assert refused == [len(lines)]  # the columnar engine read every message first
+    summary = run(replay(store, log, GROUP, chunk=100))
+    assert refused == [0]  # the first chunk: nothing was written
     assert summary.messages == len(lines) and "read and validate" in summary.phases
     assert run(store.positions(GROUP)) == {(TOPIC, p): e for p, e in log.ends().items()}
     assert compare_reports(run(duty_report(store)),
                            oracle_report([raw.decode() for raw in lines])) == []
+
+
+def test_a_store_that_kept_part_of_a_stopped_columnar_replay_is_not_replayed_into(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory store writes each stage at once (no transaction to roll back)."""
+    lines = history_lines(days=1)
+    log = ListLog()
+    for raw in lines:
+        log.publish(raw)
+    add_records = projections.runners.replay_columnar.add_records
+
+    def second_chunk_fails(events: Any, rows: RecordRows, *args: Any) -> Any:
+        if rows.row_base:
+            raise NotColumnar("rows do not match")
+        return add_records(events, rows, *args)
+
+    monkeypatch.setattr(projections.runners.replay_columnar, "add_records", second_chunk_fails)
+    store = MemoryStore()
+    with pytest.raises(StoreNotEmpty, match="kept part of it"):
+        run(replay(store, log, GROUP, chunk=100))

@@ -322,7 +322,8 @@ def load_columnar_records(rows: RecordRows, recorded: Sequence[int], *,
 def columnar_records() -> ColumnarEvents:
     """An empty ``ColumnarEvents`` for ``add_records``."""
     db = _connect(None)
-    db.execute(_FACTS_TABLE.replace("known BIGINT", "known BIGINT, ok BOOLEAN, file INTEGER"))
+    # The columns ``_scan_sql`` adds (``ok``, ``file``), as a table made from a scan has.
+    db.execute(_FACTS_TABLE.removesuffix(")") + ", ok BOOLEAN, file INTEGER)")
     return ColumnarEvents(db)
 
 
@@ -342,7 +343,8 @@ def add_records(events: ColumnarEvents, rows: RecordRows, recorded: Sequence[int
     with tempfile.TemporaryDirectory(prefix="dispatch-columnar-") as folder:
         path = Path(folder) / "records.jsonl"
         rows.write(path)
-        db.execute(f"CREATE OR REPLACE TEMP TABLE raw AS {_read_sql(str(path))}")
+        quoted = str(path).replace("'", "''")
+        db.execute(f"CREATE OR REPLACE TEMP TABLE raw AS {_read_sql(quoted)}")
     db.execute(f"INSERT INTO facts BY NAME {_scan_sql('raw', 0, base)}")
     db.execute("DROP TABLE raw")
     total = db.execute("SELECT max(n) FROM facts").fetchall()[0][0] or base

@@ -82,6 +82,14 @@ class ListLog:
         return {p: len(m) for p, m in self.messages.items()}
 
 
+def published(lines: Sequence[bytes]) -> ListLog:
+    """A ``ListLog`` holding ``lines`` (keyed by incident, as the producer keys them)."""
+    log = ListLog()
+    for raw in lines:
+        log.publish(raw)
+    return log
+
+
 class ListDeadLetters:
     def __init__(self) -> None:
         self.sent: list[Rejected] = []
@@ -145,9 +153,7 @@ def test_replay_then_worker_gives_the_oracle_report(chunk: int, columnar: bool) 
 @ENGINES
 def test_a_store_with_events_is_refused_and_resume_continues(columnar: bool) -> None:
     lines = history_lines(days=1)
-    log = ListLog()
-    for raw in lines:
-        log.publish(raw)
+    log = published(lines)
     store = MemoryStore()
     run(replay(store, log, GROUP, to_us=log.clock - 500_000, columnar=columnar))
     with pytest.raises(StoreNotEmpty, match="already holds events"):
@@ -164,9 +170,7 @@ def test_a_store_with_events_is_refused_and_resume_continues(columnar: bool) -> 
 @ENGINES
 def test_time_window_keeps_the_messages_logged_in_it(columnar: bool) -> None:
     lines = history_lines(days=1)
-    log = ListLog()
-    for raw in lines:
-        log.publish(raw)
+    log = published(lines)
     everything = [(p, o, ts) for p, ms in log.messages.items()
                   for o, (_, ts) in enumerate(ms)]
     times = sorted(ts for _, _, ts in everything)
@@ -203,9 +207,7 @@ def test_an_event_without_recorded_at_is_known_from_its_log_timestamp(columnar: 
 def test_messages_the_columnar_engine_cannot_map_are_replayed_by_the_exact_one(
         monkeypatch: pytest.MonkeyPatch) -> None:
     lines = history_lines(days=1)
-    log = ListLog()
-    for raw in lines:
-        log.publish(raw)
+    log = published(lines)
     refused: list[int] = []
 
     def cannot_map(events: Any, rows: RecordRows, *args: Any) -> None:
@@ -226,9 +228,7 @@ def test_a_store_that_kept_part_of_a_stopped_columnar_replay_is_not_replayed_int
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The memory store writes each stage at once (no transaction to roll back)."""
     lines = history_lines(days=1)
-    log = ListLog()
-    for raw in lines:
-        log.publish(raw)
+    log = published(lines)
     add_records = projections.runners.replay_columnar.add_records
 
     def second_chunk_fails(events: Any, rows: RecordRows, *args: Any) -> Any:

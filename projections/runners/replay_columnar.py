@@ -17,8 +17,8 @@ Contract (``projections.runners.replay``'s, for a fresh store, with these differ
   row's recorded time (``Commit.recorded_updates``);
 - ``NotColumnar`` (the reader's rows could not be matched to the messages) is
   raised out of the store's write block, so a store with transactions is left
-  empty and the caller can replay by the exact path instead (the rejected
-  messages of the chunks before were already reported, and are reported again);
+  empty and the caller can replay by the exact path instead (rejected messages are
+  reported only after the last chunk, so none is reported twice);
 - the messages are held in memory (and written to a temporary file per chunk for
   DuckDB).
 """
@@ -107,6 +107,7 @@ async def _replay(store: ProjectionStore, log: PartitionedLog, consumer: str,
     # Nobody follows a store being rebuilt: no change log (as the exact replay).
     keep_changes, store.change_log = store.change_log, False
     staging: asyncio.Future[None] | None = None
+    refused: list[Rejected] = []
     try:
         async with store.writing():
             try:
@@ -120,7 +121,7 @@ async def _replay(store: ProjectionStore, log: PartitionedLog, consumer: str,
                     logged, updates, rejected, read = item
                     summary.messages += read
                     summary.accepted += len(logged)
-                    await _reject(rejected, on_rejected, dead_letters)  # before the commit
+                    refused += rejected
                     if staging is not None:
                         await staging
                     staging = asyncio.ensure_future(_timed(store.stage(Commit(
@@ -139,6 +140,9 @@ async def _replay(store: ProjectionStore, log: PartitionedLog, consumer: str,
                 finally:
                     read_model = await folding  # the thread is done before the db closes
                 _step(summary, "committing", progress)
+                # Reported once the engine can no longer give up (and be replaced by the
+                # exact one, which reports them again), before the commit that skips them.
+                await _reject(refused, on_rejected, dead_letters)
                 await _timed(store.stage(read_model), phases)
                 await _timed(store.finish(), phases)
             except BaseException:

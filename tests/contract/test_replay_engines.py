@@ -224,10 +224,11 @@ async def _empty(dsn: str) -> None:
         await conn.close()
 
 
-def test_a_columnar_replay_stopped_after_its_first_chunk_rolls_back_and_replays_exactly(
+def test_a_columnar_replay_stopped_at_its_last_chunk_rolls_back_and_replays_exactly(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite: the chunks staged before the columnar engine gave up are rolled back,
-    so the exact engine replays into the empty store and writes the same rows."""
+    so the exact engine replays into the empty store and writes the same rows; the
+    rejected messages of those chunks are reported once."""
     lines = history_lines(days=1, seed=7)
     log = StampedLog(3, set())
     for raw in lines:
@@ -237,15 +238,16 @@ def test_a_columnar_replay_stopped_after_its_first_chunk_rolls_back_and_replays_
     add_records = projections.runners.replay_columnar.add_records
     failed: list[int] = []
 
-    def third_chunk_fails(events: Any, rows: RecordRows, *args: Any) -> Any:
-        if rows.row_base >= 200:
+    def last_chunk_fails(events: Any, rows: RecordRows, *args: Any) -> Any:
+        if rows.row_base + rows.rows == len(lines):
             failed.append(rows.row_base)
             raise NotColumnar("rows do not match")
         return add_records(events, rows, *args)
 
-    monkeypatch.setattr(projections.runners.replay_columnar, "add_records", third_chunk_fails)
+    monkeypatch.setattr(projections.runners.replay_columnar, "add_records", last_chunk_fails)
     fallback = run_replay(SqliteStore(tmp_path / "fallback.db", calendar), log, True, 100)
-    assert failed == [200]  # two chunks were staged before it gave up
+    assert len(failed) == 1 and failed[0] >= 200  # chunks were staged before it gave up
     assert "read and validate" in fallback[0].phases
     assert sqlite_tables(tmp_path / "fallback.db") == sqlite_tables(tmp_path / "exact.db")
     assert fallback[0].accepted == exact[0].accepted > 200
+    assert fallback[1] == exact[1] and exact[1]  # each rejected message reported once

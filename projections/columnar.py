@@ -302,23 +302,6 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
                      strict=strict, on_rejected=on_rejected, threads=threads)
 
 
-def load_columnar_records(rows: RecordRows, recorded: Sequence[int], *,
-                          on_rejected: Callable[[Rejected], None] | None = None,
-                          threads: int | None = None) -> ColumnarEvents:
-    """``load_columnar`` of records that are not lines of a file (the messages of a
-    log, in the order they were read; row ``n`` is ``rows.record(n)``); an event
-    without ``recorded_at`` is known at ``recorded[n - 1]`` (e.g. its message's log
-    timestamp) instead of when it occurred. The records are written to a temporary
-    JSON Lines file for DuckDB (``RecordRows.write``), removed before this returns."""
-    if len(recorded) != rows.rows:
-        raise ValueError(f"{rows.rows} records but {len(recorded)} recorded times")
-    with tempfile.TemporaryDirectory(prefix="dispatch-columnar-") as folder:
-        path = Path(folder) / "records.jsonl"
-        rows.write(path)
-        return _columnar([(path, lambda base: rows)], on_rejected=on_rejected,
-                         threads=threads, recorded=recorded)
-
-
 def columnar_records() -> ColumnarEvents:
     """An empty ``ColumnarEvents`` for ``add_records``."""
     db = _connect(None)
@@ -329,10 +312,15 @@ def columnar_records() -> ColumnarEvents:
 
 def add_records(events: ColumnarEvents, rows: RecordRows, recorded: Sequence[int],
                 earlier: Sequence[RecordRows]) -> tuple[list[Rejected], dict[str, int]]:
-    """Validate the records of ``rows`` (rows ``rows.row_base + 1`` on, following
-    ``earlier``, whose rows are in ``events`` already) into ``facts``, as
-    ``load_columnar_records`` would if given them all at once: the copies of an event
-    id are measured against its first copy, also one of an earlier call.
+    """Validate the records of ``rows`` (records that are not lines of a file, e.g. the
+    messages of a log in the order they were read; rows ``rows.row_base + 1`` on,
+    following ``earlier``, whose rows are in ``events`` already) into ``facts``, as
+    ``load_columnar`` validates lines: the copies of an event id are measured against
+    its first copy, also one of an earlier call. An event without ``recorded_at`` is
+    known at its ``recorded`` time (``recorded[0]`` is row ``rows.row_base + 1``'s,
+    e.g. its message's log timestamp) instead of when it occurred. The records are
+    written to a temporary JSON Lines file for DuckDB (``RecordRows.write``), removed
+    before this returns.
 
     Returns the rejected records in row order, and the event ids whose first copy is
     among the earlier rows and is now known earlier (a copy recorded earlier came),
@@ -389,12 +377,11 @@ def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
 
 def _columnar(sources: Sequence[tuple[Path, Callable[[int], RowIndex]]], *,
               strict: bool = False, on_rejected: Callable[[Rejected], None] | None = None,
-              threads: int | None = None,
-              recorded: Sequence[int] | None = None) -> ColumnarEvents:
+              threads: int | None = None) -> ColumnarEvents:
     events = ColumnarEvents(_connect(threads))
     indexes: list[RowIndex] = []
     try:
-        return _load(events, sources, indexes, strict, on_rejected, recorded)
+        return _load(events, sources, indexes, strict, on_rejected)
     finally:
         for index in indexes:
             index.close()
@@ -402,8 +389,7 @@ def _columnar(sources: Sequence[tuple[Path, Callable[[int], RowIndex]]], *,
 
 def _load(events: ColumnarEvents, sources: Sequence[tuple[Path, Callable[[int], RowIndex]]],
           indexes: list[RowIndex], strict: bool,
-          on_rejected: Callable[[Rejected], None] | None,
-          recorded: Sequence[int] | None) -> ColumnarEvents:
+          on_rejected: Callable[[Rejected], None] | None) -> ColumnarEvents:
     db = events.db
     row_base = 0
     for file_index, (path, index_of) in enumerate(sources):
@@ -438,8 +424,6 @@ def _load(events: ColumnarEvents, sources: Sequence[tuple[Path, Callable[[int], 
                             rejected, accepted_ids):
         _emit(rejected, on_rejected)
         return events
-    if recorded is not None:
-        _known_by_default(db, recorded)
     _copies(events, indexes, [*(e for e, _ in repeated), *accepted_ids], rejected)
     _emit(rejected, on_rejected)
     return events

@@ -22,7 +22,6 @@ from projections.columnar import (
     columnar_from_facts,
     export_parquet,
     load_columnar,
-    load_columnar_records,
 )
 from projections.duty import DutyCalendar
 from projections.runners.batch import load_store
@@ -91,24 +90,20 @@ async def _from_store(settings: Settings) -> tuple[ColumnarEvents, DutyCalendar]
 
 def _from_topic(args: argparse.Namespace, settings: Settings,
                 rejects: RejectsFile) -> ColumnarEvents:
-    """The whole topic read in bulk and validated by the columnar engine (as ``dispatch
-    replay`` does): no store in between."""
+    """The whole topic read in bulk and validated by the columnar engine, chunk after
+    chunk (as ``dispatch replay`` does): no store in between."""
     from dispatch.cli.replay import ReplayProgress
     from dispatch.kafka.log_reader import KafkaLog
-    from projections.runners.replay import ReplaySummary
-    from projections.runners.replay_columnar import read_log
+    from projections.runners.replay import planned
+    from projections.runners.replay_columnar import validate_log
 
     progress = ReplayProgress()
-    summary = ReplaySummary()
     try:
         with KafkaLog(args.bootstrap or settings.kafka_bootstrap,
                       args.from_topic or settings.topic_events) as log:
-            for partition, (start, stop) in log.bounds(None, None).items():
-                summary.start[partition], summary.stop[partition] = start, stop
-            summary.total = sum(summary.stop[p] - summary.start[p] for p in summary.start)
-            rows, recorded = read_log(log, summary, progress)
-        summary.step = "validating"
-        progress(summary)
-        return load_columnar_records(rows, recorded, on_rejected=rejects)
+            events, rejected = validate_log(log, planned(log), progress)
     finally:
         progress.finish()
+    for item in rejected:
+        rejects(item)
+    return events

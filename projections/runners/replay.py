@@ -97,11 +97,26 @@ class ReplaySummary:
         ("read and validate", "fold", "commit"), 0.0))
     """Seconds spent waiting for each step in this process (validation runs ahead)."""
     step: str = ""
-    """What the replay is doing, for progress output (the columnar engine's steps:
-    reading, validating, committing, done); "" while chunks are replayed."""
+    """What the replay is doing, for progress output (the columnar engine's steps after
+    its last chunk: folding, committing, done); "" while chunks are replayed."""
 
 
 Progress = Callable[[ReplaySummary], None]
+
+
+def planned(log: PartitionedLog, from_us: int | None = None, to_us: int | None = None,
+            reached: dict[int, int] | None = None) -> ReplaySummary:
+    """A summary holding what a replay of ``log`` between ``from_us`` and ``to_us``
+    reads (``PartitionedLog.bounds``): the start and stop offset of every partition
+    (the start moved on to ``reached``, where given: a resumed replay) and the
+    total."""
+    summary = ReplaySummary()
+    for partition, (first, stop) in log.bounds(from_us, to_us).items():
+        start = (reached or {}).get(partition, first)
+        summary.start[partition] = start
+        summary.stop[partition] = max(start, stop)
+    summary.total = sum(summary.stop[p] - summary.start[p] for p in summary.start)
+    return summary
 Parsed = list[Fact | str]
 
 
@@ -131,7 +146,6 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
     ``ingestion_clock`` (µs) stamps the events that carry no ``recorded_at`` and whose message has
     no log timestamp."""
     started = time.perf_counter()
-    summary = ReplaySummary()
     stored = await store.positions(consumer)
     ours = {p: v for (source, p), v in stored.items() if source == log.topic}
     if await store.event_count() and not (resume and ours):
@@ -141,12 +155,7 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
                                             if not resume else
                                             f"; it has no positions of {consumer!r} on "
                                             f"{log.topic!r} to resume from"))
-    bounds = log.bounds(from_us, to_us)
-    for partition, (first, stop) in bounds.items():
-        start = ours.get(partition, first) if resume else first
-        summary.start[partition] = start
-        summary.stop[partition] = max(start, stop)
-    summary.total = sum(summary.stop[p] - summary.start[p] for p in bounds)
+    summary = planned(log, from_us, to_us, ours if resume else {})
     if columnar and not ours:
         from projections.columnar import NotColumnar
         from projections.runners.replay_columnar import replay_columnar
@@ -163,7 +172,7 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
                                     "with the exact engine") from exc
             summary.messages = summary.accepted = 0
             summary.phases, summary.step = ReplaySummary().phases, ""
-    expected = {(log.topic, p): ours.get(p, 0) for p in bounds}
+    expected = {(log.topic, p): ours.get(p, 0) for p in summary.start}
     """What the store holds for each partition (what the next commit must find)."""
     remembered = _Remembered(store, complete=not ours)
     projector = Projector(cast(ProjectionStore, remembered), consumer, clock=ingestion_clock)
@@ -238,7 +247,7 @@ async def replay(store: ProjectionStore, log: PartitionedLog, consumer: str, *,
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     # Partitions where nothing was read still start the worker at the stop offset.
-    final = {(log.topic, p): summary.stop[p] for p in bounds}
+    final = {(log.topic, p): summary.stop[p] for p in summary.stop}
     if any(expected[key] != position for key, position in final.items()):
         async with store.writing():
             await store.commit(Commit(consumer, final, expected=dict(expected)))

@@ -74,24 +74,30 @@ async def replay_columnar(store: ProjectionStore, log: PartitionedLog, consumer:
             gc.enable()
 
 
-def read_log(log: PartitionedLog, summary: ReplaySummary, progress: Progress | None = None,
-             clock: Callable[[], int] = _now_micros) -> tuple[RecordRows, array[int]]:
-    """Every message from ``summary.start`` up to ``summary.stop``, as rows, and the time
-    each is known at when its event has no ``recorded_at``: its log timestamp, or when
-    it was read if the log keeps none. Counts ``summary.messages`` as it reads."""
-    values: list[bytes] = []
-    partitions, positions, recorded = array("q"), array("q"), array("q")
+def validate_log(log: PartitionedLog, summary: ReplaySummary,
+                 progress: Progress | None = None, clock: Callable[[], int] = _now_micros,
+                 chunk: int = READ_CHUNK) -> tuple[ColumnarEvents, list[Rejected]]:
+    """Every message from ``summary.start`` up to ``summary.stop``, read and validated
+    as the replay does (no store): the accepted events, and the rejected messages in
+    log order. Counts ``summary.messages`` and ``summary.accepted`` as it reads."""
+    events = columnar_records()
+    loaded: list[RecordRows] = []
+    refused: list[Rejected] = []
     now = clock()
-    summary.step = "reading"
-    for messages in log.read(summary.start, summary.stop, READ_CHUNK):
-        values += [m.value for m in messages]
-        partitions.extend([m.partition for m in messages])
-        positions.extend([m.offset + 1 for m in messages])
-        recorded.extend([now if m.timestamp_us is None else m.timestamp_us for m in messages])
-        summary.messages += len(messages)
-        if progress is not None:
-            progress(summary)
-    return RecordRows(log.topic, values, partitions, positions), recorded
+    try:
+        for messages in log.read(summary.start, summary.stop, chunk):
+            rejected, _ = _add_chunk(messages, events, loaded, log.topic, now)
+            refused += rejected
+            summary.messages += len(messages)
+            if progress is not None:
+                progress(summary)
+    except BaseException:
+        events.db.close()
+        raise
+    summary.accepted = events.db.execute("SELECT count(*) FROM facts").fetchall()[0][0]
+    summary.duplicates, summary.conflicts = events.duplicates, events.conflicts
+    summary.rejected = events.rejected
+    return events, refused
 
 
 async def _replay(store: ProjectionStore, log: PartitionedLog, consumer: str,
@@ -175,20 +181,29 @@ def _next_chunk(chunks: Iterator[list[LogMessage]], events: ColumnarEvents,
     if messages is None:
         return None
     base = events.lines
-    rows = RecordRows(topic, [m.value for m in messages],
-                      array("q", [m.partition for m in messages]),
-                      array("q", [m.offset + 1 for m in messages]), row_base=base)
-    recorded = array("q", [now if m.timestamp_us is None else m.timestamp_us
-                           for m in messages])
-    rejected, updates = add_records(events, rows, recorded, loaded)
-    loaded.append(rows)
-    values = rows.values
+    rejected, updates = _add_chunk(messages, events, loaded, topic, now)
+    values = loaded[-1].values
     logged = [LoggedEvent(eid, iid, typ, ts, values[n - base - 1], known)
               for n, eid, iid, typ, ts, known in events.db.execute(
                   f"SELECT n, eid, iid, typ, ts, known FROM facts WHERE n > {base} "
                   "ORDER BY n").fetchall()]
     phases["validate"] += time.perf_counter() - read_at
     return logged, updates, rejected, len(messages)
+
+
+def _add_chunk(messages: list[LogMessage], events: ColumnarEvents, loaded: list[RecordRows],
+               topic: str, now: int) -> tuple[list[Rejected], dict[str, int]]:
+    """``add_records`` of the messages (appended to ``loaded``); an event without
+    ``recorded_at`` is known at its message's log timestamp, or at ``now`` when the
+    log keeps none."""
+    rows = RecordRows(topic, [m.value for m in messages],
+                      array("q", [m.partition for m in messages]),
+                      array("q", [m.offset + 1 for m in messages]), row_base=events.lines)
+    recorded = array("q", [now if m.timestamp_us is None else m.timestamp_us
+                           for m in messages])
+    found = add_records(events, rows, recorded, loaded)
+    loaded.append(rows)
+    return found
 
 
 async def _timed(work: Awaitable[None], phases: dict[str, float]) -> None:

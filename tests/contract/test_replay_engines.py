@@ -34,7 +34,8 @@ from projections.columnar import NotColumnar
 from projections.duty import DutyCalendar, parse_duty_start
 from projections.line_index import RecordRows
 from projections.ports import ProjectionStore, Rejected
-from projections.runners.replay import LogMessage, ReplaySummary, replay
+from projections.runners.replay import LogMessage, ReplaySummary, planned, replay
+from projections.runners.replay_columnar import validate_log
 from projections.stores.postgres import PostgresStore
 from projections.stores.rows import TOTALS_KEY
 from projections.stores.sqlite import SqliteStore
@@ -191,6 +192,26 @@ def test_columnar_replay_writes_the_rows_of_the_exact_replay_sqlite(
         tables.append(sqlite_tables(path))
     assert_same_outcome(*outcomes)
     assert_same_tables(*tables)
+    assert_export_reads_the_event_log(log, chunk, outcomes[0], tables[0]["event_log"])
+
+
+def assert_export_reads_the_event_log(log: ListLog, chunk: int,
+                                      exact: tuple[ReplaySummary, list[Rejected]],
+                                      event_log: list[tuple[Any, ...]]) -> None:
+    """``validate_log`` (``export --from-topic``: no store) keeps the events, known
+    times and rejected messages of the exact replay, and counts what it does."""
+    summary = planned(log)
+    events, rejected = validate_log(log, summary, clock=lambda: NOW, chunk=chunk)
+    try:
+        kept = events.db.execute(
+            "SELECT eid, iid, typ, ts, known FROM facts ORDER BY n").fetchall()
+    finally:
+        events.db.close()
+    assert kept == [(e, i, t, at, known) for e, i, t, at, _, known in event_log]
+    assert sorted(rejected, key=str) == sorted(exact[1], key=str)
+    counted = ("messages", "accepted", "duplicates", "rejected", "conflicts")
+    assert ({k: getattr(summary, k) for k in counted}
+            == {k: getattr(exact[0], k) for k in counted})
 
 
 @pytest.mark.servers

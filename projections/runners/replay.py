@@ -117,6 +117,8 @@ def planned(log: PartitionedLog, from_us: int | None = None, to_us: int | None =
         summary.stop[partition] = max(start, stop)
     summary.total = sum(summary.stop[p] - summary.start[p] for p in summary.start)
     return summary
+
+
 Parsed = list[Fact | str]
 
 

@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -298,8 +297,13 @@ def load_columnar(paths: Sequence[Path], *, strict: bool = False,
     the lines that may hold a NUL.
     Raises ``NotColumnar`` when the reader's rows cannot be matched to the file's
     lines (then the exact path must be used)."""
-    return _columnar([(path, partial(LineIndex, path)) for path in paths],
-                     strict=strict, on_rejected=on_rejected, threads=threads)
+    events = ColumnarEvents(_connect(threads))
+    indexes: list[RowIndex] = []
+    try:
+        return _load(events, paths, indexes, strict, on_rejected)
+    finally:
+        for index in indexes:
+            index.close()
 
 
 def columnar_records() -> ColumnarEvents:
@@ -375,26 +379,14 @@ def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
     return db
 
 
-def _columnar(sources: Sequence[tuple[Path, Callable[[int], RowIndex]]], *,
-              strict: bool = False, on_rejected: Callable[[Rejected], None] | None = None,
-              threads: int | None = None) -> ColumnarEvents:
-    events = ColumnarEvents(_connect(threads))
-    indexes: list[RowIndex] = []
-    try:
-        return _load(events, sources, indexes, strict, on_rejected)
-    finally:
-        for index in indexes:
-            index.close()
-
-
-def _load(events: ColumnarEvents, sources: Sequence[tuple[Path, Callable[[int], RowIndex]]],
-          indexes: list[RowIndex], strict: bool,
+def _load(events: ColumnarEvents, paths: Sequence[Path], indexes: list[RowIndex],
+          strict: bool,
           on_rejected: Callable[[Rejected], None] | None) -> ColumnarEvents:
     db = events.db
     row_base = 0
-    for file_index, (path, index_of) in enumerate(sources):
+    for file_index, path in enumerate(paths):
         quoted = str(path).replace("'", "''")
-        index = index_of(row_base)
+        index = LineIndex(path, row_base)
         indexes.append(index)
         index.start()  # the walk runs while DuckDB reads
         try:
@@ -430,7 +422,7 @@ def _load(events: ColumnarEvents, sources: Sequence[tuple[Path, Callable[[int], 
 
 
 def _known_by_default(db: duckdb.DuckDBPyConnection, recorded: Sequence[int],
-                      row_base: int = 0) -> None:
+                      row_base: int) -> None:
     """Rows after ``row_base`` whose event has no ``recorded_at`` are known at their
     ``recorded`` time (``recorded[0]`` is row ``row_base + 1``'s)."""
     rows = [n for (n,) in db.execute(

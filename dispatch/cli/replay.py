@@ -171,7 +171,7 @@ class ReplayProgress:
         bar = "#" * int(share * 30)
         line = (f"replay [{bar:<30}] {share:4.0%} {summary.messages:,}/{summary.total:,} "
                 f"{rate:,.0f} msg/s ETA {_clock(left)}")
-        if summary.step not in ("", "reading"):  # the columnar engine, after its read
+        if summary.step:  # the columnar engine, after its last chunk
             line = (f"replay: {summary.messages:,} messages read; {summary.step} "
                     f"({_clock(elapsed)} since the start)")
         if self.terminal:

@@ -48,8 +48,8 @@ from projections.runners.replay import (
 from projections.runners.stream import DeadLetters
 
 READ_CHUNK = 100_000
-"""Messages read (and, in a replay, validated) at a time; progress is reported after
-each chunk."""
+"""Messages read and validated at a time by default; progress is reported after each
+chunk."""
 
 
 async def replay_columnar(store: ProjectionStore, log: PartitionedLog, consumer: str,

@@ -21,6 +21,13 @@ Steps (local Kafka and PostgreSQL of ``deploy/local/up.sh``):
 
 ``--worker-events M`` stops the worker once M events are stored (its rate is then
 measured over the first M; the report check is done for the replay only).
+
+``--compare CHECKOUT`` (another checkout of this repository, e.g. the commit before a
+change) first runs that checkout's replay with the first of ``--engines`` on the same
+topic, into its own database: the change's baseline, in the same run.
+
+    git worktree add --detach ../base COMMIT
+    .venv/bin/python bench/replay.py --engines columnar --worker-events 20000 --compare ../base
 """
 
 from __future__ import annotations
@@ -44,8 +51,10 @@ PY = sys.executable
 
 ROOT = "postgresql://dispatch:dispatch@127.0.0.1:5432"
 DATABASE = "dispatch_bench_replay"
-"""One database per engine: ``dispatch_bench_replay_columnar`` and ``..._exact``."""
+"""One database per engine: ``dispatch_bench_replay_columnar``, ``..._exact`` and
+``..._baseline`` (``--compare``)."""
 ENGINES = ("columnar", "exact")
+BASELINE = "baseline"
 
 
 def load() -> str:
@@ -137,24 +146,28 @@ def cleanup(bootstrap: str, topics: list[str]) -> None:
 
         conn = await asyncpg.connect(f"{ROOT}/postgres")
         try:
-            for name in (*(f"{DATABASE}_{e}" for e in ENGINES), "dispatch_bench_worker"):
+            for name in (*(f"{DATABASE}_{e}" for e in (*ENGINES, BASELINE)),
+                         "dispatch_bench_worker"):
                 await conn.execute(f"DROP DATABASE IF EXISTS {name}")
         finally:
             await conn.close()
     asyncio.run(drop())
 
 
-def replay(engine: str, args: argparse.Namespace, env: dict[str, str],
-           lines: int) -> dict[str, Any]:
-    """``dispatch replay --engine ENGINE`` into a fresh database, as a subprocess."""
-    dsn = fresh_database(f"{DATABASE}_{engine}")
-    say(f"replay, {engine} engine (load {load()})")
+def replay(engine: str, args: argparse.Namespace, env: dict[str, str], lines: int,
+           checkout: Path = REPO, label: str | None = None) -> dict[str, Any]:
+    """``dispatch replay --engine ENGINE`` of ``checkout`` into a fresh database
+    (named after ``label``, the engine by default), as a subprocess."""
+    label = label or engine
+    dsn = fresh_database(f"{DATABASE}_{label}")
+    say(f"replay, {engine} engine of {checkout} (load {load()})")
     started = time.perf_counter()
     proc = subprocess.Popen(
         [PY, "-m", "dispatch.cli", "replay", "--from-topic", "--store", dsn, "--engine", engine,
          "--parse-workers", str(args.parse_workers),
          *(["--batch-size", str(args.batch_size)] if args.batch_size else [])],
-        env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
+        env={**env, "PYTHONPATH": str(checkout)}, cwd=checkout, stderr=subprocess.PIPE,
+        text=True)
     rss = helpers = 0.0
     while proc.poll() is None:
         rss = max(rss, peak_rss_mb(proc.pid) or 0.0)
@@ -163,9 +176,9 @@ def replay(engine: str, args: argparse.Namespace, env: dict[str, str],
     assert proc.stderr is not None
     tail = proc.stderr.read().strip().splitlines()[-1:]
     if proc.returncode != 0:
-        raise SystemExit(f"replay ({engine}) failed: {tail}")
+        raise SystemExit(f"replay ({label}) failed: {tail}")
     seconds = time.perf_counter() - started
-    say(f"replay ({engine}): {lines / seconds:,.0f} events/s in {seconds:.1f}s, RSS {rss:.0f} MB "
+    say(f"replay ({label}): {lines / seconds:,.0f} events/s in {seconds:.1f}s, RSS {rss:.0f} MB "
         f"(+ workers {helpers:.0f} MB); {tail}")
     return {"seconds": seconds, "rate": lines / seconds, "peak_rss_mb": rss,
             "parse_workers_peak_rss_mb": helpers, "summary": tail, "load_after": load()}
@@ -182,8 +195,12 @@ def main() -> int:
                         help="replay chunk size (default: each engine's own)")
     parser.add_argument("--engines", type=lambda v: v.split(","), default=list(ENGINES),
                         help="replay engines to run, in this order (default columnar,exact)")
+    parser.add_argument("--compare", metavar="CHECKOUT", type=Path,
+                        help="another checkout whose replay (first of --engines) runs first "
+                             "on the same topic: the baseline")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
+    replays = [*([BASELINE] if args.compare else []), *args.engines]
 
     from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
 
@@ -204,7 +221,10 @@ def main() -> int:
         dispatch("produce", str(path), env=env)
         results["produce_seconds"] = time.perf_counter() - started
 
-        # 1. replay, by each engine
+        # 1. replay, by each engine (the baseline checkout's first)
+        if args.compare:
+            results[f"replay_{BASELINE}"] = replay(args.engines[0], args, env, lines,
+                                                   args.compare.resolve(), BASELINE)
         for engine in args.engines:
             results[f"replay_{engine}"] = replay(engine, args, env, lines)
         fastest = max(args.engines, key=lambda e: results[f"replay_{e}"]["rate"])
@@ -247,11 +267,16 @@ def main() -> int:
             ratio = results[f"replay_{engine}"]["rate"] / worker_rate
             results[f"ratio_{engine}"] = ratio
             say(f"ratio replay ({engine}) / worker: {ratio:.2f}x (load {load()})")
+        if args.compare:
+            speedup = results[f"replay_{args.engines[0]}"]["rate"] / results[
+                f"replay_{BASELINE}"]["rate"]
+            results["speedup_over_baseline"] = speedup
+            say(f"replay ({args.engines[0]}) / baseline checkout: {speedup:.2f}x")
 
         # 4. correctness
         want = dispatch("report", "--input", str(path), env=env).stdout
         equal = {}
-        for engine in args.engines:
+        for engine in replays:
             got = dispatch("report", "--store", f"{ROOT}/{DATABASE}_{engine}", env=env).stdout
             equal[engine] = results[f"replay_{engine}"]["report_equal"] = got == want
         if not args.worker_events:
@@ -264,7 +289,7 @@ def main() -> int:
     print(json.dumps(results, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
-    return 0 if all(results[f"replay_{e}"]["report_equal"] for e in args.engines) else 1
+    return 0 if all(results[f"replay_{e}"]["report_equal"] for e in replays) else 1
 
 
 if __name__ == "__main__":

@@ -197,6 +197,11 @@ class Commit:
     """SLA rules to evaluate in the same transaction (module contract)."""
     sla_update: SlaUpdate | None = None
     """Filled in by ``commit`` when ``sla`` is given: rows and transitions written."""
+    new_rows: bool = False
+    """The caller's word that no incident and no totals bucket of this commit is stored
+    yet (a replay into a fresh store): a store may then add their rows without merging
+    them into stored ones. If one is stored after all, the commit fails (PostgreSQL:
+    the unique key) or merges it."""
 
 
 class OutboxEntry(NamedTuple):
@@ -287,7 +292,17 @@ class ProjectionStore(ABC):
 
         The default suits a store that only one process, one task at a time,
         writes (the in-memory store)."""
-        return _no_lock()
+        return _nothing()
+
+    def bulk_loading(self) -> AbstractAsyncContextManager[None]:
+        """Inside a ``writing()`` block, around the stages that fill a store holding no
+        events: the store may set the event log's indexes aside while its rows are
+        copied, and build them again from the whole log when the context exits without
+        an exception (still inside the block, before ``finish``). What the store holds
+        and enforces after the block is what it would without this; until the context
+        exits, lookups by event id may be slow. On an exception the block's rollback
+        brings the indexes back. The default sets nothing aside."""
+        return _nothing()
 
     def sibling(self) -> ProjectionStore | None:
         """A second, unopened session on the same database, with the same settings,
@@ -470,5 +485,5 @@ def _matches(incident: Incident, query: IncidentQuery) -> bool:
 
 
 @asynccontextmanager
-async def _no_lock() -> AsyncIterator[None]:
+async def _nothing() -> AsyncIterator[None]:
     yield

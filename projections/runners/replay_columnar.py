@@ -1,8 +1,10 @@
 """Replay into a fresh store through the columnar engine (``projections.columnar``):
 the log read and validated in DuckDB chunk after chunk, on a thread, while the
 store copies the event-log rows of the chunk before; the incidents and totals
-folded at the end (while the store copies the last chunk); everything in one
-transaction of the store.
+folded at the end (while the store copies the last chunk and builds the event log's
+indexes, set aside meanwhile: ``ProjectionStore.bulk_loading``); the incidents and
+totals written as new rows (``Commit.new_rows``); everything in one transaction of the
+store.
 
 Contract (``projections.runners.replay``'s, for a fresh store, with these differences):
 - one transaction for everything, holding the stop offset of every partition: a
@@ -31,6 +33,7 @@ import time
 from array import array
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import suppress
+from typing import Any
 
 from projections.columnar import ColumnarEvents, add_records, columnar_records, fold_columnar
 from projections.history import Window
@@ -113,38 +116,24 @@ async def _replay(store: ProjectionStore, log: PartitionedLog, consumer: str,
     # Nobody follows a store being rebuilt: no change log (as the exact replay).
     keep_changes, store.change_log = store.change_log, False
     staging: asyncio.Future[None] | None = None
+    folding: asyncio.Future[Commit] | None = None
     refused: list[Rejected] = []
     try:
         async with store.writing():
             try:
-                while True:
-                    # The next chunk is read and validated on a thread (DuckDB releases
-                    # the interpreter lock) while the store copies the previous one.
-                    item = await loop.run_in_executor(None, _next_chunk, chunks, events,
-                                                      loaded, log.topic, now, phases)
-                    if item is None:
-                        break
-                    logged, updates, rejected, read = item
-                    summary.messages += read
-                    summary.accepted += len(logged)
-                    refused += rejected
+                async with store.bulk_loading():
+                    staging = await _stage_chunks(store, chunks, events, loaded, log.topic,
+                                                  now, consumer, summary, refused, progress)
+                    _step(summary, "folding", progress)
+                    # The fold (DuckDB) runs while the store copies the last chunk and
+                    # builds the event log's indexes.
+                    folding = loop.run_in_executor(None, _folded, events, store, consumer,
+                                                   log.topic, summary, phases)
                     if staging is not None:
                         await staging
-                    staging = asyncio.ensure_future(_timed(store.stage(Commit(
-                        consumer, positions={}, events=logged, recorded_updates=updates)),
-                        phases))
-                    if progress is not None:
-                        progress(summary)
-                _step(summary, "folding", progress)
-                # The fold (DuckDB) runs while the store copies the last chunk.
-                folding = loop.run_in_executor(None, _folded, events, store, consumer,
-                                               log.topic, summary, phases)
-                try:
-                    if staging is not None:
-                        await staging
-                        staging = None
-                finally:
-                    read_model = await folding  # the thread is done before the db closes
+                    leaving = time.perf_counter()
+                phases["store"] += time.perf_counter() - leaving
+                read_model = await folding
                 _step(summary, "committing", progress)
                 # Reported once the engine can no longer give up (and be replaced by the
                 # exact one, which reports them again), before the commit that skips them.
@@ -152,10 +141,8 @@ async def _replay(store: ProjectionStore, log: PartitionedLog, consumer: str,
                 await _timed(store.stage(read_model), phases)
                 await _timed(store.finish(), phases)
             except BaseException:
-                if staging is not None and not staging.done():
-                    staging.cancel()  # not left running on a block about to roll back
-                    with suppress(BaseException):
-                        await staging
+                await _settle(staging, cancel=True)  # not left running on a rolled-back block
+                await _settle(folding)  # the thread is done before the db closes
                 raise
     finally:
         store.change_log = keep_changes
@@ -167,6 +154,48 @@ async def _replay(store: ProjectionStore, log: PartitionedLog, consumer: str,
     summary.rejected = events.rejected
     _step(summary, "done", progress)
     return summary
+
+
+async def _stage_chunks(store: ProjectionStore, chunks: Iterator[list[LogMessage]],
+                        events: ColumnarEvents, loaded: list[RecordRows], topic: str, now: int,
+                        consumer: str, summary: ReplaySummary, refused: list[Rejected],
+                        progress: Progress | None) -> asyncio.Future[None] | None:
+    """Every chunk read and validated, and its event-log rows staged in ``store``: the
+    staging of the last chunk is returned still running (None without chunks)."""
+    loop = asyncio.get_running_loop()
+    phases = summary.phases
+    staging: asyncio.Future[None] | None = None
+    try:
+        while True:
+            # The next chunk is read and validated on a thread (DuckDB releases the
+            # interpreter lock) while the store copies the previous one.
+            item = await loop.run_in_executor(None, _next_chunk, chunks, events, loaded,
+                                              topic, now, phases)
+            if item is None:
+                return staging
+            logged, updates, rejected, read = item
+            summary.messages += read
+            summary.accepted += len(logged)
+            refused += rejected
+            if staging is not None:
+                await staging
+            staging = asyncio.ensure_future(_timed(store.stage(Commit(
+                consumer, positions={}, events=logged, recorded_updates=updates)), phases))
+            if progress is not None:
+                progress(summary)
+    except BaseException:
+        await _settle(staging, cancel=True)
+        raise
+
+
+async def _settle(work: asyncio.Future[Any] | None, *, cancel: bool = False) -> None:
+    """``work`` (if any) ended, cancelled first with ``cancel``; its outcome dropped."""
+    if work is None or work.done():
+        return
+    if cancel:
+        work.cancel()
+    with suppress(BaseException):
+        await work
 
 
 def _next_chunk(chunks: Iterator[list[LogMessage]], events: ColumnarEvents,
@@ -229,7 +258,7 @@ def _folded(events: ColumnarEvents, store: ProjectionStore, consumer: str, topic
                   incidents=incidents, calls=calls,
                   deltas={b: v for b, v in totals.items() if any(v)}, shifts=shifts,
                   rejected=events.rejected, duplicates=events.duplicates,
-                  conflicts=events.conflicts)
+                  conflicts=events.conflicts, new_rows=True)
 
 
 def _step(summary: ReplaySummary, step: str, progress: Progress | None) -> None:

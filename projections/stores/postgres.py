@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -54,6 +54,7 @@ from projections.sla import SlaLimits
 from projections.sla_live import SlaPlan, SlaRow, evaluate, outbox_changes, plan_instant
 from projections.stores.driver_errors import described, masked, translate_errors
 from projections.stores.migrate import migrations
+from projections.stores.postgres_bulk import indexes_set_aside
 from projections.stores.rows import (
     COUNTERS,
     INCIDENT_COLUMNS,
@@ -82,6 +83,7 @@ class _Staged(NamedTuple):
     driver checks every element) and moved with one INSERT ... SELECT; the stage
     empties itself at commit, so each is used at most once per transaction."""
 
+    table: str
     stage: str
     columns: tuple[str, ...]
     create: str
@@ -92,7 +94,7 @@ def _staged(table: str, columns: Sequence[str], key: Sequence[str], update: str)
     stage = f"stage_{table}"
     names = ", ".join(columns)
     return _Staged(
-        stage, tuple(columns),
+        table, stage, tuple(columns),
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
         f"SELECT {names} FROM {table} WITH NO DATA",
         # ORDER BY: concurrent writers lock shared rows (totals) in one order.
@@ -317,6 +319,11 @@ class PostgresStore(ProjectionStore):
         block, self._block = self._block, None
         await block.commit()
 
+    def bulk_loading(self) -> AbstractAsyncContextManager[None]:
+        if self._block is None:
+            raise RuntimeError("bulk_loading() needs an open writing() block")
+        return indexes_set_aside(self.conn, "event_log")
+
     async def _write(self, commit: Commit) -> None:
         conn = self.conn
         self._staged.clear()
@@ -350,7 +357,8 @@ class PostgresStore(ProjectionStore):
                     list(commit.recorded_updates), list(commit.recorded_updates.values()))
             if commit.incidents:
                 await self._upsert(_INCIDENT_UPSERT,
-                                   [incident_row(i, self.calendar) for i in commit.incidents])
+                                   [incident_row(i, self.calendar) for i in commit.incidents],
+                                   new=commit.new_rows)
             if commit.calls:
                 await conn.copy_records_to_table(
                     "calls", records=[(c.event_id, c.incident_id, c.at, c.grid, c.area)
@@ -361,7 +369,8 @@ class PostgresStore(ProjectionStore):
                     "shifts", records=[shift_row(f) for f in commit.shifts],
                     columns=SHIFT_COLUMNS)
             if commit.deltas:
-                await self._upsert(_TOTALS_UPSERT, [(*b, *v) for b, v in commit.deltas.items()])
+                await self._upsert(_TOTALS_UPSERT, [(*b, *v) for b, v in commit.deltas.items()],
+                                   new=commit.new_rows)
             if commit.rejected or commit.duplicates or commit.conflicts:
                 await conn.executemany(
                     "INSERT INTO counters AS c (name, value) VALUES ($1, $2) "
@@ -395,8 +404,14 @@ class PostgresStore(ProjectionStore):
                 # Last, so the change_head row lock is held only for the end of the batch.
                 await self._append_changes(commit, alerts)
 
-    async def _upsert(self, staged: _Staged, rows: Sequence[Sequence[Any]]) -> None:
-        """Inside a transaction: upsert ``rows`` (in ``staged.columns`` order)."""
+    async def _upsert(self, staged: _Staged, rows: Sequence[Sequence[Any]], *,
+                      new: bool = False) -> None:
+        """Inside a transaction: upsert ``rows`` (in ``staged.columns`` order); ``new``
+        rows (none of their keys stored: ``Commit.new_rows``) are copied straight in."""
+        if new:
+            await self.conn.copy_records_to_table(staged.table, records=rows,
+                                                  columns=staged.columns)
+            return
         if staged.stage in self._staged:
             raise RuntimeError(f"{staged.stage} used twice in one transaction")
         self._staged.add(staged.stage)

@@ -14,7 +14,7 @@ import pytest
 
 from projections.duty import DutyCalendar
 from projections.incident import Fact, Incident
-from projections.ports import Commit, LoggedEvent, ProjectionStore, StalePosition
+from projections.ports import Commit, LoggedEvent, ProjectionStore, StalePosition, StoreError
 from projections.sla import SlaLimits
 from projections.stores.memory import MemoryStore
 from projections.stores.postgres import PostgresStore
@@ -139,6 +139,35 @@ class StoreContract:
         await store.commit(commit(1, events=events))
         assert [e.event_id for e in await store.incident_events("i1")] == ["a", "b"]
 
+    async def test_bulk_loading_keeps_what_the_store_holds(
+            self, store: ProjectionStore) -> None:
+        first = [LoggedEvent("b", "i1", "crew.arrived", 30, b"{}", 70),
+                 LoggedEvent("a", "i1", "call.received", 10, b"{}", 60)]
+        async with store.writing():
+            async with store.bulk_loading():
+                await store.stage(Commit("c", positions={}, events=first))
+                await store.stage(Commit("c", positions={}, recorded_updates={"a": 40, "b": 90},
+                                         events=[LoggedEvent("c", "i2", "call.received", 20,
+                                                             b"{}", 80)]))
+            await store.stage(commit(9))
+            await store.finish()
+        assert await store.event_count() == 4
+        assert await store.known_event_ids(["a", "b", "c", "e9", "z"]) == {"a", "b", "c", "e9"}
+        assert await store.incident_events("i1") == [
+            LoggedEvent("a", "i1", "call.received", 10, b"{}", 40),
+            LoggedEvent("b", "i1", "crew.arrived", 30, b"{}", 70)]
+        assert await store.positions("c") == {("src", 0): 90}
+
+    async def test_new_rows_are_written_as_given(self, store: ProjectionStore) -> None:
+        await store.commit(commit(1, new_rows=True))
+        other = {("grid", "G1", "2026-07-02"): vector(calls=3)}
+        await store.commit(commit(2, new_rows=True, deltas=other))
+        assert await store.load_incidents(["i1", "i2"]) == {"i1": incident("i1"),
+                                                            "i2": incident("i2")}
+        assert await store.totals() == {("", "", "2026-07-01"): vector(calls=1, incidents=1),
+                                        **other}
+        assert await store.positions("c") == {("src", 0): 20}
+
     async def test_calendar_is_fixed_at_creation(self, tmp_path: Path) -> None:
         if not self.persistent:
             pytest.skip("not persistent")
@@ -223,3 +252,50 @@ class TestPostgresStore(StoreContract):
     def make_store(self, tmp_path: Path, calendar: DutyCalendar,
                    sla_limits: SlaLimits | None = None) -> ProjectionStore:
         return PostgresStore(self.dsn, calendar, sla_limits=sla_limits)
+
+    @staticmethod
+    async def indexes(store: ProjectionStore) -> list[tuple[str, str]]:
+        assert isinstance(store, PostgresStore)
+        rows = await store.conn.fetch("SELECT indexname, indexdef FROM pg_indexes "
+                                      "WHERE tablename = 'event_log' ORDER BY indexname")
+        return [(r[0], r[1]) for r in rows]
+
+    async def test_bulk_loading_sets_the_indexes_aside_and_builds_them_again(
+            self, store: ProjectionStore) -> None:
+        before = await self.indexes(store)
+        assert len(before) == 3  # sequence number, event id, incident id
+        async with store.writing():
+            async with store.bulk_loading():
+                assert await self.indexes(store) == []
+                await store.stage(commit(1))
+            assert await self.indexes(store) == before
+            await store.finish()
+        assert await self.indexes(store) == before
+        with pytest.raises(StoreError, match="unique"):  # enforced again by the build
+            async with store.writing(), store.bulk_loading():
+                await store.stage(commit(2))
+                await store.stage(Commit("c", positions={}, events=commit(1).events))
+        assert await self.indexes(store) == before
+        assert await store.known_event_ids(["e1", "e2"]) == {"e1"}  # rolled back
+
+    async def test_new_rows_already_stored_fail_the_commit(
+            self, store: ProjectionStore) -> None:
+        await store.commit(commit(1))
+        for clash in ({"incidents": [incident("i1")]},
+                      {"deltas": {("", "", "2026-07-01"): vector(calls=1)}}):
+            with pytest.raises(StoreError, match="duplicate key"):
+                await store.commit(commit(2, new_rows=True, **clash))
+        assert await store.positions("c") == {("src", 0): 10}
+        assert await store.totals() == {("", "", "2026-07-01"): vector(calls=1, incidents=1)}
+
+    async def test_bulk_loading_is_undone_with_its_block(self, store: ProjectionStore) -> None:
+        before = await self.indexes(store)
+        with pytest.raises(ZeroDivisionError):
+            async with store.writing(), store.bulk_loading():
+                await store.stage(commit(1))
+                raise ZeroDivisionError
+        assert await self.indexes(store) == before
+        assert await store.event_count() == 0
+        with pytest.raises(RuntimeError, match="writing"):
+            async with store.bulk_loading():
+                pass

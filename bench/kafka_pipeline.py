@@ -98,8 +98,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from figures import CLK_TCK, cpu_of  # bench/figures.py  # noqa: E402
+
 PY = sys.executable
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 BENCH_DB = "dispatch_bench"
 
 
@@ -112,15 +113,6 @@ def load() -> str:
 
 def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}  ({load()})", flush=True)
-
-
-def cpu_of(pid: int) -> float | None:
-    """User+system CPU seconds of a process (all threads), or None if unreadable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def thread_cpu(pid: int) -> dict[int, float]:

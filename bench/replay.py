@@ -7,7 +7,9 @@ Steps (local Kafka and PostgreSQL of ``deploy/local/up.sh``):
    into an empty database for each engine E (``--engines``, default columnar then
    exact: the exact engine is the baseline of the columnar one), as a subprocess:
    wall time, rate, peak RSS (VmHWM of the replay process; the parse workers are
-   reported separately);
+   reported separately), CPU seconds of the replay process (its threads and the
+   children it waited for) and of the PostgreSQL server processes serving its
+   database (sampled every 0.2 s: the last 0.2 s of each may be missed);
 2. ``dispatch worker`` (Faust, the production path) into another empty database,
    as a subprocess: time from the first stored position to the end offsets (the
    worker's steady rate) and from spawn (with start-up); peak RSS;
@@ -36,6 +38,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -44,7 +47,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from figures import fresh_database as scratch  # bench/figures.py
+from figures import backends_of, cpu_of  # bench/figures.py
+from figures import fresh_database as scratch
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -169,18 +173,26 @@ def replay(engine: str, args: argparse.Namespace, env: dict[str, str], lines: in
         env={**env, "PYTHONPATH": str(checkout)}, cwd=checkout, stderr=subprocess.PIPE,
         text=True)
     rss = helpers = 0.0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    backends: dict[int, float] = {}
     while proc.poll() is None:
         rss = max(rss, peak_rss_mb(proc.pid) or 0.0)
         helpers = max(helpers, descendants_rss_mb(proc.pid))
-        time.sleep(0.5)
+        for pid in backends_of(dsn.rsplit("/", 1)[1]):
+            backends[pid] = cpu_of(pid) or backends.get(pid, 0.0)
+        time.sleep(0.2)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    pg_cpu = sum(backends.values())
     assert proc.stderr is not None
     tail = proc.stderr.read().strip().splitlines()[-1:]
     if proc.returncode != 0:
         raise SystemExit(f"replay ({label}) failed: {tail}")
     seconds = time.perf_counter() - started
     say(f"replay ({label}): {lines / seconds:,.0f} events/s in {seconds:.1f}s, RSS {rss:.0f} MB "
-        f"(+ workers {helpers:.0f} MB); {tail}")
+        f"(+ workers {helpers:.0f} MB), CPU {cpu:.1f} s + PostgreSQL {pg_cpu:.1f} s; {tail}")
     return {"seconds": seconds, "rate": lines / seconds, "peak_rss_mb": rss,
+            "cpu_seconds": cpu, "pg_cpu_seconds": pg_cpu,
             "parse_workers_peak_rss_mb": helpers, "summary": tail, "load_after": load()}
 
 
@@ -266,7 +278,10 @@ def main() -> int:
         for engine in args.engines:
             ratio = results[f"replay_{engine}"]["rate"] / worker_rate
             results[f"ratio_{engine}"] = ratio
-            say(f"ratio replay ({engine}) / worker: {ratio:.2f}x (load {load()})")
+            say(f"ratio replay ({engine}) / worker: {ratio:.2f}x (load {load()})"
+                + (f"; the worker's rate is that of its first {target:,} events, below its "
+                   "catch-up rate: run without --worker-events for the ratio"
+                   if args.worker_events else ""))
         if args.compare:
             speedup = results[f"replay_{args.engines[0]}"]["rate"] / results[
                 f"replay_{BASELINE}"]["rate"]

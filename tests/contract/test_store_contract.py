@@ -258,12 +258,15 @@ class TestPostgresStore(StoreContract):
         assert isinstance(store, PostgresStore)
         rows = await store.conn.fetch("SELECT indexname, indexdef FROM pg_indexes "
                                       "WHERE tablename = 'event_log' ORDER BY indexname")
-        return [(r[0], r[1]) for r in rows]
+        keys = await store.conn.fetch(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'event_log'::regclass ORDER BY conname")
+        return [(r[0], r[1]) for r in (*rows, *keys)]
 
     async def test_bulk_loading_sets_the_indexes_aside_and_builds_them_again(
             self, store: ProjectionStore) -> None:
         before = await self.indexes(store)
-        assert len(before) == 3  # sequence number, event id, incident id
+        assert len(before) == 5  # sequence number, event id, incident id; two keys
         async with store.writing():
             async with store.bulk_loading():
                 assert await self.indexes(store) == []

@@ -9,12 +9,14 @@ at the offsets the replay stored (its log says where), not from the start.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from dispatch.simulation import SimulationPlan, simulate_lines, write_jsonl
@@ -45,6 +47,22 @@ def write(path: Path, lines: list[bytes]) -> Path:
     return path
 
 
+def event_log_keys(dsn: str) -> list[str]:
+    """The event log's index definitions, then its key constraints."""
+    async def read() -> list[str]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            indexes = await conn.fetch("SELECT indexdef FROM pg_indexes "
+                                       "WHERE tablename = 'event_log' ORDER BY indexname")
+            keys = await conn.fetch(
+                "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = 'event_log'::regclass ORDER BY conname")
+            return [r[0] for r in (*indexes, *keys)]
+        finally:
+            await conn.close()
+    return asyncio.run(read())
+
+
 def test_replay_then_worker_continues_exactly(stack: Stack, tmp_path: Path) -> None:
     lines = history(tmp_path)
     half = len(lines) // 2
@@ -59,6 +77,13 @@ def test_replay_then_worker_continues_exactly(stack: Stack, tmp_path: Path) -> N
     assert stack.report_from_store() == embedded_report(first_part)
     assert rejects.read_text().count("\n") == json.loads(
         embedded_report(first_part))["rejected_events"] > 0
+    # The replay set the event log's indexes aside while it copied: they are back, as
+    # the migrations define them.
+    assert event_log_keys(stack.pg_dsn) == [
+        "CREATE UNIQUE INDEX event_log_event_id_key ON public.event_log USING btree (event_id)",
+        "CREATE INDEX event_log_incident ON public.event_log USING btree (incident_id)",
+        "CREATE UNIQUE INDEX event_log_pkey ON public.event_log USING btree (seq)",
+        "event_log_event_id_key UNIQUE (event_id)", "event_log_pkey PRIMARY KEY (seq)"]
 
     # The live store's data is not overwritten: a second replay into it is refused.
     again = stack.run("replay", "--from-topic", "--store", stack.pg_dsn, check=False)

@@ -291,6 +291,20 @@ class TestPostgresStore(StoreContract):
         assert await store.positions("c") == {("src", 0): 10}
         assert await store.totals() == {("", "", "2026-07-01"): vector(calls=1, incidents=1)}
 
+    async def test_readers_of_the_event_log_wait_for_a_bulk_load(
+            self, store: ProjectionStore) -> None:
+        reader = store.sibling()
+        assert isinstance(reader, PostgresStore)
+        async with reader:
+            await reader.conn.execute("SET lock_timeout = '200ms'")
+            async with store.writing():
+                async with store.bulk_loading():
+                    await store.stage(commit(1))
+                    with pytest.raises(StoreError, match="lock timeout"):
+                        await reader.event_count()
+                await store.finish()
+            assert await reader.event_count() == 1
+
     async def test_bulk_loading_is_undone_with_its_block(self, store: ProjectionStore) -> None:
         before = await self.indexes(store)
         with pytest.raises(ZeroDivisionError):

@@ -19,8 +19,9 @@ import mmap
 import threading
 from array import array
 from collections.abc import Sequence
+from itertools import accumulate
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, overload
 
 from projections.ports import Record
 from projections.runners.files import file_source
@@ -171,8 +172,51 @@ class RecordRows:
         return Record(self.source, self.partitions[at], self.next_positions[at],
                       self.values[at])
 
+    def spill(self, path: Path) -> None:
+        """Move the values out of memory into the new file ``path`` (one after another,
+        as they are), to be read back from there by ``record``; ``close`` lets the
+        file go. What the rows are does not change."""
+        self.values = _SpilledValues(self.values, path)
+
     def close(self) -> None:
-        """Nothing to release."""
+        """Let go of the file the values were spilled to, if any."""
+        if isinstance(self.values, _SpilledValues):
+            self.values.close()
+
+
+class _SpilledValues(Sequence[bytes]):
+    """Values kept in a file, one after another, and read back by position."""
+
+    def __init__(self, values: Sequence[bytes], path: Path) -> None:
+        self._ends = array("q", accumulate(map(len, values)))
+        with path.open("xb") as out:
+            out.write(b"".join(values))
+        self._map: mmap.mmap | None = None
+        if self._ends and self._ends[-1]:
+            with path.open("rb") as stored:
+                self._map = mmap.mmap(stored.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @overload
+    def __getitem__(self, at: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, at: slice) -> list[bytes]: ...
+
+    def __getitem__(self, at: int | slice) -> bytes | list[bytes]:
+        if isinstance(at, slice):
+            return [self[n] for n in range(*at.indices(len(self)))]
+        if at < 0:
+            at += len(self)
+        end = self._ends[at]  # IndexError out of range
+        start = self._ends[at - 1] if at else 0
+        return b"" if self._map is None else self._map[start:end]
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()  # reading on raises ValueError
 
 
 _WRITE_CHUNK = 50_000

@@ -21,18 +21,22 @@ Contract (``projections.runners.replay``'s, for a fresh store, with these differ
   raised out of the store's write block, so a store with transactions is left
   empty and the caller can replay by the exact path instead (rejected messages are
   reported only after the last chunk, so none is reported twice);
-- the messages are held in memory (and written to a temporary file per chunk for
-  DuckDB).
+- a chunk's messages are held in memory until it is validated (and written to a
+  temporary file for DuckDB); then their bytes move to a file of a temporary folder,
+  where a later copy of an event is compared with its first copy. What stays in
+  memory grows with the accepted events (DuckDB's table of them), not their bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import tempfile
 import time
 from array import array
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from projections.columnar import ColumnarEvents, add_records, columnar_records, fold_columnar
@@ -69,9 +73,11 @@ async def replay_columnar(store: ProjectionStore, log: PartitionedLog, consumer:
     # cyclic collector walk them again and again (the read took 13 s instead of 6).
     collecting = gc.isenabled()
     gc.disable()
+    loaded: list[RecordRows] = []
     try:
-        return await _replay(store, log, consumer, summary, on_rejected, dead_letters,
-                             progress, clock, chunk)
+        with _spilling(loaded) as folder:
+            return await _replay(store, log, consumer, summary, loaded, folder, on_rejected,
+                                 dead_letters, progress, clock, chunk)
     finally:
         if collecting:
             gc.enable()
@@ -88,12 +94,13 @@ def validate_log(log: PartitionedLog, summary: ReplaySummary,
     refused: list[Rejected] = []
     now = clock()
     try:
-        for messages in log.read(summary.start, summary.stop, chunk):
-            rejected, _ = _add_chunk(messages, events, loaded, log.topic, now)
-            refused += rejected
-            summary.messages += len(messages)
-            if progress is not None:
-                progress(summary)
+        with _spilling(loaded) as folder:
+            for messages in log.read(summary.start, summary.stop, chunk):
+                rejected, _ = _add_chunk(messages, events, loaded, log.topic, now, folder)
+                refused += rejected
+                summary.messages += len(messages)
+                if progress is not None:
+                    progress(summary)
     except BaseException:
         events.db.close()
         raise
@@ -104,14 +111,14 @@ def validate_log(log: PartitionedLog, summary: ReplaySummary,
 
 
 async def _replay(store: ProjectionStore, log: PartitionedLog, consumer: str,
-                  summary: ReplaySummary, on_rejected: Callable[[Rejected], None] | None,
+                  summary: ReplaySummary, loaded: list[RecordRows], folder: Path,
+                  on_rejected: Callable[[Rejected], None] | None,
                   dead_letters: DeadLetters | None, progress: Progress | None,
                   clock: Callable[[], int], chunk: int) -> ReplaySummary:
     phases = summary.phases = dict.fromkeys(("read", "validate", "fold", "store"), 0.0)
     loop = asyncio.get_running_loop()
     events = columnar_records()
     chunks = iter(log.read(summary.start, summary.stop, chunk))
-    loaded: list[RecordRows] = []
     now = clock()  # for messages whose log keeps no timestamp: when they were read
     # Nobody follows a store being rebuilt: no change log (as the exact replay).
     keep_changes, store.change_log = store.change_log, False
@@ -123,7 +130,8 @@ async def _replay(store: ProjectionStore, log: PartitionedLog, consumer: str,
             try:
                 async with store.bulk_loading():
                     staging = await _stage_chunks(store, chunks, events, loaded, log.topic,
-                                                  now, consumer, summary, refused, progress)
+                                                  now, folder, consumer, summary, refused,
+                                                  progress)
                     _step(summary, "folding", progress)
                     # The fold (DuckDB) runs while the store copies the last chunk and
                     # builds the event log's indexes.
@@ -158,8 +166,9 @@ async def _replay(store: ProjectionStore, log: PartitionedLog, consumer: str,
 
 async def _stage_chunks(store: ProjectionStore, chunks: Iterator[list[LogMessage]],
                         events: ColumnarEvents, loaded: list[RecordRows], topic: str, now: int,
-                        consumer: str, summary: ReplaySummary, refused: list[Rejected],
-                        progress: Progress | None) -> asyncio.Future[None] | None:
+                        folder: Path, consumer: str, summary: ReplaySummary,
+                        refused: list[Rejected], progress: Progress | None
+                        ) -> asyncio.Future[None] | None:
     """Every chunk read and validated, and its event-log rows staged in ``store``: the
     staging of the last chunk is returned still running (None without chunks)."""
     loop = asyncio.get_running_loop()
@@ -170,7 +179,7 @@ async def _stage_chunks(store: ProjectionStore, chunks: Iterator[list[LogMessage
             # The next chunk is read and validated on a thread (DuckDB releases the
             # interpreter lock) while the store copies the previous one.
             item = await loop.run_in_executor(None, _next_chunk, chunks, events, loaded,
-                                              topic, now, phases)
+                                              topic, now, folder, phases)
             if item is None:
                 return staging
             logged, updates, rejected, read = item
@@ -199,7 +208,8 @@ async def _settle(work: asyncio.Future[Any] | None, *, cancel: bool = False) -> 
 
 
 def _next_chunk(chunks: Iterator[list[LogMessage]], events: ColumnarEvents,
-                loaded: list[RecordRows], topic: str, now: int, phases: dict[str, float]
+                loaded: list[RecordRows], topic: str, now: int, folder: Path,
+                phases: dict[str, float]
                 ) -> tuple[list[LoggedEvent], dict[str, int], list[Rejected], int] | None:
     """The next chunk of the log read and validated into ``events``: its new event-log
     rows, the known times of earlier rows it moved, its rejected messages, its size."""
@@ -210,9 +220,8 @@ def _next_chunk(chunks: Iterator[list[LogMessage]], events: ColumnarEvents,
     if messages is None:
         return None
     base = events.lines
-    rejected, updates = _add_chunk(messages, events, loaded, topic, now)
-    values = loaded[-1].values
-    logged = [LoggedEvent(eid, iid, typ, ts, values[n - base - 1], known)
+    rejected, updates = _add_chunk(messages, events, loaded, topic, now, folder)
+    logged = [LoggedEvent(eid, iid, typ, ts, messages[n - base - 1].value, known)
               for n, eid, iid, typ, ts, known in events.db.execute(
                   f"SELECT n, eid, iid, typ, ts, known FROM facts WHERE n > {base} "
                   "ORDER BY n").fetchall()]
@@ -221,10 +230,10 @@ def _next_chunk(chunks: Iterator[list[LogMessage]], events: ColumnarEvents,
 
 
 def _add_chunk(messages: list[LogMessage], events: ColumnarEvents, loaded: list[RecordRows],
-               topic: str, now: int) -> tuple[list[Rejected], dict[str, int]]:
-    """``add_records`` of the messages (appended to ``loaded``); an event without
-    ``recorded_at`` is known at its message's log timestamp, or at ``now`` when the
-    log keeps none."""
+               topic: str, now: int, folder: Path) -> tuple[list[Rejected], dict[str, int]]:
+    """``add_records`` of the messages (appended to ``loaded``, their bytes then spilled
+    to ``folder``); an event without ``recorded_at`` is known at its message's log
+    timestamp, or at ``now`` when the log keeps none."""
     rows = RecordRows(topic, [m.value for m in messages],
                       array("q", [m.partition for m in messages]),
                       array("q", [m.offset + 1 for m in messages]), row_base=events.lines)
@@ -232,7 +241,20 @@ def _add_chunk(messages: list[LogMessage], events: ColumnarEvents, loaded: list[
                            for m in messages])
     found = add_records(events, rows, recorded, loaded)
     loaded.append(rows)
+    rows.spill(folder / f"{rows.row_base}.values")
     return found
+
+
+@contextmanager
+def _spilling(loaded: list[RecordRows]) -> Iterator[Path]:
+    """A temporary folder for the bytes of the chunks in ``loaded``, removed (and the
+    chunks' files let go) at the end."""
+    with tempfile.TemporaryDirectory(prefix="dispatch-replay-") as folder:
+        try:
+            yield Path(folder)
+        finally:
+            for rows in loaded:
+                rows.close()
 
 
 async def _timed(work: Awaitable[None], phases: dict[str, float]) -> None:

@@ -100,3 +100,29 @@ def test_record_rows_write_one_line_per_message_and_give_it_back(
     assert rows.nul_rows == [n for n, v in enumerate(values, start=1) if b"\\u0000" in v]
     with pytest.raises(IndexError):
         rows.record(len(values) + 1)
+
+
+@given(st.lists(st.lists(PIECES | st.just(b"\n"), max_size=5).map(b"".join), max_size=12),
+       st.integers(0, 50))
+def test_spilled_record_rows_give_back_every_message(values: list[bytes], base: int) -> None:
+    """Spilled to a file, the rows are what they were: each record, its bytes, the count,
+    the NUL rows; once closed, they are not read any more."""
+    partitions = [n % 3 for n in range(len(values))]
+    positions = [10 + n for n in range(len(values))]
+    rows = RecordRows("topic", list(values), partitions, positions, row_base=base)
+    before = [rows.record(n) for n in range(base + 1, base + len(values) + 1)]
+    nul_rows = rows.nul_rows
+    with tempfile.TemporaryDirectory() as tmp:
+        rows.spill(Path(tmp) / "rows.values")
+        assert [rows.record(n) for n in range(base + 1, base + len(values) + 1)] == before
+        assert [r.raw for r in before] == values
+        assert rows.rows == len(values) and rows.nul_rows == nul_rows
+        assert list(rows.values[1:]) == values[1:] and list(rows.values) == values
+        if values:
+            assert rows.values[-1] == values[-1]
+        with pytest.raises(IndexError):
+            rows.record(base + len(values) + 1)
+        rows.close()
+        if any(values):
+            with pytest.raises(ValueError):
+                rows.record(base + 1)

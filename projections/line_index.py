@@ -210,7 +210,9 @@ class _SpilledValues(Sequence[bytes]):
             return [self[n] for n in range(*at.indices(len(self)))]
         if at < 0:
             at += len(self)
-        end = self._ends[at]  # IndexError out of range
+        if not 0 <= at < len(self):
+            raise IndexError(at)
+        end = self._ends[at]
         start = self._ends[at - 1] if at else 0
         return b"" if self._map is None else self._map[start:end]
 

@@ -122,6 +122,8 @@ def test_spilled_record_rows_give_back_every_message(values: list[bytes], base: 
             assert rows.values[-1] == values[-1]
         with pytest.raises(IndexError):
             rows.record(base + len(values) + 1)
+        with pytest.raises(IndexError):
+            rows.values[-len(values) - 1]
         rows.close()
         if any(values):
             with pytest.raises(ValueError):

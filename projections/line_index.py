@@ -190,7 +190,7 @@ class _SpilledValues(Sequence[bytes]):
     def __init__(self, values: Sequence[bytes], path: Path) -> None:
         self._ends = array("q", accumulate(map(len, values)))
         with path.open("xb") as out:
-            out.write(b"".join(values))
+            out.writelines(values)  # no joined copy of the chunk in memory
         self._map: mmap.mmap | None = None
         if self._ends and self._ends[-1]:
             with path.open("rb") as stored:

@@ -88,7 +88,8 @@ def validate_log(log: PartitionedLog, summary: ReplaySummary,
                  chunk: int = READ_CHUNK) -> tuple[ColumnarEvents, list[Rejected]]:
     """Every message from ``summary.start`` up to ``summary.stop``, read and validated
     as the replay does (no store): the accepted events, and the rejected messages in
-    log order. Counts ``summary.messages`` and ``summary.accepted`` as it reads."""
+    log order. Counts ``summary.messages`` as it reads, and what was accepted,
+    duplicated, rejected and conflicting at the end."""
     events = columnar_records()
     loaded: list[RecordRows] = []
     refused: list[Rejected] = []
@@ -105,8 +106,7 @@ def validate_log(log: PartitionedLog, summary: ReplaySummary,
         events.db.close()
         raise
     summary.accepted = events.db.execute("SELECT count(*) FROM facts").fetchall()[0][0]
-    summary.duplicates, summary.conflicts = events.duplicates, events.conflicts
-    summary.rejected = events.rejected
+    _count(summary, events)
     return events, refused
 
 
@@ -158,10 +158,15 @@ async def _replay(store: ProjectionStore, log: PartitionedLog, consumer: str,
         close = getattr(chunks, "close", None)  # a generator: its reader lets go now
         if close is not None:
             close()
-    summary.duplicates, summary.conflicts = events.duplicates, events.conflicts
-    summary.rejected = events.rejected
+    _count(summary, events)
     _step(summary, "done", progress)
     return summary
+
+
+def _count(summary: ReplaySummary, events: ColumnarEvents) -> None:
+    """The duplicates, conflicts and rejected messages ``events`` met, into ``summary``."""
+    summary.duplicates, summary.conflicts = events.duplicates, events.conflicts
+    summary.rejected = events.rejected
 
 
 async def _stage_chunks(store: ProjectionStore, chunks: Iterator[list[LogMessage]],

@@ -166,8 +166,7 @@ class SqliteStore(ProjectionStore):
         try:
             # The busy timeout first: the other pragmas may wait for another process.
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal()
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA cache_size=-262144")  # 256 MiB page cache: big batches stay hot
             self._migrate()
@@ -175,6 +174,28 @@ class SqliteStore(ProjectionStore):
             self._db = None
             db.close()
             raise self._error(exc) from None
+
+    def _use_wal(self) -> None:
+        """Put the file in WAL mode, waiting for other processes that have it open.
+
+        SQLite does not call the busy handler when the switch to WAL finds the file
+        in use: ``PRAGMA journal_mode=WAL`` fails at once with ``SQLITE_BUSY`` while
+        another process is creating the same new store. So this retries, looking
+        again each time whether the other process has switched it already.
+        """
+        db = self.db
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.005)
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
         """One line for people: which store, and what is wrong with it."""

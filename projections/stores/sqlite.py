@@ -355,7 +355,9 @@ class SqliteStore(ProjectionStore):
                     db.execute("BEGIN IMMEDIATE")
                     return
                 except sqlite3.OperationalError as exc:
-                    if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                    # The extended codes count too: SQLITE_BUSY_RECOVERY is another
+                    # process rebuilding the WAL index after a killed writer.
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
                         raise self._error(exc) from None
                 if time.monotonic() > deadline:
                     raise StoreError(f"store {self.path}: another process held the write "

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -134,27 +133,3 @@ def test_stores_opened_at_once_apply_each_missing_migration_once(
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM lower_table").fetchone()[0] == 1
 
-
-def test_a_new_store_opens_while_another_process_writes_the_file_first(
-        tmp_path: Path) -> None:
-    """Two processes creating one store: the other one is mid-write, still in
-    rollback-journal mode. SQLite fails the switch to WAL at once there (the busy
-    timeout is not consulted), so opening must wait for that write, not fail."""
-    path = tmp_path / "fresh.db"
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
-    other.execute("CREATE TABLE first_writer (x)")
-    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
-    released = threading.Timer(0.3, lambda: other.execute("COMMIT"))
-    began = time.monotonic()
-    released.start()
-    try:
-        open_and_close(path)
-        waited = time.monotonic() - began
-    finally:
-        released.join()
-        other.close()
-    assert waited >= 0.3  # it did meet the other writer's lock, and waited for it
-    with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert recorded(path) == [number for number, _n, _s in SHIPPED]

@@ -51,6 +51,9 @@ Steps and what each one measures
    report; a poller reads ``positions`` every ``--poll-ms`` ms; a message is
    seen at the end of the first poll whose stored next_position is above its
    offset. Latency = seen - sent (and broker ack - sent, for the producer part).
+   Meanwhile ``bench/flush_probe.py`` times an 8 kB ``fdatasync`` every
+   ``--flush-probe-ms`` in ``--flush-probe DIR``, and the step counts the late
+   messages (over 250 ms) that were in flight while a flush took over 100 ms.
 6. **Profile.** ``python -m cProfile -o ... -m dispatch.cli worker`` on the
    main topic with fresh read models, SIGINT after ``--profile-events``
    committed events; own time summed by package, and the top functions by
@@ -99,9 +102,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from figures import CLK_TCK, cpu_of  # bench/figures.py  # noqa: E402
+from flush_probe import FlushProbe, late_explained  # bench/flush_probe.py  # noqa: E402
 
 PY = sys.executable
 BENCH_DB = "dispatch_bench"
+LATE_S = 0.25
+"""The latency target: a message seen later than this after its send is late."""
+STALL_S = 0.1
+"""A probe flush that took longer than this is a stall of the disk."""
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -1033,15 +1041,19 @@ class Bench:
                 await asyncio.sleep(max(0.0, interval - (time.perf_counter() - t0)))
 
         thread = threading.Thread(target=producer_thread, name="bench-producer")
-        thread.start()
-        self.pg.run(poller())
-        thread.join()
+        probe = FlushProbe(self.args.flush_probe or self.workdir,
+                           self.args.flush_probe_ms / 1000)
+        with probe if self.args.flush_probe_ms > 0 else contextlib.nullcontext(probe):
+            thread.start()
+            self.pg.run(poller())
+            thread.join()
         busy = busy_share(before, machine_cpu())
         worker_cpu = (cpu_of(proc.pid) or 0.0) - cpu_before
         stop(proc)
         if failures:
             raise RuntimeError(f"{len(failures)} deliveries failed: {failures[0]}")
         latencies, ack_latencies, unseen = [], [], 0
+        late: list[tuple[float, float]] = []
         for partition, offset, sent, ack in acked:
             positions, times = history[partition]
             k = bisect.bisect_right(positions, offset)
@@ -1050,6 +1062,8 @@ class Bench:
                 continue
             latencies.append(times[k] - sent)
             ack_latencies.append(ack - sent)
+            if times[k] - sent > LATE_S:
+                late.append((sent, times[k]))
         latencies.sort()
         ack_latencies.sort()
         gaps = sorted(b[0] - a[0] for a, b in itertools.pairwise(polls))
@@ -1071,6 +1085,10 @@ class Bench:
             "worker_cpu_share": worker_cpu / timing["send_seconds"],
             "machine_busy": busy, "load": os.getloadavg(),
             "producer": "make_producer(): linger.ms=20, lz4, acks=all, idempotent",
+            "late_ms": LATE_S * ms, "late": len(late),
+            "flush": probe.summary(STALL_S) | {
+                "folder": str(probe.folder),
+                "late_in_a_stall": late_explained(late, probe.stalls(STALL_S))},
         }
         self.results[label] = result
         say(f"  p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f}, p99 "
@@ -1328,6 +1346,16 @@ def table(results: dict[str, Any]) -> str:
             f"{lat['commits_seen']} position changes")
         row("worker CPU while at this rate", f"{lat['worker_cpu_share']:.0%} of a core",
             f"machine busy {lat['machine_busy']:.0%}")
+        flush = lat.get("flush", {})
+        if flush.get("flushes"):
+            row("disk flush (8 kB fdatasync) p50 / p99 / max",
+                f"{flush['p50_ms']:.1f}/{flush['p99_ms']:.0f}/{flush['max_ms']:.0f} ms",
+                f"{flush['flushes']:,.0f} flushes in {flush['folder']}, "
+                f"{flush['stalls']:.0f} over {flush['stall_ms']:.0f} ms")
+            row(f"messages over {lat['late_ms']:.0f} ms / of them during a stall",
+                f"{lat['late']:,} / {flush['late_in_a_stall']:,}",
+                "in flight while some flush took over "
+                f"{flush['stall_ms']:.0f} ms")
     prof = results.get("profile")
     if prof and "top_tottime" in prof:
         lines.append(f"\n6. cProfile, main thread only ({prof['events']:,} events at "
@@ -1388,6 +1416,11 @@ def main() -> int:
     parser.add_argument("--latency-rate", type=int, default=2000)
     parser.add_argument("--latency-seconds", type=int, default=60)
     parser.add_argument("--poll-ms", type=float, default=5.0)
+    parser.add_argument("--flush-probe", type=Path, metavar="DIR",
+                        help="latency step: time disk flushes in DIR, on the file system "
+                             "of PostgreSQL's WAL (default: the work directory)")
+    parser.add_argument("--flush-probe-ms", type=float, default=20.0,
+                        help="one probe flush every this many ms; 0: no probe")
     parser.add_argument("--profile-events", type=int, default=200_000)
     parser.add_argument("--skip-report-check", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800.0,

@@ -178,10 +178,11 @@ class SqliteStore(ProjectionStore):
     def _use_wal(self) -> None:
         """Put the file in WAL mode, waiting for other processes that have it open.
 
-        SQLite does not call the busy handler when the switch to WAL finds the file
-        in use: ``PRAGMA journal_mode=WAL`` fails at once with ``SQLITE_BUSY`` while
-        another process is creating the same new store. So this retries, looking
-        again each time whether the other process has switched it already.
+        While another connection writes a file that is still in rollback-journal
+        mode (another process creating the same new store), ``PRAGMA
+        journal_mode=WAL`` fails at once with ``SQLITE_BUSY``: SQLite does not call
+        the busy handler there. So this retries for up to the busy timeout, looking
+        again each time whether the other process has switched the file already.
         """
         db = self.db
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000

@@ -104,6 +104,13 @@ WRITE_LOCK_PATIENCE_S = 600.0
 """How long ``writing()`` keeps trying for the write lock before giving up."""
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Another connection holds a lock ``exc`` met: ``SQLITE_BUSY`` or one of its
+    extended codes (``SQLITE_BUSY_RECOVERY``: another process rebuilding the WAL
+    index after a killed writer)."""
+    return exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+
+
 def _alert_entry(row: Sequence[Any]) -> AlertEntry:
     seq, alert_id, incident_id, payload, sent_us, withheld = row
     return AlertEntry(seq, alert_id, incident_id, payload, sent_us, bool(withheld))
@@ -192,9 +199,7 @@ class SqliteStore(ProjectionStore):
                     db.execute("PRAGMA journal_mode=WAL")
                 return
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                    raise
-                if time.monotonic() > deadline:
+                if not _busy(exc) or time.monotonic() > deadline:
                     raise
             time.sleep(0.005)
 
@@ -356,9 +361,7 @@ class SqliteStore(ProjectionStore):
                     db.execute("BEGIN IMMEDIATE")
                     return
                 except sqlite3.OperationalError as exc:
-                    # The extended codes count too: SQLITE_BUSY_RECOVERY is another
-                    # process rebuilding the WAL index after a killed writer.
-                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                    if not _busy(exc):
                         raise self._error(exc) from None
                 if time.monotonic() > deadline:
                     raise StoreError(f"store {self.path}: another process held the write "
